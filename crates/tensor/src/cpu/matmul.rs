@@ -1,0 +1,78 @@
+//! Matrix products through the `gemm` crate, which takes arbitrary strides, so transposes cost
+//! nothing: a transposed operand is the same memory read with its strides swapped.
+
+use crate::backend::Gemm;
+use gemm::Parallelism;
+use rayon::prelude::*;
+
+/// Products smaller than this many multiply-adds run on one thread.
+const PARALLEL_MACS: usize = 1 << 18;
+
+/// Elements each operand of `g` must hold: (A, B, C).
+pub fn operand_lens(g: &Gemm) -> (usize, usize, usize) {
+    let last = g.batch.saturating_sub(1);
+    (
+        last * g.stride_a + g.m * g.k,
+        last * g.stride_b + g.k * g.n,
+        last * g.stride_c + g.m * g.n,
+    )
+}
+
+pub fn gemm(g: &Gemm, a: &[f32], b: &[f32], c: &mut [f32], bias: Option<&[f32]>, threads: usize) {
+    let macs = g.m * g.n * g.k;
+    if g.batch > 1 && macs < PARALLEL_MACS {
+        // Many small products (attention-sized): one product per task.
+        let c_ptr = SendPtr(c.as_mut_ptr());
+        (0..g.batch).into_par_iter().for_each(|i| {
+            let c_ptr = c_ptr;
+            // SAFETY: batches write disjoint `stride_c`-spaced blocks (checked by `operand_lens`).
+            unsafe { single(g, a.as_ptr().add(i * g.stride_a), b.as_ptr().add(i * g.stride_b), c_ptr.0.add(i * g.stride_c), Parallelism::None) };
+        });
+    } else {
+        let par = if macs >= PARALLEL_MACS && threads > 1 { Parallelism::Rayon(threads) } else { Parallelism::None };
+        for i in 0..g.batch {
+            // SAFETY: lengths checked by the caller against `operand_lens`.
+            unsafe { single(g, a.as_ptr().add(i * g.stride_a), b.as_ptr().add(i * g.stride_b), c.as_mut_ptr().add(i * g.stride_c), par) };
+        }
+    }
+    if let Some(bias) = bias {
+        for i in 0..g.batch {
+            let block = &mut c[i * g.stride_c..i * g.stride_c + g.m * g.n];
+            block.par_chunks_mut(g.n * 64).for_each(|rows| {
+                for row in rows.chunks_mut(g.n) {
+                    row.iter_mut().zip(bias).for_each(|(x, b)| *x += b);
+                }
+            });
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct SendPtr(*mut f32);
+unsafe impl Send for SendPtr {}
+unsafe impl Sync for SendPtr {}
+
+/// One product at raw pointers: row-major C `[m, n]`, A and B row-major unless transposed.
+unsafe fn single(g: &Gemm, a: *const f32, b: *const f32, c: *mut f32, par: Parallelism) {
+    // (column stride, row stride) of op(A) [m, k] and op(B) [k, n].
+    let (a_cs, a_rs) = if g.trans_a { (g.m as isize, 1) } else { (1, g.k as isize) };
+    let (b_cs, b_rs) = if g.trans_b { (g.k as isize, 1) } else { (1, g.n as isize) };
+    // gemm computes dst = alpha·dst + beta·lhs·rhs, reading dst only when asked to.
+    gemm::gemm(
+        g.m, g.n, g.k, c, 1, g.n as isize, g.accumulate, a, a_cs, a_rs, b, b_cs, b_rs, 1.0, g.alpha, false, false,
+        false, par,
+    );
+}
+
+/// `dbias[j] += Σ_i dout[i, j]`, split over column blocks so threads never share an output.
+pub fn bias_backward(dbias: &mut [f32], dout: &[f32], rows: usize, cols: usize) {
+    const COLS_PER_TASK: usize = 64;
+    dbias[..cols].par_chunks_mut(COLS_PER_TASK).enumerate().for_each(|(block, db)| {
+        let start = block * COLS_PER_TASK;
+        let mut acc = vec![0.0f32; db.len()];
+        for row in dout[..rows * cols].chunks_exact(cols) {
+            acc.iter_mut().zip(&row[start..start + db.len()]).for_each(|(a, d)| *a += d);
+        }
+        db.iter_mut().zip(acc).for_each(|(b, a)| *b += a);
+    });
+}

@@ -1,0 +1,396 @@
+//! The CPU backend: f32 everywhere, GEMMs through the `gemm` crate, everything else through rayon.
+//!
+//! Each op resolves its handles to slices and calls a plain function in one of the files below;
+//! those functions know nothing about handles, so they read like the math they implement.
+
+mod attention;
+mod elementwise;
+mod images;
+mod losses;
+mod matmul;
+mod norm;
+mod optim;
+mod tokens;
+
+use crate::backend::{AdamW, AttentionShape, Backend, Gemm, ParamGroup, PatchOrder, PatchShape, Sgd};
+use crate::{Indices, Tensor};
+
+/// Rows of work below which splitting across threads costs more than it saves.
+const MIN_ROWS_PER_TASK: usize = 16;
+
+pub struct CpuBackend {
+    pool: rayon::ThreadPool,
+    threads: usize,
+    buffers: Vec<Option<Vec<f32>>>,
+    index_buffers: Vec<Vec<i32>>,
+}
+
+impl CpuBackend {
+    /// A backend running on `threads` worker threads (0: one per available core).
+    pub fn new(threads: usize) -> CpuBackend {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("rekindle-cpu-{i}"))
+            .build()
+            .expect("cannot start the CPU worker threads");
+        let threads = pool.current_num_threads();
+        CpuBackend { pool, threads, buffers: Vec::new(), index_buffers: Vec::new() }
+    }
+
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    fn ptr(&self, t: Tensor) -> *mut f32 {
+        let buffer = self.buffers[t.buffer as usize].as_ref().expect("use of a freed buffer");
+        assert!(t.offset + t.len <= buffer.len(), "view {t:?} outside its buffer of {}", buffer.len());
+        // The buffer is never resized while views exist, so the pointer stays valid.
+        unsafe { (buffer.as_ptr() as *mut f32).add(t.offset) }
+    }
+
+    /// Read access to a view.
+    fn r(&self, t: Tensor) -> &'static [f32] {
+        // SAFETY: `ptr` bounds-checks the view. The 'static lifetime is confined to one op call:
+        // op implementations never keep slices past their return, and buffers are only freed by
+        // `free`, which needs `&mut self` and so cannot run during an op.
+        unsafe { std::slice::from_raw_parts(self.ptr(t), t.len) }
+    }
+
+    /// Write access to a view. Every op wrapper first checks with `disjoint` that its outputs
+    /// overlap none of its other operands.
+    #[allow(clippy::mut_from_ref)]
+    fn w(&self, t: Tensor) -> &'static mut [f32] {
+        // SAFETY: as for `r`; exclusivity of output views is part of every op's contract.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr(t), t.len) }
+    }
+
+    fn idx(&self, i: Indices) -> &[i32] {
+        &self.index_buffers[i.buffer as usize][i.offset..i.offset + i.len]
+    }
+
+    fn run<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        self.pool.install(f)
+    }
+}
+
+/// Panics when an output view overlaps an input view (an aliasing bug in the caller).
+fn disjoint(outputs: &[Tensor], inputs: &[Tensor]) {
+    for (i, o) in outputs.iter().enumerate() {
+        for x in inputs.iter().chain(&outputs[i + 1..]) {
+            assert!(!o.overlaps(*x), "output view {o:?} overlaps operand {x:?}");
+        }
+    }
+}
+
+fn check_len(t: Tensor, len: usize, what: &str) {
+    assert!(t.len >= len, "{what}: view of {} elements, op needs {len}", t.len);
+}
+
+impl Backend for CpuBackend {
+    fn name(&self) -> String {
+        format!("cpu ({} threads)", self.threads)
+    }
+
+    fn alloc(&mut self, len: usize) -> Tensor {
+        let slot = self.buffers.iter().position(Option::is_none);
+        let data = Some(vec![0.0; len]);
+        let buffer = match slot {
+            Some(i) => {
+                self.buffers[i] = data;
+                i
+            }
+            None => {
+                self.buffers.push(data);
+                self.buffers.len() - 1
+            }
+        };
+        Tensor { buffer: buffer as u32, offset: 0, len }
+    }
+
+    fn alloc_indices(&mut self, len: usize) -> Indices {
+        self.index_buffers.push(vec![0; len]);
+        Indices { buffer: (self.index_buffers.len() - 1) as u32, offset: 0, len }
+    }
+
+    fn free(&mut self, whole: Tensor) {
+        let slot = &mut self.buffers[whole.buffer as usize];
+        let len = slot.as_ref().map(Vec::len);
+        assert!(whole.offset == 0 && len == Some(whole.len), "free() needs a whole, live buffer");
+        *slot = None;
+    }
+
+    fn upload(&mut self, dst: Tensor, src: &[f32]) {
+        assert_eq!(dst.len, src.len(), "upload length");
+        self.w(dst).copy_from_slice(src);
+    }
+
+    fn upload_indices(&mut self, dst: Indices, src: &[i32]) {
+        assert_eq!(dst.len, src.len(), "upload length");
+        self.index_buffers[dst.buffer as usize][dst.offset..dst.offset + dst.len].copy_from_slice(src);
+    }
+
+    fn download(&mut self, src: Tensor, dst: &mut [f32]) {
+        assert_eq!(src.len, dst.len(), "download length");
+        dst.copy_from_slice(self.r(src));
+    }
+
+    fn fill(&mut self, dst: Tensor, value: f32) {
+        let d = self.w(dst);
+        self.run(|| elementwise::fill(d, value));
+    }
+
+    fn copy(&mut self, dst: Tensor, src: Tensor) {
+        assert_eq!(dst.len, src.len, "copy length");
+        disjoint(&[dst], &[src]);
+        let (d, s) = (self.w(dst), self.r(src));
+        self.run(|| elementwise::copy(d, s));
+    }
+
+    fn gemm(&mut self, g: &Gemm) {
+        let (sa, sb, sc) = matmul::operand_lens(g);
+        check_len(g.a, sa, "gemm A");
+        check_len(g.b, sb, "gemm B");
+        check_len(g.c, sc, "gemm C");
+        disjoint(&[g.c], &[g.a, g.b]);
+        let bias = g.bias.map(|b| {
+            check_len(b, g.n, "gemm bias");
+            self.r(b)
+        });
+        let (a, b, c) = (self.r(g.a), self.r(g.b), self.w(g.c));
+        let threads = self.threads;
+        self.run(|| matmul::gemm(g, a, b, c, bias, threads));
+    }
+
+    fn bias_backward(&mut self, dbias: Tensor, dout: Tensor, rows: usize, cols: usize) {
+        check_len(dout, rows * cols, "bias_backward dout");
+        disjoint(&[dbias], &[dout]);
+        let (db, d) = (self.w(dbias), self.r(dout));
+        self.run(|| matmul::bias_backward(db, d, rows, cols));
+    }
+
+    fn add_assign(&mut self, dst: Tensor, src: Tensor) {
+        assert_eq!(dst.len, src.len, "add_assign length");
+        disjoint(&[dst], &[src]);
+        let (d, s) = (self.w(dst), self.r(src));
+        self.run(|| elementwise::add_assign(d, s));
+    }
+
+    fn add_rows(&mut self, x: Tensor, table: Tensor, rows: usize, width: usize) {
+        check_len(table, rows * width, "add_rows table");
+        disjoint(&[x], &[table]);
+        let (xs, t) = (self.w(x), self.r(table));
+        self.run(|| elementwise::add_rows(xs, &t[..rows * width]));
+    }
+
+    fn gelu_forward(&mut self, out: Tensor, inp: Tensor) {
+        assert_eq!(out.len, inp.len, "gelu length");
+        disjoint(&[out], &[inp]);
+        let (o, i) = (self.w(out), self.r(inp));
+        self.run(|| elementwise::gelu_forward(o, i));
+    }
+
+    fn gelu_backward(&mut self, dinp: Tensor, inp: Tensor, dout: Tensor) {
+        assert!(dinp.len == inp.len && inp.len == dout.len, "gelu_backward length");
+        disjoint(&[dinp], &[inp, dout]);
+        let (di, i, d) = (self.w(dinp), self.r(inp), self.r(dout));
+        self.run(|| elementwise::gelu_backward(di, i, d));
+    }
+
+    fn layernorm_forward(
+        &mut self,
+        out: Tensor,
+        mean: Tensor,
+        rstd: Tensor,
+        inp: Tensor,
+        weight: Tensor,
+        bias: Tensor,
+        rows: usize,
+        width: usize,
+        eps: f32,
+    ) {
+        check_len(inp, rows * width, "layernorm inp");
+        check_len(out, rows * width, "layernorm out");
+        disjoint(&[out, mean, rstd], &[inp, weight, bias]);
+        let (o, m, r) = (self.w(out), self.w(mean), self.w(rstd));
+        let (i, w, b) = (self.r(inp), self.r(weight), self.r(bias));
+        self.run(|| norm::layernorm_forward(o, m, r, i, w, b, rows, width, eps));
+    }
+
+    fn layernorm_backward(
+        &mut self,
+        dinp: Tensor,
+        dweight: Tensor,
+        dbias: Tensor,
+        dout: Tensor,
+        inp: Tensor,
+        weight: Tensor,
+        mean: Tensor,
+        rstd: Tensor,
+        rows: usize,
+        width: usize,
+    ) {
+        check_len(dinp, rows * width, "layernorm_backward dinp");
+        disjoint(&[dinp, dweight, dbias], &[dout, inp, weight, mean, rstd]);
+        let (di, dw, db) = (self.w(dinp), self.w(dweight), self.w(dbias));
+        let (d, i, w, m, r) = (self.r(dout), self.r(inp), self.r(weight), self.r(mean), self.r(rstd));
+        self.run(|| norm::layernorm_backward(di, dw, db, d, i, w, m, r, rows, width));
+    }
+
+    fn attention_saved_len(&self, s: AttentionShape) -> usize {
+        attention::saved_len(s)
+    }
+
+    fn attention_forward(&mut self, out: Tensor, saved: Tensor, qkv: Tensor, s: AttentionShape) {
+        check_len(qkv, s.batch * s.tokens * 3 * s.width(), "attention qkv");
+        check_len(out, s.batch * s.tokens * s.width(), "attention out");
+        check_len(saved, attention::saved_len(s), "attention saved");
+        disjoint(&[out, saved], &[qkv]);
+        let (o, sv, q) = (self.w(out), self.w(saved), self.r(qkv));
+        self.run(|| attention::forward(o, sv, q, s));
+    }
+
+    fn attention_backward(
+        &mut self,
+        dqkv: Tensor,
+        dout: Tensor,
+        qkv: Tensor,
+        out: Tensor,
+        saved: Tensor,
+        s: AttentionShape,
+    ) {
+        check_len(dqkv, s.batch * s.tokens * 3 * s.width(), "attention dqkv");
+        disjoint(&[dqkv], &[dout, qkv, out, saved]);
+        let (dq, d, q, sv) = (self.w(dqkv), self.r(dout), self.r(qkv), self.r(saved));
+        self.run(|| attention::backward(dq, d, q, sv, s));
+    }
+
+    fn gather_rows(
+        &mut self,
+        out: Tensor,
+        inp: Tensor,
+        idx: Indices,
+        fill: Tensor,
+        samples: usize,
+        in_rows: usize,
+        out_rows: usize,
+        width: usize,
+    ) {
+        check_len(out, samples * out_rows * width, "gather_rows out");
+        check_len(inp, samples * in_rows * width, "gather_rows inp");
+        assert!(idx.len >= samples * out_rows && fill.len >= width, "gather_rows idx/fill");
+        disjoint(&[out], &[inp, fill]);
+        let (o, i, f, ix) = (self.w(out), self.r(inp), self.r(fill), self.idx(idx));
+        self.run(|| tokens::gather_rows(o, i, ix, f, in_rows, out_rows, width));
+    }
+
+    fn gather_rows_backward(
+        &mut self,
+        dinp: Tensor,
+        dfill: Tensor,
+        dout: Tensor,
+        idx: Indices,
+        samples: usize,
+        in_rows: usize,
+        out_rows: usize,
+        width: usize,
+    ) {
+        check_len(dout, samples * out_rows * width, "gather_rows_backward dout");
+        check_len(dinp, samples * in_rows * width, "gather_rows_backward dinp");
+        disjoint(&[dinp, dfill], &[dout]);
+        let (di, df, d, ix) = (self.w(dinp), self.w(dfill), self.r(dout), self.idx(idx));
+        self.run(|| tokens::gather_rows_backward(di, df, d, ix, samples, in_rows, out_rows, width));
+    }
+
+    fn mean_pool_forward(&mut self, out: Tensor, inp: Tensor, samples: usize, rows: usize, width: usize, skip: usize) {
+        check_len(inp, samples * rows * width, "mean_pool inp");
+        disjoint(&[out], &[inp]);
+        let (o, i) = (self.w(out), self.r(inp));
+        self.run(|| tokens::mean_pool_forward(o, i, samples, rows, width, skip));
+    }
+
+    fn mean_pool_backward(&mut self, dinp: Tensor, dout: Tensor, samples: usize, rows: usize, width: usize, skip: usize) {
+        check_len(dinp, samples * rows * width, "mean_pool dinp");
+        disjoint(&[dinp], &[dout]);
+        let (di, d) = (self.w(dinp), self.r(dout));
+        self.run(|| tokens::mean_pool_backward(di, d, samples, rows, width, skip));
+    }
+
+    fn patchify(&mut self, patches: Tensor, images: Tensor, shape: PatchShape, order: PatchOrder) {
+        let n = shape.batch * shape.channels * shape.image_size * shape.image_size;
+        check_len(images, n, "patchify images");
+        check_len(patches, n, "patchify patches");
+        disjoint(&[patches], &[images]);
+        let (p, i) = (self.w(patches), self.r(images));
+        self.run(|| images::patchify(p, i, shape, order));
+    }
+
+    fn unpatchify(&mut self, images: Tensor, patches: Tensor, shape: PatchShape, order: PatchOrder) {
+        let n = shape.batch * shape.channels * shape.image_size * shape.image_size;
+        check_len(images, n, "unpatchify images");
+        check_len(patches, n, "unpatchify patches");
+        disjoint(&[images], &[patches]);
+        let (i, p) = (self.w(images), self.r(patches));
+        self.run(|| images::unpatchify(i, p, shape, order));
+    }
+
+    fn cross_entropy(
+        &mut self,
+        losses: Tensor,
+        dlogits: Tensor,
+        logits: Tensor,
+        targets: Tensor,
+        class_mask: Tensor,
+        rows: usize,
+        classes: usize,
+        grad_scale: f32,
+    ) {
+        for t in [dlogits, logits, targets] {
+            check_len(t, rows * classes, "cross_entropy");
+        }
+        disjoint(&[losses, dlogits], &[logits, targets, class_mask]);
+        let (l, dl) = (self.w(losses), self.w(dlogits));
+        let (z, t, m) = (self.r(logits), self.r(targets), self.r(class_mask));
+        self.run(|| losses::cross_entropy(l, dl, z, t, m, rows, classes, grad_scale));
+    }
+
+    fn mae_loss(
+        &mut self,
+        loss: Tensor,
+        dpred: Tensor,
+        pred: Tensor,
+        target: Tensor,
+        mask: Tensor,
+        samples: usize,
+        patches: usize,
+        patch_len: usize,
+        grad_scale: f32,
+    ) {
+        check_len(pred, samples * (patches + 1) * patch_len, "mae_loss pred");
+        check_len(dpred, samples * (patches + 1) * patch_len, "mae_loss dpred");
+        check_len(target, samples * patches * patch_len, "mae_loss target");
+        check_len(mask, samples * patches, "mae_loss mask");
+        disjoint(&[loss, dpred], &[pred, target, mask]);
+        let (l, dp) = (self.w(loss), self.w(dpred));
+        let (p, t, m) = (self.r(pred), self.r(target), self.r(mask));
+        self.run(|| losses::mae_loss(l, dp, p, t, m, samples, patches, patch_len, grad_scale));
+    }
+
+    fn sum_squares(&mut self, grads: Tensor) -> f32 {
+        let g = self.r(grads);
+        self.run(|| optim::sum_squares(g))
+    }
+
+    fn adamw(&mut self, params: Tensor, grads: Tensor, m: Tensor, v: Tensor, groups: &[ParamGroup], hp: &AdamW) {
+        assert!(grads.len == params.len && m.len == params.len && v.len == params.len, "adamw layout");
+        disjoint(&[params, m, v], &[grads]);
+        let (p, g, ms, vs) = (self.w(params), self.r(grads), self.w(m), self.w(v));
+        self.run(|| optim::adamw(p, g, ms, vs, groups, hp));
+    }
+
+    fn sgd(&mut self, params: Tensor, grads: Tensor, momentum: Tensor, groups: &[ParamGroup], hp: &Sgd) {
+        assert!(grads.len == params.len && momentum.len == params.len, "sgd layout");
+        disjoint(&[params, momentum], &[grads]);
+        let (p, g, b) = (self.w(params), self.r(grads), self.w(momentum));
+        self.run(|| optim::sgd(p, g, b, groups, hp));
+    }
+}
