@@ -1,1 +1,30 @@
+//! The ViT encoder, MAE decoder and growing classification head, written by hand over the
+//! [`rekindle_tensor::Backend`] trait: flat parameters with named offsets, a plain `forward` and a
+//! mirror `backward` per layer, and activations allocated once per (model, micro-batch).
 
+mod block;
+mod checkpoint;
+mod classify;
+mod config;
+mod decoder;
+mod encoder;
+mod error;
+mod flops;
+mod init;
+mod linear;
+mod mae;
+mod masking;
+mod params;
+mod pos_embed;
+mod vit;
+
+pub use checkpoint::{load_checkpoint, save_checkpoint, LoadReport};
+pub use classify::ClassifyPass;
+pub use config::{ModelConfig, PRESETS};
+pub use error::ModelError;
+pub use flops::Flops;
+pub use mae::MaePass;
+pub use masking::MaskIds;
+pub use params::{ParamEntry, ParamTable, Part};
+pub use pos_embed::sincos_2d;
+pub use vit::Vit;

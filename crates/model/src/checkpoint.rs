@@ -1,0 +1,120 @@
+//! Safetensors import/export under timm/MAE tensor names with PyTorch shapes, so a PyTorch MAE or
+//! timm checkpoint converted with `scripts/convert_checkpoint.py` loads directly.
+//!
+//! Loading rules: the encoder must be complete. The decoder and the head may be absent as a whole
+//! (a timm classifier has no decoder, an MAE pre-training checkpoint has no head); an absent part
+//! keeps its current values. A part that is present but incomplete, or any tensor of the wrong
+//! shape, is an error naming the tensor and both shapes.
+
+use crate::{ModelError, Part, Vit};
+use rekindle_tensor::Backend;
+use safetensors::tensor::{Dtype, TensorView};
+use safetensors::SafeTensors;
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::Path;
+
+/// Fixed (non-trainable) tables that checkpoints carry and rekindle recomputes.
+const FIXED_TABLES: [&str; 2] = ["pos_embed", "decoder_pos_embed"];
+
+/// What a load took from the file.
+#[derive(Debug, Default, PartialEq)]
+pub struct LoadReport {
+    pub loaded: Vec<Part>,
+    /// Parts absent from the file, left as they were.
+    pub kept: Vec<Part>,
+    /// Tensors in the file that the model does not use.
+    pub unused: Vec<String>,
+}
+
+/// Writes the model's parameters, plus `metadata`, atomically (temp file, fsync, rename).
+pub fn save_checkpoint(
+    be: &mut dyn Backend,
+    vit: &Vit,
+    path: &Path,
+    mut metadata: HashMap<String, String>,
+) -> Result<(), ModelError> {
+    let io = |source| ModelError::Io { path: path.display().to_string(), source };
+    let values = vit.download_params(be);
+    let bytes: &[u8] = bytemuck_f32(&values);
+    let views: Vec<(String, TensorView)> = vit
+        .table
+        .entries
+        .iter()
+        .map(|e| {
+            let view = TensorView::new(Dtype::F32, e.shape.clone(), &bytes[e.offset * 4..(e.offset + e.len) * 4])
+                .expect("shape matches length");
+            (e.name.clone(), view)
+        })
+        .collect();
+    metadata.insert("rekindle.model".into(), serde_json::to_string(&vit.config).expect("config serialises"));
+    let data = safetensors::serialize(views, Some(metadata))
+        .map_err(|e| ModelError::Checkpoint { path: path.display().to_string(), reason: e.to_string() })?;
+    let tmp = path.with_extension("safetensors.tmp");
+    let mut file = std::fs::File::create(&tmp).map_err(io)?;
+    file.write_all(&data).map_err(io)?;
+    file.sync_all().map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)
+}
+
+fn bytemuck_f32(v: &[f32]) -> &[u8] {
+    // SAFETY: f32 has no padding and any byte pattern is a valid u8.
+    unsafe { std::slice::from_raw_parts(v.as_ptr() as *const u8, std::mem::size_of_val(v)) }
+}
+
+/// Loads parameters from a safetensors file into `vit` (see the module docs for the rules).
+pub fn load_checkpoint(be: &mut dyn Backend, vit: &Vit, path: &Path) -> Result<LoadReport, ModelError> {
+    let p = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|source| ModelError::Io { path: p.clone(), source })?;
+    let file = SafeTensors::deserialize(&bytes)
+        .map_err(|e| ModelError::Checkpoint { path: p.clone(), reason: format!("not a valid safetensors file: {e}") })?;
+    let names: Vec<String> = file.names().into_iter().map(|s| s.to_string()).collect();
+    let mut report = LoadReport::default();
+    for part in [Part::Encoder, Part::Decoder, Part::Head] {
+        let entries: Vec<_> = vit.table.entries.iter().filter(|e| e.part == part).collect();
+        let present = entries.iter().filter(|e| names.contains(&e.name)).count();
+        if present == 0 && part != Part::Encoder {
+            report.kept.push(part);
+            continue;
+        }
+        // Check the whole part before writing any of it.
+        let mut staged = Vec::with_capacity(entries.len());
+        for e in &entries {
+            let t = file.tensor(&e.name).map_err(|_| ModelError::MissingTensor {
+                path: p.clone(),
+                tensor: e.name.clone(),
+                expected: e.shape.clone(),
+            })?;
+            if t.shape() != e.shape.as_slice() {
+                return Err(ModelError::ShapeMismatch {
+                    path: p.clone(),
+                    tensor: e.name.clone(),
+                    expected: e.shape.clone(),
+                    found: t.shape().to_vec(),
+                });
+            }
+            staged.push((e.name.clone(), to_f32(&t).map_err(|reason| ModelError::Checkpoint { path: p.clone(), reason: format!("tensor `{}`: {reason}", e.name) })?));
+        }
+        for (name, values) in staged {
+            vit.upload_tensor(be, &name, &values);
+        }
+        report.loaded.push(part);
+    }
+    report.unused = names
+        .into_iter()
+        .filter(|n| vit.table.get(n).is_none() && !FIXED_TABLES.contains(&n.as_str()))
+        .collect();
+    report.unused.sort();
+    Ok(report)
+}
+
+fn to_f32(t: &TensorView) -> Result<Vec<f32>, String> {
+    let d = t.data();
+    Ok(match t.dtype() {
+        Dtype::F32 => d.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect(),
+        Dtype::F64 => d.chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().unwrap()) as f32).collect(),
+        Dtype::F16 => d.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+        Dtype::BF16 => d.chunks_exact(2).map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+        other => return Err(format!("dtype {other:?} is not a floating-point type rekindle reads")),
+    })
+}

@@ -1,0 +1,74 @@
+//! Classification: encoder on the full image → final norm → mean of the patch tokens (CLS
+//! excluded) → linear head, with the soft-target masked cross-entropy.
+
+use crate::encoder::Encoder;
+use crate::linear;
+use crate::Vit;
+use rekindle_tensor::{Backend, Tensor};
+
+pub struct ClassifyPass {
+    pub encoder: Encoder,
+    classes: usize,
+    pooled: Tensor,
+    /// Output `[samples, classes]`.
+    pub logits: Tensor,
+    /// Soft targets `[samples, classes]`, filled by the caller before `backward`.
+    pub targets: Tensor,
+    /// `[classes]`: 1 for classes inside the softmax, 0 for classes excluded (their logits get
+    /// exactly zero gradient).
+    pub class_mask: Tensor,
+    losses: Tensor,
+    dlogits: Tensor,
+    dpooled: Tensor,
+    dnormed: Tensor,
+}
+
+impl ClassifyPass {
+    /// Activations for micro-batches of `samples` images. Rebuild it after the head grows.
+    pub fn new(be: &mut dyn Backend, vit: &Vit, samples: usize) -> ClassifyPass {
+        let c = &vit.config;
+        let encoder = Encoder::new(be, c, samples, c.patches());
+        let (k, d, rows) = (c.classes, c.dim, encoder.shape.rows());
+        let pass = ClassifyPass {
+            encoder,
+            classes: k,
+            pooled: be.alloc(samples * d),
+            logits: be.alloc(samples * k),
+            targets: be.alloc(samples * k),
+            class_mask: be.alloc(k),
+            losses: be.alloc(samples),
+            dlogits: be.alloc(samples * k),
+            dpooled: be.alloc(samples * d),
+            dnormed: be.alloc(rows * d),
+        };
+        be.fill(pass.class_mask, 1.0);
+        pass
+    }
+
+    /// Input images `[samples, C, H, W]` to fill before `forward`.
+    pub fn images(&self) -> Tensor {
+        self.encoder.images
+    }
+
+    pub fn forward(&self, be: &mut dyn Backend, vit: &Vit) {
+        assert_eq!(self.classes, vit.config.classes, "the head grew: rebuild the ClassifyPass");
+        let s = self.encoder.shape;
+        self.encoder.forward(be, &vit.w.encoder, vit.pos_embed);
+        be.mean_pool_forward(self.pooled, self.encoder.normed, s.samples, s.tokens, s.width, 1);
+        linear::forward(be, self.logits, self.pooled, vit.w.head, s.samples, s.width, self.classes, false);
+    }
+
+    /// Cross-entropy of the last `forward` against `targets`, and its gradient (times `weight`)
+    /// accumulated into the model's gradients. Returns the mean loss over the micro-batch.
+    pub fn backward(&self, be: &mut dyn Backend, vit: &Vit, weight: f32) -> f32 {
+        let s = self.encoder.shape;
+        let (n, k, d) = (s.samples, self.classes, s.width);
+        be.cross_entropy(self.losses, self.dlogits, self.logits, self.targets, self.class_mask, n, k, weight / n as f32);
+        linear::backward(be, Some(self.dpooled), vit.g.head, self.dlogits, self.pooled, vit.w.head, n, d, k);
+        be.mean_pool_backward(self.dnormed, self.dpooled, n, s.tokens, d, 1);
+        self.encoder.backward(be, &vit.w.encoder, &vit.g.encoder, self.dnormed);
+        let mut losses = vec![0.0; n];
+        be.download(self.losses, &mut losses);
+        losses.iter().sum::<f32>() / n as f32
+    }
+}

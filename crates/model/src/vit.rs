@@ -1,0 +1,116 @@
+//! The model: configuration, the flat parameter and gradient buffers, the fixed position tables,
+//! and named views into both buffers for the layers.
+
+use crate::decoder::DecoderWeights;
+use crate::encoder::EncoderWeights;
+use crate::linear::Affine;
+use crate::{init, sincos_2d, ModelConfig, ModelError, ParamTable, Part};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rekindle_tensor::{Backend, Tensor};
+
+/// Views of every tensor of one buffer laid out by the parameter table.
+pub struct Weights {
+    pub encoder: EncoderWeights,
+    pub decoder: DecoderWeights,
+    pub head: Affine,
+}
+
+impl Weights {
+    fn view(table: &ParamTable, buffer: Tensor, c: &ModelConfig) -> Weights {
+        Weights {
+            encoder: EncoderWeights::view(table, buffer, c.depth),
+            decoder: DecoderWeights::view(table, buffer, c.decoder_depth),
+            head: Affine::view(table, buffer, "head"),
+        }
+    }
+}
+
+pub struct Vit {
+    pub config: ModelConfig,
+    pub table: ParamTable,
+    /// Every trainable value, laid out by `table`.
+    pub params: Tensor,
+    /// Gradients, same layout; passes accumulate into it until `zero_grads`.
+    pub grads: Tensor,
+    /// Fixed sin-cos tables `[1 + patches, width]` for the encoder and the decoder.
+    pub pos_embed: Tensor,
+    pub decoder_pos_embed: Tensor,
+    pub(crate) w: Weights,
+    pub(crate) g: Weights,
+}
+
+impl Vit {
+    /// A freshly initialised model (MAE's init; the head as PyTorch's `nn.Linear`).
+    pub fn new(be: &mut dyn Backend, config: &ModelConfig, seed: u64) -> Result<Vit, ModelError> {
+        config.validate()?;
+        let table = ParamTable::new(config);
+        let values = init::fresh(&table, seed);
+        let grid = config.grid();
+        let pos_embed = be.alloc((1 + grid * grid) * config.dim);
+        be.upload(pos_embed, &sincos_2d(config.dim, grid));
+        let decoder_pos_embed = be.alloc((1 + grid * grid) * config.decoder_dim);
+        be.upload(decoder_pos_embed, &sincos_2d(config.decoder_dim, grid));
+        let (params, grads) = (be.alloc(table.total), be.alloc(table.total));
+        be.upload(params, &values);
+        let (w, g) = (Weights::view(&table, params, config), Weights::view(&table, grads, config));
+        Ok(Vit { config: config.clone(), table, params, grads, pos_embed, decoder_pos_embed, w, g })
+    }
+
+    pub fn zero_grads(&self, be: &mut dyn Backend) {
+        be.fill(self.grads, 0.0);
+    }
+
+    pub fn download_params(&self, be: &mut dyn Backend) -> Vec<f32> {
+        let mut v = vec![0.0; self.table.total];
+        be.download(self.params, &mut v);
+        v
+    }
+
+    /// Values of one named tensor (parameters, or gradients with `grads = true`).
+    pub fn download_tensor(&self, be: &mut dyn Backend, name: &str, grads: bool) -> Vec<f32> {
+        let t = self.table.view(if grads { self.grads } else { self.params }, name);
+        let mut v = vec![0.0; t.len];
+        be.download(t, &mut v);
+        v
+    }
+
+    pub fn upload_tensor(&self, be: &mut dyn Backend, name: &str, values: &[f32]) {
+        be.upload(self.table.view(self.params, name), values);
+    }
+
+    /// Grows the head to `classes` outputs. Old rows and biases are kept bit-for-bit; new ones
+    /// get PyTorch's `nn.Linear` default init, drawn from `seed`. Gradients restart at zero.
+    pub fn grow_head(&mut self, be: &mut dyn Backend, classes: usize, seed: u64) -> Result<(), ModelError> {
+        let old_classes = self.config.classes;
+        if classes < old_classes {
+            return Err(ModelError::Config {
+                key: "classes".into(),
+                reason: format!("the head can only grow: {old_classes} -> {classes}"),
+            });
+        }
+        let mut config = self.config.clone();
+        config.classes = classes;
+        let table = ParamTable::new(&config);
+        let old = self.download_params(be);
+        let mut values = vec![0.0; table.total];
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        for e in &table.entries {
+            let src = self.table.get(&e.name).expect("same layout apart from the head");
+            let dst = &mut values[e.offset..e.offset + e.len];
+            // Every tensor but the head has the same size; the head keeps its first rows.
+            dst[..src.len].copy_from_slice(&old[src.offset..src.offset + src.len]);
+            if e.part == Part::Head {
+                init::fill(e, &mut dst[src.len..], &mut rng);
+            }
+        }
+        be.free(self.params);
+        be.free(self.grads);
+        let (params, grads) = (be.alloc(table.total), be.alloc(table.total));
+        be.upload(params, &values);
+        self.w = Weights::view(&table, params, &config);
+        self.g = Weights::view(&table, grads, &config);
+        (self.config, self.table, self.params, self.grads) = (config, table, params, grads);
+        Ok(())
+    }
+}
