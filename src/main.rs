@@ -1,1 +1,65 @@
-fn main() {}
+//! `rekindle`: compute-budgeted continual training of ViT/MAE models.
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+mod bench;
+mod info;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use rekindle_model::ModelConfig;
+
+#[derive(Parser)]
+#[command(name = "rekindle", version, about, long_about = None)]
+#[command(after_help = "Start with `rekindle info` to see the model presets, then \
+`rekindle bench step --preset vit-tiny-4-32 --batch 64 --task classify` to time training on this machine.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List the model presets: parameter counts and forward GFLOPs per image.
+    Info(info::InfoArgs),
+    /// Measure throughput.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+/// A preset plus `--set key=value` overrides, shared by every command that builds a model.
+#[derive(clap::Args, Clone, Debug)]
+pub struct ModelArgs {
+    /// Model preset (see `rekindle info`).
+    #[arg(long, default_value = "vit-tiny-4-32")]
+    preset: String,
+    /// Override one model field, e.g. `--set depth=6 --set classes=100` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
+}
+
+impl ModelArgs {
+    pub fn config(&self) -> Result<ModelConfig> {
+        let mut config = ModelConfig::preset(&self.preset)?;
+        for o in &self.overrides {
+            let (key, value) = o
+                .split_once('=')
+                .ok_or_else(|| anyhow::anyhow!("--set {o}: expected KEY=VALUE, e.g. --set depth=6"))?;
+            config.set(key.trim(), value.trim())?;
+        }
+        Ok(config)
+    }
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Info(args) => info::run(&args),
+        Command::Bench(cmd) => bench::run(cmd),
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}

@@ -78,7 +78,9 @@ pub fn erf(x: f32) -> f32 {
 #[inline(always)]
 pub fn exp(x: f32) -> f32 {
     let x = x.clamp(-87.0, 88.0);
-    let n = (x * std::f32::consts::LOG2_E).round();
+    // Adding and removing 1.5·2^23 rounds to the nearest integer without a (non-vectorising) call.
+    const ROUND: f32 = 12_582_912.0;
+    let n = (x * std::f32::consts::LOG2_E + ROUND) - ROUND;
     // ln2 split in a high part exact in f32 and a low correction (Cody-Waite reduction).
     let r = x - n * 0.693_145_75 - n * 1.428_606_8e-6;
     let mut p = 1.0 / 720.0_f32;

@@ -4,9 +4,12 @@
 use crate::backend::Gemm;
 use gemm::Parallelism;
 use rayon::prelude::*;
+use std::ops::Range;
 
 /// Products smaller than this many multiply-adds run on one thread.
 const PARALLEL_MACS: usize = 1 << 18;
+/// Blocks per worker thread: a little over-splitting evens out uneven progress.
+const TASKS_PER_THREAD: usize = 2;
 
 /// Elements each operand of `g` must hold: (A, B, C).
 pub fn operand_lens(g: &Gemm) -> (usize, usize, usize) {
@@ -18,22 +21,33 @@ pub fn operand_lens(g: &Gemm) -> (usize, usize, usize) {
     )
 }
 
+/// Large products are split into row blocks of C (or column blocks when C is wide and short), one
+/// single-threaded product per task. Each output element keeps its whole k-reduction in one task,
+/// so results are bitwise identical for any thread count; and on tall-skinny ViT shapes this beats
+/// letting `gemm` split the work itself.
 pub fn gemm(g: &Gemm, a: &[f32], b: &[f32], c: &mut [f32], bias: Option<&[f32]>, threads: usize) {
+    let c_ptr = SendPtr(c.as_mut_ptr());
     let macs = g.m * g.n * g.k;
-    if g.batch > 1 && macs < PARALLEL_MACS {
-        // Many small products (attention-sized): one product per task.
-        let c_ptr = SendPtr(c.as_mut_ptr());
+    if g.batch > 1 {
+        // Batched (attention-sized) products: one product per task.
         (0..g.batch).into_par_iter().for_each(|i| {
             let c_ptr = c_ptr;
             // SAFETY: batches write disjoint `stride_c`-spaced blocks (checked by `operand_lens`).
-            unsafe { single(g, a.as_ptr().add(i * g.stride_a), b.as_ptr().add(i * g.stride_b), c_ptr.0.add(i * g.stride_c), Parallelism::None) };
+            unsafe { block(g, a.as_ptr().add(i * g.stride_a), b.as_ptr().add(i * g.stride_b), c_ptr.0.add(i * g.stride_c), 0..g.m, 0..g.n) };
         });
     } else {
-        let par = if macs >= PARALLEL_MACS && threads > 1 { Parallelism::Rayon(threads) } else { Parallelism::None };
-        for i in 0..g.batch {
-            // SAFETY: lengths checked by the caller against `operand_lens`.
-            unsafe { single(g, a.as_ptr().add(i * g.stride_a), b.as_ptr().add(i * g.stride_b), c.as_mut_ptr().add(i * g.stride_c), par) };
-        }
+        let tasks = if macs < PARALLEL_MACS { 1 } else { threads * TASKS_PER_THREAD };
+        let split_rows = g.m >= g.n;
+        let extent = if split_rows { g.m } else { g.n };
+        // Blocks are multiples of 16 (the microkernel's tile) so no task gets ragged edges.
+        let step = extent.div_ceil(tasks).next_multiple_of(16);
+        (0..extent.div_ceil(step)).into_par_iter().for_each(|t| {
+            let c_ptr = c_ptr;
+            let span = t * step..((t + 1) * step).min(extent);
+            let (rows, cols) = if split_rows { (span, 0..g.n) } else { (0..g.m, span) };
+            // SAFETY: tasks write disjoint blocks of C; lengths checked by the caller.
+            unsafe { block(g, a.as_ptr(), b.as_ptr(), c_ptr.0, rows, cols) };
+        });
     }
     if let Some(bias) = bias {
         for i in 0..g.batch {
@@ -52,15 +66,19 @@ struct SendPtr(*mut f32);
 unsafe impl Send for SendPtr {}
 unsafe impl Sync for SendPtr {}
 
-/// One product at raw pointers: row-major C `[m, n]`, A and B row-major unless transposed.
-unsafe fn single(g: &Gemm, a: *const f32, b: *const f32, c: *mut f32, par: Parallelism) {
+/// The block `rows × cols` of one product at raw pointers: row-major C `[m, n]`, A and B
+/// row-major unless transposed.
+unsafe fn block(g: &Gemm, a: *const f32, b: *const f32, c: *mut f32, rows: Range<usize>, cols: Range<usize>) {
     // (column stride, row stride) of op(A) [m, k] and op(B) [k, n].
     let (a_cs, a_rs) = if g.trans_a { (g.m as isize, 1) } else { (1, g.k as isize) };
     let (b_cs, b_rs) = if g.trans_b { (g.k as isize, 1) } else { (1, g.n as isize) };
+    let a = a.offset(rows.start as isize * a_rs);
+    let b = b.offset(cols.start as isize * b_cs);
+    let c = c.add(rows.start * g.n + cols.start);
     // gemm computes dst = alpha·dst + beta·lhs·rhs, reading dst only when asked to.
     gemm::gemm(
-        g.m, g.n, g.k, c, 1, g.n as isize, g.accumulate, a, a_cs, a_rs, b, b_cs, b_rs, 1.0, g.alpha, false, false,
-        false, par,
+        rows.len(), cols.len(), g.k, c, 1, g.n as isize, g.accumulate, a, a_cs, a_rs, b, b_cs, b_rs, 1.0, g.alpha,
+        false, false, false, Parallelism::None,
     );
 }
 

@@ -1,0 +1,181 @@
+//! `rekindle bench step`: times whole training steps (forward, backward, AdamW) on synthetic
+//! inputs and reports images/s and achieved GFLOP/s.
+
+use crate::ModelArgs;
+use anyhow::{bail, Result};
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rekindle_model::{ClassifyPass, Flops, MaePass, MaskIds, Vit};
+use rekindle_tensor::{AdamW, Backend, CpuBackend};
+use serde::Serialize;
+use std::time::Instant;
+
+#[derive(clap::Subcommand)]
+pub enum BenchCommand {
+    /// Time full training steps of one model on synthetic data.
+    Step(StepArgs),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Task {
+    /// Supervised classification on full images (soft-target cross-entropy).
+    Classify,
+    /// MAE reconstruction with 75% of the patches removed.
+    Mae,
+}
+
+#[derive(clap::Args)]
+pub struct StepArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Images per step.
+    #[arg(long, default_value_t = 64)]
+    batch: usize,
+    #[arg(long, value_enum, default_value_t = Task::Classify)]
+    task: Task,
+    /// Timed steps (after `--warmup` untimed ones); the median is reported.
+    #[arg(long, default_value_t = 5)]
+    iters: usize,
+    #[arg(long, default_value_t = 1)]
+    warmup: usize,
+    /// CPU worker threads (0: one per core).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Serialize)]
+struct StepReport {
+    preset: String,
+    task: Task,
+    batch: usize,
+    threads: usize,
+    device: String,
+    iters: usize,
+    step_seconds_median: f64,
+    step_seconds_mean: f64,
+    images_per_sec: f64,
+    gflops_per_sec: f64,
+    train_gflops_per_image: f64,
+    final_loss: f32,
+}
+
+pub fn run(cmd: BenchCommand) -> Result<()> {
+    match cmd {
+        BenchCommand::Step(args) => step(&args),
+    }
+}
+
+fn step(args: &StepArgs) -> Result<()> {
+    if args.batch == 0 || args.iters == 0 {
+        bail!("--batch and --iters must be at least 1");
+    }
+    let config = args.model.config()?;
+    let mut be = CpuBackend::new(args.threads);
+    let be: &mut dyn Backend = &mut be;
+    let vit = Vit::new(be, &config, 0)?;
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let pixels = args.batch * config.channels * config.image_size * config.image_size;
+    let images: Vec<f32> = (0..pixels).map(|_| rng.random_range(-2.0f32..2.0)).collect();
+
+    let groups = vit.table.groups(config.depth, 0.65);
+    let (m, v) = (be.alloc(vit.table.total), be.alloc(vit.table.total));
+    let mut hp = AdamW { lr: 1e-4, beta1: 0.9, beta2: 0.95, eps: 1e-8, weight_decay: 0.05, step: 0, grad_scale: 1.0 };
+
+    enum Pass {
+        Classify(ClassifyPass),
+        Mae(MaePass),
+    }
+    let pass = match args.task {
+        Task::Classify => {
+            let p = ClassifyPass::new(be, &vit, args.batch);
+            let mut targets = vec![0.0f32; args.batch * config.classes];
+            for row in targets.chunks_exact_mut(config.classes) {
+                row[rng.random_range(0..config.classes)] = 1.0;
+            }
+            be.upload(p.targets, &targets);
+            be.upload(p.images(), &images);
+            Pass::Classify(p)
+        }
+        Task::Mae => {
+            let p = MaePass::new(be, &vit, args.batch);
+            be.upload(p.images(), &images);
+            Pass::Mae(p)
+        }
+    };
+
+    let mut times = Vec::with_capacity(args.iters);
+    let mut loss = f32::NAN;
+    for i in 0..args.warmup + args.iters {
+        let start = Instant::now();
+        vit.zero_grads(be);
+        loss = match &pass {
+            Pass::Classify(p) => {
+                p.forward(be, &vit);
+                p.backward(be, &vit, 1.0)
+            }
+            Pass::Mae(p) => {
+                // A fresh random mask every step, as in MAE training.
+                let ids = MaskIds::random(i as u64, args.batch, config.patches(), config.kept_patches());
+                p.set_mask(be, &ids);
+                p.forward(be, &vit);
+                p.backward(be, &vit, 1.0)
+            }
+        };
+        hp.step += 1;
+        be.adamw(vit.params, vit.grads, m, v, &groups, &hp);
+        if i >= args.warmup {
+            times.push(start.elapsed().as_secs_f64());
+        }
+        if !args.json {
+            eprint!("\rstep {}/{}", i + 1, args.warmup + args.iters);
+        }
+    }
+    if !args.json {
+        eprintln!();
+    }
+
+    let flops = Flops::of(&config);
+    let per_image = flops.train(match args.task {
+        Task::Classify => flops.classify_forward,
+        Task::Mae => flops.mae_forward,
+    });
+    let mean = times.iter().sum::<f64>() / times.len() as f64;
+    times.sort_by(f64::total_cmp);
+    let median = times[times.len() / 2];
+    let report = StepReport {
+        preset: args.model.preset.clone(),
+        task: args.task,
+        batch: args.batch,
+        threads: args.threads,
+        device: be.name(),
+        iters: args.iters,
+        step_seconds_median: median,
+        step_seconds_mean: mean,
+        images_per_sec: args.batch as f64 / median,
+        gflops_per_sec: per_image * args.batch as f64 / median / 1e9,
+        train_gflops_per_image: per_image / 1e9,
+        final_loss: loss,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!(
+            "{} {:?} batch {} on {}: {:.3} s/step (median of {}), {:.1} images/s, {:.1} GFLOP/s ({:.3} GFLOP per image), loss {:.4}",
+            report.preset,
+            report.task,
+            report.batch,
+            report.device,
+            median,
+            args.iters,
+            report.images_per_sec,
+            report.gflops_per_sec,
+            report.train_gflops_per_image,
+            loss
+        );
+    }
+    Ok(())
+}
