@@ -5,7 +5,7 @@ use crate::ModelArgs;
 use anyhow::{bail, Result};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use rekindle_model::{ClassifyPass, Flops, MaePass, MaskIds, Vit};
+use rekindle_model::{ClassifyPass, Flops, MaePass, MaskIds};
 use rekindle_tensor::{AdamW, Backend, CpuBackend};
 use serde::Serialize;
 use std::time::Instant;
@@ -73,10 +73,10 @@ fn step(args: &StepArgs) -> Result<()> {
     if args.batch == 0 || args.iters == 0 {
         bail!("--batch and --iters must be at least 1");
     }
-    let config = args.model.config()?;
     let mut be = CpuBackend::new(args.threads);
     let be: &mut dyn Backend = &mut be;
-    let vit = Vit::new(be, &config, 0)?;
+    let vit = args.model.build(be, 0)?;
+    let config = vit.config.clone();
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let pixels = args.batch * config.channels * config.image_size * config.image_size;
     let images: Vec<f32> = (0..pixels).map(|_| rng.random_range(-2.0f32..2.0)).collect();

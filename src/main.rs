@@ -8,7 +8,9 @@ mod info;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
-use rekindle_model::ModelConfig;
+use rekindle_model::{load_checkpoint, ModelConfig, Vit};
+use rekindle_tensor::Backend;
+use std::path::PathBuf;
 
 #[derive(Parser)]
 #[command(name = "rekindle", version, about, long_about = None)]
@@ -37,6 +39,10 @@ pub struct ModelArgs {
     /// Override one model field, e.g. `--set depth=6 --set classes=100` (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     overrides: Vec<String>,
+    /// Start from a safetensors checkpoint with timm/MAE tensor names (see
+    /// scripts/convert_checkpoint.py); parts absent from the file keep their fresh init.
+    #[arg(long, value_name = "FILE")]
+    init: Option<PathBuf>,
 }
 
 impl ModelArgs {
@@ -49,6 +55,19 @@ impl ModelArgs {
             config.set(key.trim(), value.trim())?;
         }
         Ok(config)
+    }
+
+    /// A fresh model from the preset and overrides, then loaded from `--init` when given.
+    pub fn build(&self, be: &mut dyn Backend, seed: u64) -> Result<Vit> {
+        let vit = Vit::new(be, &self.config()?, seed)?;
+        if let Some(path) = &self.init {
+            let report = load_checkpoint(be, &vit, path)?;
+            eprintln!("loaded {}: {:?}; kept fresh: {:?}", path.display(), report.loaded, report.kept);
+            if !report.unused.is_empty() {
+                eprintln!("warning: {} tensors in {} are not used: {}", report.unused.len(), path.display(), report.unused.join(", "));
+            }
+        }
+        Ok(vit)
     }
 }
 

@@ -1,0 +1,71 @@
+//! The `rekindle` binary end to end: `info`, `bench step`, and clear errors with a non-zero exit.
+
+use std::process::{Command, Output};
+
+fn rekindle(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rekindle")).args(args).output().expect("run rekindle")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn info_reports_vit_base_counts() {
+    let out = rekindle(&["info", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let presets: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let base = presets.as_array().unwrap().iter().find(|p| p["preset"] == "vit-base-16").unwrap();
+    assert_eq!(base["classifier_params"], 86_416_360);
+    let gflops = base["classify_gflops"].as_f64().unwrap();
+    assert!((gflops - 35.1).abs() < 0.2, "{gflops}");
+    assert!(base["mae_gflops"].as_f64().unwrap() < gflops, "MAE encodes a quarter of the patches");
+    let table = rekindle(&["info"]);
+    assert!(String::from_utf8_lossy(&table.stdout).contains("86,416,360"));
+}
+
+#[test]
+fn bench_step_prints_json_for_both_tasks() {
+    for task in ["classify", "mae"] {
+        let out = rekindle(&["bench", "step", "--preset", "vit-micro-4-28", "--batch", "4", "--task", task, "--iters", "1", "--warmup", "0", "--threads", "1", "--json"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert!(r["images_per_sec"].as_f64().unwrap() > 0.0 && r["gflops_per_sec"].as_f64().unwrap() > 0.0);
+        assert!(r["final_loss"].as_f64().unwrap().is_finite(), "{task}: loss {}", r["final_loss"]);
+    }
+}
+
+fn assert_fails(args: &[&str], needles: &[&str]) {
+    let out = rekindle(args);
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{args:?} should fail");
+    for n in needles {
+        assert!(err.contains(n), "{args:?}: stderr lacks {n:?}:\n{err}");
+    }
+}
+
+#[test]
+fn bad_input_gives_a_clear_error_and_nonzero_exit() {
+    let step = ["bench", "step", "--preset", "vit-micro-4-28", "--batch", "2", "--iters", "1"];
+    fn with<'a>(step: &[&'a str], extra: &[&'a str]) -> Vec<&'a str> {
+        step.iter().chain(extra).copied().collect()
+    }
+    assert_fails(&with(&step, &["--set", "image_size=30"]), &["`patch`", "image size 30 is not divisible by patch 4"]);
+    assert_fails(&with(&step, &["--set", "heads=3"]), &["`heads`", "3 heads do not divide width 64"]);
+    assert_fails(&with(&step, &["--set", "dpeth=2"]), &["`dpeth`", "unknown model key"]);
+    assert_fails(&["bench", "step", "--preset", "vit-large"], &["unknown preset 'vit-large'"]);
+    assert_fails(&with(&step, &["--init", "/nonexistent/ckpt.safetensors"]), &["/nonexistent/ckpt.safetensors"]);
+
+    let dir = std::env::temp_dir().join(format!("rekindle-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("misshaped.safetensors");
+    let data = vec![0u8; 4 * 32];
+    let view = safetensors::tensor::TensorView::new(safetensors::tensor::Dtype::F32, vec![1, 1, 32], &data).unwrap();
+    safetensors::serialize_to_file(vec![("cls_token", view)], None, &bad).unwrap();
+    assert_fails(&with(&step, &["--init", bad.to_str().unwrap()]), &["`cls_token` has shape [1, 1, 32], the model needs [1, 1, 64]"]);
+    let missing = dir.join("missing.safetensors");
+    let data = vec![0u8; 4 * 64];
+    let view = safetensors::tensor::TensorView::new(safetensors::tensor::Dtype::F32, vec![1, 1, 64], &data).unwrap();
+    safetensors::serialize_to_file(vec![("cls_token", view)], None, &missing).unwrap();
+    assert_fails(&with(&step, &["--init", missing.to_str().unwrap()]), &["`patch_embed.proj.weight` is missing", "[64, 1, 4, 4]"]);
+}
