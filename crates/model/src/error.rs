@@ -11,6 +11,6 @@ pub enum ModelError {
     ShapeMismatch { path: String, tensor: String, expected: Vec<usize>, found: Vec<usize> },
     #[error("checkpoint {path}: {reason}")]
     Checkpoint { path: String, reason: String },
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io { path: String, source: std::io::Error },
 }
