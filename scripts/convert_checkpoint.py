@@ -197,7 +197,9 @@ def load_torch(path: str, unsafe_pickle: bool):
         try:
             return torch.load(path, map_location="cpu", weights_only=False)
         except Exception as e2:  # noqa: BLE001
-            raise ConvertError(f"{path}: could not load even with --unsafe-pickle: {type(e2).__name__}: {e2}") from None
+            hint = (" (the pickled classes must be importable: run from the training repository or add it to "
+                    "PYTHONPATH)" if isinstance(e2, (ModuleNotFoundError, AttributeError)) else "")
+            raise ConvertError(f"{path}: could not load even with --unsafe-pickle: {type(e2).__name__}: {e2}{hint}") from None
     except Exception as e:  # noqa: BLE001 - truncated zip, bad records, ...
         first = str(e).splitlines()[0] if str(e) else ""
         raise ConvertError(f"{path}: not a readable PyTorch checkpoint ({type(e).__name__}: {first})") from None
@@ -551,7 +553,7 @@ def convert(args) -> None:
 
     import torch
 
-    known_heads = {}
+    known_heads, meta_image_size = {}, None
     if is_safetensors(src):
         raw, metadata = load_safetensors(src)
         where, ignored = "safetensors file", []
@@ -559,6 +561,7 @@ def convert(args) -> None:
             try:
                 cfg = json.loads(metadata["rekindle.model"])
                 known_heads = {"heads": cfg.get("heads"), "decoder_heads": cfg.get("decoder_heads")}
+                meta_image_size = cfg.get("image_size")
             except (ValueError, AttributeError):
                 pass
     else:
@@ -652,6 +655,9 @@ def convert(args) -> None:
                  "its outputs.")
         geo[f"{table}_sincos"] = ok
 
+    if not geo.get("image_size") and meta_image_size:
+        geo["image_size"] = meta_image_size  # from a rekindle-written file's metadata
+
     # Parts to write.
     drop = set()
     if args.drop_head:
@@ -711,7 +717,8 @@ def convert(args) -> None:
         sc = {True: "fixed sin-cos", False: "LEARNED (rekindle uses sin-cos instead)", None: "not checked"}[geo.get("pos_embed_sincos")]
         print(f"  image:   grid {geo['grid']}x{geo['grid']} from pos_embed -> image_size={geo['image_size']}; pos_embed: {sc}")
     else:
-        print("  image:   size unknown (no square pos_embed)")
+        print(f"  image:   image_size={geo['image_size']} (from rekindle metadata)" if geo.get("image_size")
+              else "  image:   size unknown (no square pos_embed)")
     heads_txt = (f"heads={known_heads['heads']} (from rekindle metadata)" if known_heads.get("heads")
                  else "heads:   not stored in the weights (see the note below)")
     print(f"  {heads_txt}")
@@ -748,6 +755,9 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # summary piped into `head`; the file is already written
+        sys.stderr.close()
+        return 0
     return 0
 
 
