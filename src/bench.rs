@@ -6,7 +6,7 @@ use anyhow::{bail, Result};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rekindle_model::{ClassifyPass, Flops, MaePass, MaskIds};
-use rekindle_tensor::{AdamW, Backend, CpuBackend};
+use rekindle_tensor::{AdamW, Backend, CpuBackend, OpTime};
 use serde::Serialize;
 use std::time::Instant;
 
@@ -45,6 +45,9 @@ pub struct StepArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
+    /// Also time every backend op over the timed steps and print where the time goes.
+    #[arg(long)]
+    profile: bool,
 }
 
 #[derive(Serialize)]
@@ -73,16 +76,15 @@ fn step(args: &StepArgs) -> Result<()> {
     if args.batch == 0 || args.iters == 0 {
         bail!("--batch and --iters must be at least 1");
     }
-    let mut be = CpuBackend::new(args.threads);
-    let be: &mut dyn Backend = &mut be;
-    let vit = args.model.build(be, 0)?;
+    let mut cpu = CpuBackend::new(args.threads);
+    let vit = args.model.build(&mut cpu, 0)?;
     let config = vit.config.clone();
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let pixels = args.batch * config.channels * config.image_size * config.image_size;
     let images: Vec<f32> = (0..pixels).map(|_| rng.random_range(-2.0f32..2.0)).collect();
 
     let groups = vit.table.groups(config.depth, 0.65);
-    let (m, v) = (be.alloc(vit.table.total), be.alloc(vit.table.total));
+    let (m, v) = (cpu.alloc(vit.table.total), cpu.alloc(vit.table.total));
     let mut hp = AdamW { lr: 1e-4, beta1: 0.9, beta2: 0.95, eps: 1e-8, weight_decay: 0.05, step: 0, grad_scale: 1.0 };
 
     enum Pass {
@@ -91,18 +93,18 @@ fn step(args: &StepArgs) -> Result<()> {
     }
     let pass = match args.task {
         Task::Classify => {
-            let p = ClassifyPass::new(be, &vit, args.batch);
+            let p = ClassifyPass::new(&mut cpu, &vit, args.batch);
             let mut targets = vec![0.0f32; args.batch * config.classes];
             for row in targets.chunks_exact_mut(config.classes) {
                 row[rng.random_range(0..config.classes)] = 1.0;
             }
-            be.upload(p.targets, &targets);
-            be.upload(p.images(), &images);
+            cpu.upload(p.targets, &targets);
+            cpu.upload(p.images(), &images);
             Pass::Classify(p)
         }
         Task::Mae => {
-            let p = MaePass::new(be, &vit, args.batch);
-            be.upload(p.images(), &images);
+            let p = MaePass::new(&mut cpu, &vit, args.batch);
+            cpu.upload(p.images(), &images);
             Pass::Mae(p)
         }
     };
@@ -111,24 +113,27 @@ fn step(args: &StepArgs) -> Result<()> {
     let mut loss = f32::NAN;
     for i in 0..args.warmup + args.iters {
         let start = Instant::now();
-        vit.zero_grads(be);
+        vit.zero_grads(&mut cpu);
         loss = match &pass {
             Pass::Classify(p) => {
-                p.forward(be, &vit);
-                p.backward(be, &vit, 1.0)
+                p.forward(&mut cpu, &vit);
+                p.backward(&mut cpu, &vit, 1.0)
             }
             Pass::Mae(p) => {
                 // A fresh random mask every step, as in MAE training.
                 let ids = MaskIds::random(i as u64, args.batch, config.patches(), config.kept_patches());
-                p.set_mask(be, &ids);
-                p.forward(be, &vit);
-                p.backward(be, &vit, 1.0)
+                p.set_mask(&mut cpu, &ids);
+                p.forward(&mut cpu, &vit);
+                p.backward(&mut cpu, &vit, 1.0)
             }
         };
         hp.step += 1;
-        be.adamw(vit.params, vit.grads, m, v, &groups, &hp);
+        cpu.adamw(vit.params, vit.grads, m, v, &groups, &hp);
         if i >= args.warmup {
             times.push(start.elapsed().as_secs_f64());
+        }
+        if i + 1 == args.warmup && args.profile {
+            cpu.start_profile();
         }
         if !args.json {
             eprint!("\rstep {}/{}", i + 1, args.warmup + args.iters);
@@ -137,6 +142,7 @@ fn step(args: &StepArgs) -> Result<()> {
     if !args.json {
         eprintln!();
     }
+    let device = cpu.name();
 
     let flops = Flops::of(&config);
     let per_image = flops.train(match args.task {
@@ -151,7 +157,7 @@ fn step(args: &StepArgs) -> Result<()> {
         task: args.task,
         batch: args.batch,
         threads: args.threads,
-        device: be.name(),
+        device,
         iters: args.iters,
         step_seconds_median: median,
         step_seconds_mean: mean,
@@ -160,6 +166,9 @@ fn step(args: &StepArgs) -> Result<()> {
         train_gflops_per_image: per_image / 1e9,
         final_loss: loss,
     };
+    if args.profile {
+        print_profile(&cpu.op_times(), times.iter().sum());
+    }
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
@@ -178,4 +187,14 @@ fn step(args: &StepArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Per-op wall time over the timed steps, as a share of the step time.
+fn print_profile(ops: &[OpTime], total: f64) {
+    let timed: f64 = ops.iter().map(|o| o.seconds).sum();
+    eprintln!("{:<22} {:>10} {:>8} {:>7}", "op", "seconds", "calls", "share");
+    for o in ops {
+        eprintln!("{:<22} {:>10.4} {:>8} {:>6.1}%", o.op, o.seconds, o.calls, 100.0 * o.seconds / total);
+    }
+    eprintln!("{:<22} {:>10.4} {:>8} {:>6.1}%", "(outside ops)", total - timed, "", 100.0 * (total - timed) / total);
 }

@@ -11,5 +11,5 @@ mod cpu;
 mod handles;
 
 pub use backend::{AdamW, AttentionShape, Backend, Gemm, ParamGroup, PatchOrder, PatchShape, Sgd};
-pub use cpu::CpuBackend;
+pub use cpu::{CpuBackend, OpTime};
 pub use handles::{Indices, Tensor};

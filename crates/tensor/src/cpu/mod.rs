@@ -14,6 +14,9 @@ mod tokens;
 
 use crate::backend::{AdamW, AttentionShape, Backend, Gemm, ParamGroup, PatchOrder, PatchShape, Sgd};
 use crate::{Indices, Tensor};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Instant;
 
 /// Rows of work below which splitting across threads costs more than it saves.
 const MIN_ROWS_PER_TASK: usize = 16;
@@ -23,6 +26,16 @@ pub struct CpuBackend {
     threads: usize,
     buffers: Vec<Option<Vec<f32>>>,
     index_buffers: Vec<Vec<i32>>,
+    /// Seconds and calls per op, when profiling.
+    profile: Option<Mutex<HashMap<&'static str, (f64, u64)>>>,
+}
+
+/// Time spent in one op kind (see [`CpuBackend::op_times`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct OpTime {
+    pub op: &'static str,
+    pub seconds: f64,
+    pub calls: u64,
 }
 
 impl CpuBackend {
@@ -34,7 +47,7 @@ impl CpuBackend {
             .build()
             .expect("cannot start the CPU worker threads");
         let threads = pool.current_num_threads();
-        CpuBackend { pool, threads, buffers: Vec::new(), index_buffers: Vec::new() }
+        CpuBackend { pool, threads, buffers: Vec::new(), index_buffers: Vec::new(), profile: None }
     }
 
     pub fn threads(&self) -> usize {
@@ -68,8 +81,30 @@ impl CpuBackend {
         &self.index_buffers[i.buffer as usize][i.offset..i.offset + i.len]
     }
 
-    fn run<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
-        self.pool.install(f)
+    /// Runs one op on the worker threads, timing it when profiling is on.
+    fn run<R: Send>(&self, op: &'static str, f: impl FnOnce() -> R + Send) -> R {
+        let Some(profile) = &self.profile else { return self.pool.install(f) };
+        let start = Instant::now();
+        let r = self.pool.install(f);
+        let mut p = profile.lock().expect("profile lock");
+        let entry = p.entry(op).or_default();
+        entry.0 += start.elapsed().as_secs_f64();
+        entry.1 += 1;
+        r
+    }
+
+    /// Starts (or restarts) timing every op; see [`CpuBackend::op_times`].
+    pub fn start_profile(&mut self) {
+        self.profile = Some(Mutex::new(HashMap::new()));
+    }
+
+    /// Wall time and call count per op since `start_profile`, slowest first.
+    pub fn op_times(&self) -> Vec<OpTime> {
+        let Some(profile) = &self.profile else { return Vec::new() };
+        let mut v: Vec<OpTime> =
+            profile.lock().expect("profile lock").iter().map(|(op, (s, c))| OpTime { op, seconds: *s, calls: *c }).collect();
+        v.sort_by(|a, b| b.seconds.total_cmp(&a.seconds));
+        v
     }
 }
 
@@ -136,14 +171,14 @@ impl Backend for CpuBackend {
 
     fn fill(&mut self, dst: Tensor, value: f32) {
         let d = self.w(dst);
-        self.run(|| elementwise::fill(d, value));
+        self.run("fill", || elementwise::fill(d, value));
     }
 
     fn copy(&mut self, dst: Tensor, src: Tensor) {
         assert_eq!(dst.len, src.len, "copy length");
         disjoint(&[dst], &[src]);
         let (d, s) = (self.w(dst), self.r(src));
-        self.run(|| elementwise::copy(d, s));
+        self.run("copy", || elementwise::copy(d, s));
     }
 
     fn gemm(&mut self, g: &Gemm) {
@@ -158,42 +193,42 @@ impl Backend for CpuBackend {
         });
         let (a, b, c) = (self.r(g.a), self.r(g.b), self.w(g.c));
         let threads = self.threads;
-        self.run(|| matmul::gemm(g, a, b, c, bias, threads));
+        self.run(if g.trans_a { "gemm_weight_grad" } else if g.batch > 1 { "gemm_batched" } else { "gemm" }, || matmul::gemm(g, a, b, c, bias, threads));
     }
 
     fn bias_backward(&mut self, dbias: Tensor, dout: Tensor, rows: usize, cols: usize) {
         check_len(dout, rows * cols, "bias_backward dout");
         disjoint(&[dbias], &[dout]);
         let (db, d) = (self.w(dbias), self.r(dout));
-        self.run(|| matmul::bias_backward(db, d, rows, cols));
+        self.run("bias_backward", || matmul::bias_backward(db, d, rows, cols));
     }
 
     fn add_assign(&mut self, dst: Tensor, src: Tensor) {
         assert_eq!(dst.len, src.len, "add_assign length");
         disjoint(&[dst], &[src]);
         let (d, s) = (self.w(dst), self.r(src));
-        self.run(|| elementwise::add_assign(d, s));
+        self.run("add_assign", || elementwise::add_assign(d, s));
     }
 
     fn add_rows(&mut self, x: Tensor, table: Tensor, rows: usize, width: usize) {
         check_len(table, rows * width, "add_rows table");
         disjoint(&[x], &[table]);
         let (xs, t) = (self.w(x), self.r(table));
-        self.run(|| elementwise::add_rows(xs, &t[..rows * width]));
+        self.run("add_rows", || elementwise::add_rows(xs, &t[..rows * width]));
     }
 
     fn gelu_forward(&mut self, out: Tensor, inp: Tensor) {
         assert_eq!(out.len, inp.len, "gelu length");
         disjoint(&[out], &[inp]);
         let (o, i) = (self.w(out), self.r(inp));
-        self.run(|| elementwise::gelu_forward(o, i));
+        self.run("gelu_forward", || elementwise::gelu_forward(o, i));
     }
 
     fn gelu_backward(&mut self, dinp: Tensor, inp: Tensor, dout: Tensor) {
         assert!(dinp.len == inp.len && inp.len == dout.len, "gelu_backward length");
         disjoint(&[dinp], &[inp, dout]);
         let (di, i, d) = (self.w(dinp), self.r(inp), self.r(dout));
-        self.run(|| elementwise::gelu_backward(di, i, d));
+        self.run("gelu_backward", || elementwise::gelu_backward(di, i, d));
     }
 
     fn layernorm_forward(
@@ -213,7 +248,7 @@ impl Backend for CpuBackend {
         disjoint(&[out, mean, rstd], &[inp, weight, bias]);
         let (o, m, r) = (self.w(out), self.w(mean), self.w(rstd));
         let (i, w, b) = (self.r(inp), self.r(weight), self.r(bias));
-        self.run(|| norm::layernorm_forward(o, m, r, i, w, b, rows, width, eps));
+        self.run("layernorm_forward", || norm::layernorm_forward(o, m, r, i, w, b, rows, width, eps));
     }
 
     fn layernorm_backward(
@@ -233,7 +268,7 @@ impl Backend for CpuBackend {
         disjoint(&[dinp, dweight, dbias], &[dout, inp, weight, mean, rstd]);
         let (di, dw, db) = (self.w(dinp), self.w(dweight), self.w(dbias));
         let (d, i, w, m, r) = (self.r(dout), self.r(inp), self.r(weight), self.r(mean), self.r(rstd));
-        self.run(|| norm::layernorm_backward(di, dw, db, d, i, w, m, r, rows, width));
+        self.run("layernorm_backward", || norm::layernorm_backward(di, dw, db, d, i, w, m, r, rows, width));
     }
 
     fn attention_saved_len(&self, s: AttentionShape) -> usize {
@@ -246,7 +281,7 @@ impl Backend for CpuBackend {
         check_len(saved, attention::saved_len(s), "attention saved");
         disjoint(&[out, saved], &[qkv]);
         let (o, sv, q) = (self.w(out), self.w(saved), self.r(qkv));
-        self.run(|| attention::forward(o, sv, q, s));
+        self.run("attention_forward", || attention::forward(o, sv, q, s));
     }
 
     fn attention_backward(
@@ -261,7 +296,7 @@ impl Backend for CpuBackend {
         check_len(dqkv, s.batch * s.tokens * 3 * s.width(), "attention dqkv");
         disjoint(&[dqkv], &[dout, qkv, out, saved]);
         let (dq, d, q, sv) = (self.w(dqkv), self.r(dout), self.r(qkv), self.r(saved));
-        self.run(|| attention::backward(dq, d, q, sv, s));
+        self.run("attention_backward", || attention::backward(dq, d, q, sv, s));
     }
 
     fn gather_rows(
@@ -280,7 +315,7 @@ impl Backend for CpuBackend {
         assert!(idx.len >= samples * out_rows && fill.len >= width, "gather_rows idx/fill");
         disjoint(&[out], &[inp, fill]);
         let (o, i, f, ix) = (self.w(out), self.r(inp), self.r(fill), self.idx(idx));
-        self.run(|| tokens::gather_rows(o, i, ix, f, in_rows, out_rows, width));
+        self.run("gather_rows", || tokens::gather_rows(o, i, ix, f, in_rows, out_rows, width));
     }
 
     fn gather_rows_backward(
@@ -298,21 +333,21 @@ impl Backend for CpuBackend {
         check_len(dinp, samples * in_rows * width, "gather_rows_backward dinp");
         disjoint(&[dinp, dfill], &[dout]);
         let (di, df, d, ix) = (self.w(dinp), self.w(dfill), self.r(dout), self.idx(idx));
-        self.run(|| tokens::gather_rows_backward(di, df, d, ix, samples, in_rows, out_rows, width));
+        self.run("gather_rows_backward", || tokens::gather_rows_backward(di, df, d, ix, samples, in_rows, out_rows, width));
     }
 
     fn mean_pool_forward(&mut self, out: Tensor, inp: Tensor, samples: usize, rows: usize, width: usize, skip: usize) {
         check_len(inp, samples * rows * width, "mean_pool inp");
         disjoint(&[out], &[inp]);
         let (o, i) = (self.w(out), self.r(inp));
-        self.run(|| tokens::mean_pool_forward(o, i, samples, rows, width, skip));
+        self.run("mean_pool_forward", || tokens::mean_pool_forward(o, i, samples, rows, width, skip));
     }
 
     fn mean_pool_backward(&mut self, dinp: Tensor, dout: Tensor, samples: usize, rows: usize, width: usize, skip: usize) {
         check_len(dinp, samples * rows * width, "mean_pool dinp");
         disjoint(&[dinp], &[dout]);
         let (di, d) = (self.w(dinp), self.r(dout));
-        self.run(|| tokens::mean_pool_backward(di, d, samples, rows, width, skip));
+        self.run("mean_pool_backward", || tokens::mean_pool_backward(di, d, samples, rows, width, skip));
     }
 
     fn patchify(&mut self, patches: Tensor, images: Tensor, shape: PatchShape, order: PatchOrder) {
@@ -321,7 +356,7 @@ impl Backend for CpuBackend {
         check_len(patches, n, "patchify patches");
         disjoint(&[patches], &[images]);
         let (p, i) = (self.w(patches), self.r(images));
-        self.run(|| images::patchify(p, i, shape, order));
+        self.run("patchify", || images::patchify(p, i, shape, order));
     }
 
     fn unpatchify(&mut self, images: Tensor, patches: Tensor, shape: PatchShape, order: PatchOrder) {
@@ -330,7 +365,7 @@ impl Backend for CpuBackend {
         check_len(patches, n, "unpatchify patches");
         disjoint(&[images], &[patches]);
         let (i, p) = (self.w(images), self.r(patches));
-        self.run(|| images::unpatchify(i, p, shape, order));
+        self.run("unpatchify", || images::unpatchify(i, p, shape, order));
     }
 
     fn cross_entropy(
@@ -350,7 +385,7 @@ impl Backend for CpuBackend {
         disjoint(&[losses, dlogits], &[logits, targets, class_mask]);
         let (l, dl) = (self.w(losses), self.w(dlogits));
         let (z, t, m) = (self.r(logits), self.r(targets), self.r(class_mask));
-        self.run(|| losses::cross_entropy(l, dl, z, t, m, rows, classes, grad_scale));
+        self.run("cross_entropy", || losses::cross_entropy(l, dl, z, t, m, rows, classes, grad_scale));
     }
 
     fn mae_loss(
@@ -372,25 +407,25 @@ impl Backend for CpuBackend {
         disjoint(&[loss, dpred], &[pred, target, mask]);
         let (l, dp) = (self.w(loss), self.w(dpred));
         let (p, t, m) = (self.r(pred), self.r(target), self.r(mask));
-        self.run(|| losses::mae_loss(l, dp, p, t, m, samples, patches, patch_len, grad_scale));
+        self.run("mae_loss", || losses::mae_loss(l, dp, p, t, m, samples, patches, patch_len, grad_scale));
     }
 
     fn sum_squares(&mut self, grads: Tensor) -> f32 {
         let g = self.r(grads);
-        self.run(|| optim::sum_squares(g))
+        self.run("sum_squares", || optim::sum_squares(g))
     }
 
     fn adamw(&mut self, params: Tensor, grads: Tensor, m: Tensor, v: Tensor, groups: &[ParamGroup], hp: &AdamW) {
         assert!(grads.len == params.len && m.len == params.len && v.len == params.len, "adamw layout");
         disjoint(&[params, m, v], &[grads]);
         let (p, g, ms, vs) = (self.w(params), self.r(grads), self.w(m), self.w(v));
-        self.run(|| optim::adamw(p, g, ms, vs, groups, hp));
+        self.run("adamw", || optim::adamw(p, g, ms, vs, groups, hp));
     }
 
     fn sgd(&mut self, params: Tensor, grads: Tensor, momentum: Tensor, groups: &[ParamGroup], hp: &Sgd) {
         assert!(grads.len == params.len && momentum.len == params.len, "sgd layout");
         disjoint(&[params, momentum], &[grads]);
         let (p, g, b) = (self.w(params), self.r(grads), self.w(momentum));
-        self.run(|| optim::sgd(p, g, b, groups, hp));
+        self.run("sgd", || optim::sgd(p, g, b, groups, hp));
     }
 }
