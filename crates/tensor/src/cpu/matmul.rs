@@ -24,40 +24,47 @@ pub fn operand_lens(g: &Gemm) -> (usize, usize, usize) {
 /// Large products are split into row blocks of C (or column blocks when C is wide and short), one
 /// single-threaded product per task. Each output element keeps its whole k-reduction in one task,
 /// so results are bitwise identical for any thread count; and on tall-skinny ViT shapes this beats
-/// letting `gemm` split the work itself.
+/// letting `gemm` split the work itself. The bias is written into (or added to) each task's block
+/// just before its product, which then accumulates onto it: no separate pass over C.
 pub fn gemm(g: &Gemm, a: &[f32], b: &[f32], c: &mut [f32], bias: Option<&[f32]>, threads: usize) {
     let c_ptr = SendPtr(c.as_mut_ptr());
-    let macs = g.m * g.n * g.k;
+    let run = |i: usize, rows: Range<usize>, cols: Range<usize>| {
+        let c_ptr = c_ptr;
+        // SAFETY: every call writes a disjoint block of C (distinct batches, or distinct row or
+        // column ranges of one product); lengths were checked by the caller via `operand_lens`.
+        unsafe {
+            let c = c_ptr.0.add(i * g.stride_c);
+            if let Some(bias) = bias {
+                for r in rows.clone() {
+                    let row = std::slice::from_raw_parts_mut(c.add(r * g.n + cols.start), cols.len());
+                    let bias = &bias[cols.clone()];
+                    if g.accumulate {
+                        row.iter_mut().zip(bias).for_each(|(x, b)| *x += b);
+                    } else {
+                        row.copy_from_slice(bias);
+                    }
+                }
+            }
+            block(g, a.as_ptr().add(i * g.stride_a), b.as_ptr().add(i * g.stride_b), c, rows, cols, g.accumulate || bias.is_some());
+        }
+    };
     if g.batch > 1 {
         // Batched (attention-sized) products: one product per task.
-        (0..g.batch).into_par_iter().for_each(|i| {
-            let c_ptr = c_ptr;
-            // SAFETY: batches write disjoint `stride_c`-spaced blocks (checked by `operand_lens`).
-            unsafe { block(g, a.as_ptr().add(i * g.stride_a), b.as_ptr().add(i * g.stride_b), c_ptr.0.add(i * g.stride_c), 0..g.m, 0..g.n) };
-        });
+        (0..g.batch).into_par_iter().for_each(|i| run(i, 0..g.m, 0..g.n));
     } else {
-        let tasks = if macs < PARALLEL_MACS { 1 } else { threads * TASKS_PER_THREAD };
+        let tasks = if g.m * g.n * g.k < PARALLEL_MACS { 1 } else { threads * TASKS_PER_THREAD };
         let split_rows = g.m >= g.n;
         let extent = if split_rows { g.m } else { g.n };
         // Blocks are multiples of 16 (the microkernel's tile) so no task gets ragged edges.
         let step = extent.div_ceil(tasks).next_multiple_of(16);
         (0..extent.div_ceil(step)).into_par_iter().for_each(|t| {
-            let c_ptr = c_ptr;
             let span = t * step..((t + 1) * step).min(extent);
-            let (rows, cols) = if split_rows { (span, 0..g.n) } else { (0..g.m, span) };
-            // SAFETY: tasks write disjoint blocks of C; lengths checked by the caller.
-            unsafe { block(g, a.as_ptr(), b.as_ptr(), c_ptr.0, rows, cols) };
+            if split_rows {
+                run(0, span, 0..g.n)
+            } else {
+                run(0, 0..g.m, span)
+            }
         });
-    }
-    if let Some(bias) = bias {
-        for i in 0..g.batch {
-            let block = &mut c[i * g.stride_c..i * g.stride_c + g.m * g.n];
-            block.par_chunks_mut(g.n * 64).for_each(|rows| {
-                for row in rows.chunks_mut(g.n) {
-                    row.iter_mut().zip(bias).for_each(|(x, b)| *x += b);
-                }
-            });
-        }
     }
 }
 
@@ -68,7 +75,7 @@ unsafe impl Sync for SendPtr {}
 
 /// The block `rows × cols` of one product at raw pointers: row-major C `[m, n]`, A and B
 /// row-major unless transposed.
-unsafe fn block(g: &Gemm, a: *const f32, b: *const f32, c: *mut f32, rows: Range<usize>, cols: Range<usize>) {
+unsafe fn block(g: &Gemm, a: *const f32, b: *const f32, c: *mut f32, rows: Range<usize>, cols: Range<usize>, read_c: bool) {
     // (column stride, row stride) of op(A) [m, k] and op(B) [k, n].
     let (a_cs, a_rs) = if g.trans_a { (g.m as isize, 1) } else { (1, g.k as isize) };
     let (b_cs, b_rs) = if g.trans_b { (g.k as isize, 1) } else { (1, g.n as isize) };
@@ -77,7 +84,7 @@ unsafe fn block(g: &Gemm, a: *const f32, b: *const f32, c: *mut f32, rows: Range
     let c = c.add(rows.start * g.n + cols.start);
     // gemm computes dst = alpha·dst + beta·lhs·rhs, reading dst only when asked to.
     gemm::gemm(
-        rows.len(), cols.len(), g.k, c, 1, g.n as isize, g.accumulate, a, a_cs, a_rs, b, b_cs, b_rs, 1.0, g.alpha,
+        rows.len(), cols.len(), g.k, c, 1, g.n as isize, read_c, a, a_cs, a_rs, b, b_cs, b_rs, 1.0, g.alpha,
         false, false, false, Parallelism::None,
     );
 }
