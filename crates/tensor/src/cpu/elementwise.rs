@@ -4,6 +4,7 @@
 
 use super::MIN_ROWS_PER_TASK;
 use rayon::prelude::*;
+use wide::f32x8;
 
 /// Elements per parallel task for streaming ops (large enough to amortise task overhead).
 const CHUNK: usize = 1 << 14;
@@ -27,6 +28,29 @@ pub fn add_rows(x: &mut [f32], table: &[f32]) {
     x.par_chunks_mut(table.len()).with_min_len(MIN_ROWS_PER_TASK / 8 + 1).for_each(|sample| {
         sample.iter_mut().zip(table).for_each(|(x, t)| *x += t);
     });
+}
+
+/// Σ x, eight lanes at a time: a plain `f32` fold is sequential and never vectorises.
+pub fn sum(x: &[f32]) -> f32 {
+    let chunks = x.chunks_exact(8);
+    let tail: f32 = chunks.remainder().iter().sum();
+    chunks.fold(f32x8::ZERO, |acc, c| acc + f32x8::new(c.try_into().unwrap())).reduce_add() + tail
+}
+
+/// Σ a·b, eight lanes at a time.
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
+    ca.zip(cb).fold(f32x8::ZERO, |acc, (x, y)| f32x8::new(x.try_into().unwrap()).mul_add(f32x8::new(y.try_into().unwrap()), acc)).reduce_add()
+        + tail
+}
+
+/// max x, eight lanes at a time.
+pub fn max(x: &[f32]) -> f32 {
+    let chunks = x.chunks_exact(8);
+    let tail = chunks.remainder().iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+    let lanes = chunks.fold(f32x8::splat(f32::NEG_INFINITY), |acc, c| acc.max(f32x8::new(c.try_into().unwrap())));
+    lanes.to_array().iter().fold(tail, |m, &v| m.max(v))
 }
 
 const FRAC_1_SQRT_2: f32 = std::f32::consts::FRAC_1_SQRT_2;
