@@ -2,12 +2,11 @@
 //!
 //! The CPU keeps each head's softmax probabilities `P [tokens, tokens]` for the backward pass: at
 //! ViT sequence lengths they are cheap to store and save recomputing `Q·Kᵀ`. Q, K and V are read in
-//! place from the fused qkv activation through strides; only K (forward) and V (backward) are
-//! transposed into per-task scratch, because the small GEMM wants unit-stride rows of B.
+//! place from the fused qkv activation through strides; nothing is copied out.
 
 use super::elementwise::{self, exp};
 use crate::backend::AttentionShape;
-use super::small_gemm::{small_gemm, View};
+use gemm::Parallelism;
 use rayon::prelude::*;
 
 pub fn saved_len(s: AttentionShape) -> usize {
@@ -19,30 +18,29 @@ struct Ptr(*mut f32);
 unsafe impl Send for Ptr {}
 unsafe impl Sync for Ptr {}
 
-/// Per-task scratch: two tokens × tokens matrices, a transposed head (head_dim × tokens) and the
-/// small-GEMM panel. Transposed operands are copied once rather than read with a stride inside
-/// the kernel's k loop.
-struct Scratch {
-    square: Vec<f32>,
-    square_t: Vec<f32>,
-    transposed: Vec<f32>,
-    panel: Vec<f32>,
+/// Row-major matrix at `ptr` viewed with (column stride, row stride), possibly transposed.
+#[derive(Clone, Copy)]
+struct Mat {
+    ptr: *const f32,
+    cs: isize,
+    rs: isize,
 }
 
-impl Scratch {
-    fn new(s: AttentionShape) -> Scratch {
-        let t = s.tokens;
-        Scratch { square: vec![0.0; t * t], square_t: vec![0.0; t * t], transposed: vec![0.0; s.head_dim * t], panel: vec![0.0; t.max(s.head_dim) * 16] }
+impl Mat {
+    fn rows(ptr: *const f32, row_stride: usize) -> Mat {
+        Mat { ptr, cs: 1, rs: row_stride as isize }
+    }
+    fn t(self) -> Mat {
+        Mat { ptr: self.ptr, cs: self.rs, rs: self.cs }
     }
 }
 
-/// Copies the `rows × cols` block at `src` (row stride `rs`) transposed into `dst` (`cols × rows`).
-fn transpose(dst: &mut [f32], src: &[f32], rs: usize, rows: usize, cols: usize) {
-    for r in 0..rows {
-        for c in 0..cols {
-            dst[c * rows + r] = src[r * rs + c];
-        }
-    }
+/// `dst [m, n] (row stride dst_rs) = alpha · a [m, k] · b [k, n]`, optionally added to dst.
+unsafe fn matmul(m: usize, n: usize, k: usize, dst: *mut f32, dst_rs: usize, a: Mat, b: Mat, alpha: f32, add: bool) {
+    gemm::gemm(
+        m, n, k, dst, 1, dst_rs as isize, add, a.ptr, a.cs, a.rs, b.ptr, b.cs, b.rs, 1.0, alpha, false, false, false,
+        Parallelism::None,
+    );
 }
 
 /// Offsets of head `h` of sample `b`: (first q element, first output element).
@@ -51,35 +49,28 @@ fn head_offsets(s: AttentionShape, b: usize, h: usize) -> (usize, usize) {
     (b * s.tokens * 3 * c + h * s.head_dim, b * s.tokens * c + h * s.head_dim)
 }
 
-/// The row-major view of a matrix with row stride `rs`.
-fn rows(data: &[f32], rs: usize) -> View<'_> {
-    View { data, rs, cs: 1 }
-}
-
 pub fn forward(out: &mut [f32], saved: &mut [f32], qkv: &[f32], s: AttentionShape) {
     let (t, d, c) = (s.tokens, s.head_dim, s.width());
     let scale = 1.0 / (d as f32).sqrt();
     let out_ptr = Ptr(out.as_mut_ptr());
-    let out_len = out.len();
-    saved[..saved_len(s)].par_chunks_mut(t * t).enumerate().for_each_init(
-        || Scratch::new(s),
-        |sc, (bh, p)| {
-            let out_ptr = out_ptr;
-            let (b, h) = (bh / s.heads, bh % s.heads);
-            let (qo, oo) = head_offsets(s, b, h);
-            transpose(&mut sc.transposed, &qkv[qo + c..], 3 * c, t, d);
-            // SAFETY: `p` is this task's own t × t block.
-            unsafe { small_gemm(t, t, d, scale, rows(&qkv[qo..], 3 * c), rows(&sc.transposed, t), p.as_mut_ptr(), t, false, &mut sc.panel) };
-            for row in p.chunks_exact_mut(t) {
-                softmax_in_place(row);
-            }
-            assert!(oo + (t - 1) * c + d <= out_len);
-            // SAFETY: in bounds (above); each task writes only its own head's columns of `out`.
-            unsafe { small_gemm(t, d, t, 1.0, rows(p, t), rows(&qkv[qo + 2 * c..], 3 * c), out_ptr.0.add(oo), c, false, &mut sc.panel) };
-        },
-    );
+    saved[..saved_len(s)].par_chunks_mut(t * t).enumerate().for_each(|(bh, p)| {
+        let out_ptr = out_ptr;
+        let (b, h) = (bh / s.heads, bh % s.heads);
+        let (qo, oo) = head_offsets(s, b, h);
+        let q = Mat::rows(qkv[qo..].as_ptr(), 3 * c);
+        let k = Mat::rows(qkv[qo + c..].as_ptr(), 3 * c);
+        let v = Mat::rows(qkv[qo + 2 * c..].as_ptr(), 3 * c);
+        // SAFETY: every pointer stays inside its slice (lengths checked by the caller); each task
+        // writes its own P block and its own head's columns of `out`.
+        unsafe { matmul(t, t, d, p.as_mut_ptr(), t, q, k.t(), scale, false) };
+        for row in p.chunks_exact_mut(t) {
+            softmax_in_place(row);
+        }
+        unsafe { matmul(t, d, t, out_ptr.0.add(oo), c, Mat::rows(p.as_ptr(), t), v, 1.0, false) };
+    });
 }
 
+/// Reductions go through the eight-lane helpers so that the exponentials vectorise too.
 fn softmax_in_place(row: &mut [f32]) {
     let max = elementwise::max(row);
     row.iter_mut().for_each(|x| *x = exp(*x - max));
@@ -93,33 +84,31 @@ pub fn backward(dqkv: &mut [f32], dout: &[f32], qkv: &[f32], saved: &[f32], s: A
     let (t, d, c) = (s.tokens, s.head_dim, s.width());
     let scale = 1.0 / (d as f32).sqrt();
     let dqkv_ptr = Ptr(dqkv.as_mut_ptr());
-    let dqkv_len = dqkv.len();
     saved[..saved_len(s)].par_chunks(t * t).enumerate().for_each_init(
-        || Scratch::new(s),
-        |sc, (bh, p)| {
+        || vec![0.0f32; t * t],
+        |ds, (bh, p)| {
             let dqkv_ptr = dqkv_ptr;
             let (b, h) = (bh / s.heads, bh % s.heads);
             let (qo, oo) = head_offsets(s, b, h);
-            assert!(qo + 2 * c + (t - 1) * 3 * c + d <= dqkv_len);
-            let (dq, dk, dv) = unsafe { (dqkv_ptr.0.add(qo), dqkv_ptr.0.add(qo + c), dqkv_ptr.0.add(qo + 2 * c)) };
-            let d_o = rows(&dout[oo..], c);
-            let ds = &mut sc.square;
-            transpose(&mut sc.transposed, &qkv[qo + 2 * c..], 3 * c, t, d);
-            transpose(&mut sc.square_t, p, t, t, t);
-            // SAFETY: in bounds (above); each task writes only its own head's q, k and v columns of
-            // dqkv, and `ds` is its own scratch.
+            let q = Mat::rows(qkv[qo..].as_ptr(), 3 * c);
+            let k = Mat::rows(qkv[qo + c..].as_ptr(), 3 * c);
+            let v = Mat::rows(qkv[qo + 2 * c..].as_ptr(), 3 * c);
+            let d_o = Mat::rows(dout[oo..].as_ptr(), c);
+            let pm = Mat::rows(p.as_ptr(), t);
+            // SAFETY: as in `forward`; each task writes only its own head's columns of dqkv.
             unsafe {
-                small_gemm(t, d, t, 1.0, rows(&sc.square_t, t), d_o, dv, 3 * c, false, &mut sc.panel);
-                small_gemm(t, t, d, 1.0, d_o, rows(&sc.transposed, t), ds.as_mut_ptr(), t, false, &mut sc.panel);
+                matmul(t, d, t, dqkv_ptr.0.add(qo + 2 * c), 3 * c, pm.t(), d_o, 1.0, false);
+                matmul(t, t, d, ds.as_mut_ptr(), t, d_o, v.t(), 1.0, false);
             }
             for (dsr, pr) in ds.chunks_exact_mut(t).zip(p.chunks_exact(t)) {
                 let dot = elementwise::dot(dsr, pr);
                 dsr.iter_mut().zip(pr).for_each(|(x, p)| *x = p * (*x - dot));
             }
-            transpose(&mut sc.square_t, ds, t, t, t);
+            let dsm = Mat::rows(ds.as_ptr(), t);
             unsafe {
-                small_gemm(t, d, t, scale, rows(ds, t), rows(&qkv[qo + c..], 3 * c), dq, 3 * c, false, &mut sc.panel);
-                small_gemm(t, d, t, scale, rows(&sc.square_t, t), rows(&qkv[qo..], 3 * c), dk, 3 * c, false, &mut sc.panel);
+                let (dq, dk) = (dqkv_ptr.0.add(qo), dqkv_ptr.0.add(qo + c));
+                matmul(t, d, t, dq, 3 * c, dsm, k, scale, false);
+                matmul(t, d, t, dk, 3 * c, dsm.t(), q, scale, false);
             }
         },
     );

@@ -10,7 +10,6 @@ mod losses;
 mod matmul;
 mod norm;
 mod optim;
-mod small_gemm;
 mod tokens;
 
 use crate::backend::{AdamW, AttentionShape, Backend, Gemm, ParamGroup, PatchOrder, PatchShape, Sgd};
