@@ -54,7 +54,7 @@ impl ClassifyPass {
         assert_eq!(self.classes, vit.config.classes, "the head grew: rebuild the ClassifyPass");
         let s = self.encoder.shape;
         self.encoder.forward(be, &vit.w.encoder, vit.pos_embed);
-        be.mean_pool_forward(self.pooled, self.encoder.normed, s.samples, s.tokens, s.width, 1);
+        be.mean_pool_forward(self.pooled, self.encoder.normed(), s.samples, s.tokens, s.width, 1);
         linear::forward(be, self.logits, self.pooled, vit.w.head, s.samples, s.width, self.classes, false);
     }
 

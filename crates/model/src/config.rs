@@ -1,6 +1,7 @@
 //! Model geometry: presets, overrides by key, and validation that names the bad key.
 
 use crate::ModelError;
+use rekindle_tensor::PatchShape;
 use serde::{Deserialize, Serialize};
 
 /// The shape of a ViT encoder, its MAE decoder and its classification head.
@@ -143,16 +144,20 @@ impl ModelConfig {
         Ok(())
     }
 
+    /// The patch geometry of a batch of `batch` images.
+    pub fn patch_shape(&self, batch: usize) -> PatchShape {
+        PatchShape { batch, channels: self.channels, image_size: self.image_size, patch: self.patch }
+    }
     pub fn grid(&self) -> usize {
-        self.image_size / self.patch
+        self.patch_shape(1).grid()
     }
     /// Patches per image (L).
     pub fn patches(&self) -> usize {
-        self.grid() * self.grid()
+        self.patch_shape(1).patches()
     }
     /// Values per flattened patch: patch² · channels.
     pub fn patch_len(&self) -> usize {
-        self.patch * self.patch * self.channels
+        self.patch_shape(1).patch_len()
     }
     /// Patches the MAE encoder sees: floor(L · (1 − mask_ratio)).
     pub fn kept_patches(&self) -> usize {

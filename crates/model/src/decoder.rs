@@ -2,7 +2,8 @@
 //! were removed and restore patch order, add the fixed position table, blocks, LayerNorm, and a
 //! linear prediction of every patch's pixels.
 
-use crate::block::{self, BlockActs, BlockScratch, BlockShape, BlockWeights, LN_EPS};
+use crate::block::{BlockShape, BlockWeights};
+use crate::stack::Stack;
 use crate::linear::{self, Affine};
 use crate::{ModelConfig, ParamTable};
 use rekindle_tensor::{Backend, Indices, Tensor};
@@ -37,17 +38,12 @@ pub struct Decoder {
     embedded: Tensor,
     ids: Indices,
     y0: Tensor,
-    blocks: Vec<BlockActs>,
-    normed: Tensor,
-    norm_mean: Tensor,
-    norm_rstd: Tensor,
+    stack: Stack,
     /// Output: `[samples, 1 + patches, patch_len]`; row 0 of each sample belongs to CLS.
     pub pred: Tensor,
     /// Gradient of the loss w.r.t. `pred`, filled by the loss.
     pub dpred: Tensor,
     dnormed: Tensor,
-    scratch: BlockScratch,
-    dres: Tensor,
     dembedded: Tensor,
     /// Gradient w.r.t. the encoder output, produced by `backward`.
     pub denc: Tensor,
@@ -73,15 +69,10 @@ impl Decoder {
             embedded: be.alloc(enc_rows * dd),
             ids: be.alloc_indices(r),
             y0: be.alloc(r * dd),
-            blocks: (0..c.decoder_depth).map(|_| BlockActs::new(be, shape)).collect(),
-            normed: be.alloc(r * dd),
-            norm_mean: be.alloc(r),
-            norm_rstd: be.alloc(r),
+            stack: Stack::new(be, shape, c.decoder_depth),
             pred: be.alloc(r * p),
             dpred: be.alloc(r * p),
             dnormed: be.alloc(r * dd),
-            scratch: BlockScratch::new(be, shape),
-            dres: be.alloc(r * dd),
             dembedded: be.alloc(enc_rows * dd),
             denc: be.alloc(enc_rows * c.dim),
         }
@@ -105,28 +96,17 @@ impl Decoder {
         linear::forward(be, self.embedded, enc, w.embed, s * self.enc_tokens, self.enc_dim, dd, false);
         be.gather_rows(self.y0, self.embedded, self.ids, w.mask_token, s, self.enc_tokens, t, dd);
         be.add_rows(self.y0, pos, t, dd);
-        let mut x = self.y0;
-        for (acts, bw) in self.blocks.iter().zip(&w.blocks) {
-            block::forward(be, acts, bw, x, self.shape);
-            x = acts.out;
-        }
-        be.layernorm_forward(self.normed, self.norm_mean, self.norm_rstd, x, w.norm.weight, w.norm.bias, r, dd, LN_EPS);
-        linear::forward(be, self.pred, self.normed, w.pred, r, dd, self.patch_len, false);
+        self.stack.forward(be, &w.blocks, w.norm, self.y0);
+        linear::forward(be, self.pred, self.stack.normed, w.pred, r, dd, self.patch_len, false);
     }
 
     /// From `dpred` (filled by the loss) to `denc`, accumulating parameter gradients into `g`.
     pub fn backward(&self, be: &mut dyn Backend, w: &DecoderWeights, g: &DecoderWeights, enc: Tensor) {
         let (s, t, dd, r) = (self.shape.samples, self.shape.tokens, self.shape.width, self.shape.rows());
-        linear::backward(be, Some(self.dnormed), g.pred, self.dpred, self.normed, w.pred, r, dd, self.patch_len);
-        let last = self.blocks.last().map_or(self.y0, |b| b.out);
-        be.fill(self.dres, 0.0);
-        be.layernorm_backward(self.dres, g.norm.weight, g.norm.bias, self.dnormed, last, w.norm.weight, self.norm_mean, self.norm_rstd, r, dd);
-        for i in (0..self.blocks.len()).rev() {
-            let input = if i == 0 { self.y0 } else { self.blocks[i - 1].out };
-            block::backward(be, &self.blocks[i], &w.blocks[i], &g.blocks[i], &self.scratch, self.dres, input, self.shape);
-        }
+        linear::backward(be, Some(self.dnormed), g.pred, self.dpred, self.stack.normed, w.pred, r, dd, self.patch_len);
+        self.stack.backward(be, &w.blocks, &g.blocks, w.norm, g.norm, self.y0, self.dnormed);
         be.fill(self.dembedded, 0.0);
-        be.gather_rows_backward(self.dembedded, g.mask_token, self.dres, self.ids, s, self.enc_tokens, t, dd);
+        be.gather_rows_backward(self.dembedded, g.mask_token, self.stack.dres, self.ids, s, self.enc_tokens, t, dd);
         linear::backward(be, Some(self.denc), g.embed, self.dembedded, enc, w.embed, s * self.enc_tokens, self.enc_dim, dd);
     }
 }

@@ -3,7 +3,8 @@
 //! The same code serves classification (every patch kept) and MAE (a subset kept): the encoder
 //! input is always `gather_rows(patch tokens, [CLS, kept patch ids...])`.
 
-use crate::block::{self, BlockActs, BlockScratch, BlockShape, BlockWeights, LN_EPS};
+use crate::block::{BlockShape, BlockWeights};
+use crate::stack::Stack;
 use crate::linear::{self, Affine};
 use crate::{ModelConfig, ParamTable};
 use rekindle_tensor::{Backend, Indices, PatchOrder, PatchShape, Tensor};
@@ -39,20 +40,15 @@ pub struct Encoder {
     tokens: Tensor,
     ids: Indices,
     x0: Tensor,
-    blocks: Vec<BlockActs>,
-    /// Output: the final LayerNorm of every token, `[samples, 1 + kept, dim]`.
-    pub normed: Tensor,
-    norm_mean: Tensor,
-    norm_rstd: Tensor,
-    scratch: BlockScratch,
-    dres: Tensor,
+    /// Blocks and final norm; `stack.normed` is the output `[samples, 1 + kept, dim]`.
+    pub stack: Stack,
     dtokens: Tensor,
 }
 
 impl Encoder {
     pub fn new(be: &mut dyn Backend, c: &ModelConfig, samples: usize, kept: usize) -> Encoder {
         let shape = BlockShape { samples, tokens: 1 + kept, width: c.dim, heads: c.heads, hidden: c.dim * c.mlp_ratio };
-        let patch_shape = PatchShape { batch: samples, channels: c.channels, image_size: c.image_size, patch: c.patch };
+        let patch_shape = c.patch_shape(samples);
         let (l, r, d) = (c.patches(), shape.rows(), c.dim);
         let pixels = samples * c.channels * c.image_size * c.image_size;
         let enc = Encoder {
@@ -65,12 +61,7 @@ impl Encoder {
             tokens: be.alloc(samples * l * d),
             ids: be.alloc_indices(r),
             x0: be.alloc(r * d),
-            blocks: (0..c.depth).map(|_| BlockActs::new(be, shape)).collect(),
-            normed: be.alloc(r * d),
-            norm_mean: be.alloc(r),
-            norm_rstd: be.alloc(r),
-            scratch: BlockScratch::new(be, shape),
-            dres: be.alloc(r * d),
+            stack: Stack::new(be, shape, c.depth),
             dtokens: be.alloc(samples * l * d),
         };
         if kept == l {
@@ -95,27 +86,20 @@ impl Encoder {
         linear::forward(be, self.tokens, self.patch_pixels, w.patch_embed, s * l, self.patch_in, d, false);
         be.add_rows(self.tokens, pos.slice(d, l * d), l, d);
         be.gather_rows(self.x0, self.tokens, self.ids, w.cls_token, s, l, self.shape.tokens, d);
-        let mut x = self.x0;
-        for (acts, bw) in self.blocks.iter().zip(&w.blocks) {
-            block::forward(be, acts, bw, x, self.shape);
-            x = acts.out;
-        }
-        let r = self.shape.rows();
-        be.layernorm_forward(self.normed, self.norm_mean, self.norm_rstd, x, w.norm.weight, w.norm.bias, r, d, LN_EPS);
+        self.stack.forward(be, &w.blocks, w.norm, self.x0);
+    }
+
+    /// The output: the final LayerNorm of every token, `[samples, 1 + kept, dim]`.
+    pub fn normed(&self) -> Tensor {
+        self.stack.normed
     }
 
     /// Accumulates parameter gradients into `g`, given ∂L/∂normed.
     pub fn backward(&self, be: &mut dyn Backend, w: &EncoderWeights, g: &EncoderWeights, dnormed: Tensor) {
-        let (s, l, d, r) = (self.shape.samples, self.patches, self.shape.width, self.shape.rows());
-        let last = self.blocks.last().map_or(self.x0, |b| b.out);
-        be.fill(self.dres, 0.0);
-        be.layernorm_backward(self.dres, g.norm.weight, g.norm.bias, dnormed, last, w.norm.weight, self.norm_mean, self.norm_rstd, r, d);
-        for i in (0..self.blocks.len()).rev() {
-            let input = if i == 0 { self.x0 } else { self.blocks[i - 1].out };
-            block::backward(be, &self.blocks[i], &w.blocks[i], &g.blocks[i], &self.scratch, self.dres, input, self.shape);
-        }
+        let (s, l, d) = (self.shape.samples, self.patches, self.shape.width);
+        self.stack.backward(be, &w.blocks, &g.blocks, w.norm, g.norm, self.x0, dnormed);
         be.fill(self.dtokens, 0.0);
-        be.gather_rows_backward(self.dtokens, g.cls_token, self.dres, self.ids, s, l, self.shape.tokens, d);
+        be.gather_rows_backward(self.dtokens, g.cls_token, self.stack.dres, self.ids, s, l, self.shape.tokens, d);
         linear::backward(be, None, g.patch_embed, self.dtokens, self.patch_pixels, w.patch_embed, s * l, self.patch_in, d);
     }
 }

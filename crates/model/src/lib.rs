@@ -16,6 +16,7 @@ mod mae;
 mod masking;
 mod params;
 mod pos_embed;
+mod stack;
 mod vit;
 
 pub use checkpoint::{load_checkpoint, save_checkpoint, LoadReport};

@@ -23,7 +23,7 @@ impl MaePass {
         MaePass {
             encoder: Encoder::new(be, c, samples, kept),
             decoder: Decoder::new(be, c, samples, kept),
-            patch_shape: PatchShape { batch: samples, channels: c.channels, image_size: c.image_size, patch: c.patch },
+            patch_shape: c.patch_shape(samples),
             target: be.alloc(samples * c.patches() * c.patch_len()),
             mask: be.alloc(samples * c.patches()),
             loss: be.alloc(1),
@@ -49,7 +49,7 @@ impl MaePass {
 
     pub fn forward(&self, be: &mut dyn Backend, vit: &Vit) {
         self.encoder.forward(be, &vit.w.encoder, vit.pos_embed);
-        self.decoder.forward(be, &vit.w.decoder, self.encoder.normed, vit.decoder_pos_embed);
+        self.decoder.forward(be, &vit.w.decoder, self.encoder.normed(), vit.decoder_pos_embed);
     }
 
     /// MAE loss of the last `forward`, and its gradient (times `weight`) accumulated into the
@@ -58,7 +58,7 @@ impl MaePass {
         let ps = self.patch_shape;
         be.patchify(self.target, self.encoder.images, ps, PatchOrder::RowColChannel);
         be.mae_loss(self.loss, self.decoder.dpred, self.decoder.pred, self.target, self.mask, ps.batch, ps.patches(), ps.patch_len(), weight);
-        self.decoder.backward(be, &vit.w.decoder, &vit.g.decoder, self.encoder.normed);
+        self.decoder.backward(be, &vit.w.decoder, &vit.g.decoder, self.encoder.normed());
         self.encoder.backward(be, &vit.w.encoder, &vit.g.encoder, self.decoder.denc);
         let mut loss = [0.0];
         be.download(self.loss, &mut loss);
