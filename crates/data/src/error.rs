@@ -1,0 +1,22 @@
+use thiserror::Error;
+
+/// Data errors, each naming the file (or setting) and the problem.
+#[derive(Debug, Error)]
+pub enum DataError {
+    #[error("{path}: {problem}")]
+    Invalid { path: String, problem: String },
+    #[error("{path}")]
+    Io { path: String, source: std::io::Error },
+    #[error("invalid data config: `{key}`: {reason}")]
+    Config { key: String, reason: String },
+}
+
+impl DataError {
+    pub fn invalid(path: impl std::fmt::Display, problem: impl Into<String>) -> DataError {
+        DataError::Invalid { path: path.to_string(), problem: problem.into() }
+    }
+    pub fn io(path: impl std::fmt::Display) -> impl FnOnce(std::io::Error) -> DataError {
+        let path = path.to_string();
+        move |source| DataError::Io { path, source }
+    }
+}
