@@ -1,0 +1,155 @@
+//! The replay buffer: indices of every labelled image seen so far, the current step included
+//! (it is updated before the step trains), sampled task-balanced or class-balanced.
+//!
+//! Balance is exact, not just in expectation: a draw of `n` images gives each step (or class)
+//! `n / groups` of them, and the `n mod groups` left over go to distinct groups chosen at random.
+//! Within a group, images are drawn uniformly with replacement.
+
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Balance {
+    /// Every time step contributes equally (DietCL's default).
+    Task,
+    /// Every class contributes equally.
+    Class,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+struct Entry {
+    image: u32,
+    step: u32,
+    class: u32,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReplayBuffer {
+    balance: Balance,
+    /// Most images kept; beyond it every class is truncated at random to an equal share.
+    capacity: Option<usize>,
+    seed: u64,
+    entries: Vec<Entry>,
+}
+
+impl ReplayBuffer {
+    pub fn new(balance: Balance, capacity: Option<usize>, seed: u64) -> ReplayBuffer {
+        ReplayBuffer { balance, capacity, seed, entries: Vec::new() }
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Adds step `step`'s labelled images, then applies the capacity.
+    pub fn add_step(&mut self, step: u32, labelled: &[u32], labels: &[u32]) {
+        self.entries.extend(labelled.iter().map(|&i| Entry { image: i, step, class: labels[i as usize] }));
+        if let Some(cap) = self.capacity {
+            self.truncate(cap, step);
+        }
+    }
+
+    /// Keeps at most `cap` images by water-filling: every class keeps `min(size, q)` images for the
+    /// largest quota `q` that fits, the few places left go one each to the lowest-id classes still
+    /// over quota, and each class keeps a random subset of that size. (The DietCL reference drops
+    /// whole tail classes instead, which biases the buffer.)
+    fn truncate(&mut self, cap: usize, step: u32) {
+        let mut groups = self.groups(|e| e.class);
+        if groups.iter().map(Vec::len).sum::<usize>() <= cap {
+            return;
+        }
+        let kept_at = |q: usize| groups.iter().map(|g| g.len().min(q)).sum::<usize>();
+        let (mut lo, mut hi) = (0, groups.iter().map(Vec::len).max().unwrap_or(0));
+        while lo < hi {
+            let mid = (lo + hi + 1) / 2;
+            if kept_at(mid) <= cap {
+                lo = mid;
+            } else {
+                hi = mid - 1;
+            }
+        }
+        let mut spare = cap - kept_at(lo);
+        let mut rng = ChaCha8Rng::seed_from_u64(self.seed ^ 0xB0FF_E400 ^ step as u64);
+        for g in groups.iter_mut() {
+            let mut quota = g.len().min(lo);
+            if g.len() > lo && spare > 0 {
+                quota += 1;
+                spare -= 1;
+            }
+            for i in 0..quota {
+                let j = rng.random_range(i..g.len());
+                g.swap(i, j);
+            }
+            g.truncate(quota);
+        }
+        let mut kept: Vec<usize> = groups.into_iter().flatten().collect();
+        kept.sort_unstable();
+        self.entries = kept.into_iter().map(|i| self.entries[i].clone()).collect();
+    }
+
+    /// Entry positions grouped by `key`, groups in ascending key order.
+    fn groups(&self, key: impl Fn(&Entry) -> u32) -> Vec<Vec<usize>> {
+        let mut keys: Vec<u32> = self.entries.iter().map(&key).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let mut groups = vec![Vec::new(); keys.len()];
+        for (i, e) in self.entries.iter().enumerate() {
+            groups[keys.binary_search(&key(e)).unwrap()].push(i);
+        }
+        groups
+    }
+
+    /// Draws `n` image indices, balanced by step or class, deterministic in `draw` (e.g. the
+    /// global iteration) and the buffer's seed.
+    pub fn sample(&self, n: usize, draw: u64) -> Vec<u32> {
+        if self.entries.is_empty() || n == 0 {
+            return Vec::new();
+        }
+        let groups = match self.balance {
+            Balance::Task => self.groups(|e| e.step),
+            Balance::Class => self.groups(|e| e.class),
+        };
+        let mut rng = ChaCha8Rng::seed_from_u64(self.seed ^ draw.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let g = groups.len();
+        let mut counts = vec![n / g; g];
+        // The remainder goes to distinct groups, picked by a partial shuffle.
+        let mut order: Vec<usize> = (0..g).collect();
+        for i in 0..n % g {
+            order.swap(i, rng.random_range(i..g));
+            counts[order[i]] += 1;
+        }
+        let mut out = Vec::with_capacity(n);
+        for (group, count) in groups.iter().zip(counts) {
+            out.extend((0..count).map(|_| self.entries[group[rng.random_range(0..group.len())]].image));
+        }
+        out
+    }
+
+    /// Images per step (ascending step), for reports and tests.
+    pub fn per_step(&self) -> Vec<(u32, usize)> {
+        self.count_by(|e| e.step)
+    }
+
+    /// Images per class (ascending class).
+    pub fn per_class(&self) -> Vec<(u32, usize)> {
+        self.count_by(|e| e.class)
+    }
+
+    fn count_by(&self, key: impl Fn(&Entry) -> u32) -> Vec<(u32, usize)> {
+        let mut map = std::collections::BTreeMap::new();
+        for e in &self.entries {
+            *map.entry(key(e)).or_insert(0) += 1;
+        }
+        map.into_iter().collect()
+    }
+
+    /// Every image in the buffer, in insertion order.
+    pub fn images(&self) -> Vec<u32> {
+        self.entries.iter().map(|e| e.image).collect()
+    }
+}
