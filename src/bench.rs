@@ -8,12 +8,47 @@ use rand_chacha::ChaCha8Rng;
 use rekindle_model::{ClassifyPass, Flops, MaePass, MaskIds};
 use rekindle_tensor::{AdamW, Backend, CpuBackend, OpTime};
 use serde::Serialize;
+use rekindle_data::{batch_seed, Augment, BatchRequest, Loader, Normalize, SyntheticSpec};
+use std::sync::Arc;
 use std::time::Instant;
 
 #[derive(clap::Subcommand)]
 pub enum BenchCommand {
     /// Time full training steps of one model on synthetic data.
     Step(StepArgs),
+    /// Time the data loader: synthetic shard, random resized crop + flip + normalise, in batches.
+    Data(DataArgs),
+}
+
+#[derive(clap::Args)]
+pub struct DataArgs {
+    /// Side of the stored and of the produced images.
+    #[arg(long, default_value_t = 32)]
+    size: u32,
+    /// Images per batch.
+    #[arg(long, default_value_t = 256)]
+    batch: usize,
+    /// Loader worker threads.
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+    /// Timed batches (after 2 untimed ones).
+    #[arg(long, default_value_t = 20)]
+    batches: usize,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Serialize)]
+struct DataReport {
+    size: u32,
+    batch: usize,
+    threads: usize,
+    batches: usize,
+    images_per_sec: f64,
+    images_per_sec_per_thread: f64,
+    /// Worker threads needed to feed one GPU at 3,000 images/s at this rate.
+    threads_for_3000_per_sec: f64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -69,6 +104,7 @@ struct StepReport {
 pub fn run(cmd: BenchCommand) -> Result<()> {
     match cmd {
         BenchCommand::Step(args) => step(&args),
+        BenchCommand::Data(args) => data(&args),
     }
 }
 
@@ -197,4 +233,57 @@ fn print_profile(ops: &[OpTime], total: f64) {
         eprintln!("{:<22} {:>10.4} {:>8} {:>6.1}%", o.op, o.seconds, o.calls, 100.0 * o.seconds / total);
     }
     eprintln!("{:<22} {:>10.4} {:>8} {:>6.1}%", "(outside ops)", total - timed, "", 100.0 * (total - timed) / total);
+}
+
+fn data(args: &DataArgs) -> Result<()> {
+    if args.batch == 0 || args.batches == 0 || args.threads == 0 {
+        bail!("--batch, --batches and --threads must be at least 1");
+    }
+    // Enough distinct images that batches do not hit the same few in cache.
+    let per_class = (4 * args.batch / 10).max(10);
+    let spec = SyntheticSpec { classes: 10, per_class, size: args.size, seed: 0, drift: 0.0 };
+    let shard = Arc::new(spec.generate("synthetic")?);
+    let loader = Loader::new(shard.clone(), args.size as usize, Normalize::default_for(3), args.threads, 4);
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let warmup = 2;
+    let request = |rng: &mut ChaCha8Rng, i: usize| BatchRequest {
+        images: (0..args.batch).map(|_| rng.random_range(0..shard.len() as u32)).collect(),
+        augment: Some(Augment::LABELLED),
+        seed: batch_seed(0, 0, i as u64, 0),
+    };
+    for i in 0..warmup {
+        loader.submit(request(&mut rng, i));
+    }
+    for _ in 0..warmup {
+        let b = loader.next();
+        loader.recycle(b);
+    }
+    let start = Instant::now();
+    for i in 0..args.batches {
+        loader.submit(request(&mut rng, warmup + i));
+    }
+    for _ in 0..args.batches {
+        let b = loader.next();
+        loader.recycle(b);
+    }
+    let rate = (args.batch * args.batches) as f64 / start.elapsed().as_secs_f64();
+    let per_thread = rate / args.threads as f64;
+    let report = DataReport {
+        size: args.size,
+        batch: args.batch,
+        threads: args.threads,
+        batches: args.batches,
+        images_per_sec: rate,
+        images_per_sec_per_thread: per_thread,
+        threads_for_3000_per_sec: 3000.0 / per_thread,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!(
+            "loader, {0}x{0} RGB, random resized crop + flip + normalise, batch {1}, {2} threads: {3:.0} images/s ({4:.0} per thread; {5:.1} threads for 3,000 images/s)",
+            args.size, args.batch, args.threads, rate, per_thread, report.threads_for_3000_per_sec
+        );
+    }
+    Ok(())
 }

@@ -4,6 +4,7 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod bench;
+mod data;
 mod info;
 
 use anyhow::Result;
@@ -25,6 +26,9 @@ struct Cli {
 enum Command {
     /// List the model presets: parameter counts and forward GFLOPs per image.
     Info(info::InfoArgs),
+    /// Import datasets into shards and inspect them.
+    #[command(subcommand)]
+    Data(data::DataCommand),
     /// Measure throughput.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -75,6 +79,7 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Info(args) => info::run(&args),
+        Command::Data(cmd) => data::run(cmd),
         Command::Bench(cmd) => bench::run(cmd),
     };
     if let Err(e) = result {
