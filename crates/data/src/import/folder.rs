@@ -53,7 +53,7 @@ pub fn import_folder(input: &Path, size: u32, timestamps: Option<&Path>, out: &P
     for chunk in sources.chunks(CHUNK) {
         let decoded: Vec<Result<Vec<u8>, DataError>> = chunk.par_iter().map(|s| load(&s.path, size)).collect();
         for (source, pixels) in chunk.iter().zip(decoded) {
-            writer.push(Record { pixels: &pixels?, label: source.label, timestamp: source.timestamp.map(|t| t / 2), coarse_label: None })?;
+            writer.push(Record { pixels: &pixels?, label: source.label, timestamp: source.timestamp, coarse_label: None })?;
         }
         done += chunk.len();
         progress(done, sources.len());
