@@ -83,7 +83,7 @@ fn import(format: &Format, input: &Path, split: Split, out: &Path) -> Result<Imp
         for i in 0..count {
             file.read_exact(&mut record).map_err(DataError::io(path.display()))?;
             let (labels, chw) = record.split_at(label_bytes);
-            let label = u32::from(labels[0]);
+            let label = u32::from(labels[label_bytes - 1]);
             let coarse = format.coarse_classes.map(|_| u32::from(labels[0]));
             if label >= format.classes {
                 return Err(DataError::invalid(path.display(), format!("record {i}: label {label} is not one of the {} classes", format.classes)));

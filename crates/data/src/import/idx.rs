@@ -41,7 +41,7 @@ pub fn import_idx(input: &Path, split: Split, out: &Path) -> Result<ImportSummar
 
 /// The images and labels files for `input` and `split`.
 fn locate(input: &Path, split: Split) -> Result<(PathBuf, PathBuf), DataError> {
-    if input.is_dir() {
+    if std::fs::metadata(input).map_err(DataError::io(input.display()))?.is_dir() {
         let prefix = match split {
             Split::Train => "train",
             Split::Test => "t10k",
