@@ -6,6 +6,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod bench;
 mod data;
 mod info;
+mod train;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -24,6 +25,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Train a model over a continual stream (DietCL and baselines), e.g. `rekindle train configs/quickstart.yaml`.
+    Train(train::TrainArgs),
     /// List the model presets: parameter counts and forward GFLOPs per image.
     Info(info::InfoArgs),
     /// Import datasets into shards and inspect them.
@@ -78,6 +81,7 @@ impl ModelArgs {
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Train(args) => train::run(&args),
         Command::Info(args) => info::run(&args),
         Command::Data(cmd) => data::run(cmd),
         Command::Bench(cmd) => bench::run(cmd),

@@ -107,13 +107,27 @@ impl ReplayBuffer {
     /// Draws `n` image indices, balanced by step or class, deterministic in `draw` (e.g. the
     /// global iteration) and the buffer's seed.
     pub fn sample(&self, n: usize, draw: u64) -> Vec<u32> {
-        if self.entries.is_empty() || n == 0 {
-            return Vec::new();
-        }
-        let groups = match self.balance {
+        self.sample_where(n, draw, |_| true)
+    }
+
+    /// Like `sample`, from the steps before `step` only (ER's "batchmix" half of past data).
+    /// Empty when there are none.
+    pub fn sample_before(&self, n: usize, draw: u64, step: u32) -> Vec<u32> {
+        self.sample_where(n, draw, |e| e.step < step)
+    }
+
+    fn sample_where(&self, n: usize, draw: u64, keep: impl Fn(&Entry) -> bool) -> Vec<u32> {
+        let groups: Vec<Vec<usize>> = match self.balance {
             Balance::Task => self.groups(|e| e.step),
             Balance::Class => self.groups(|e| e.class),
-        };
+        }
+        .into_iter()
+        .map(|g| g.into_iter().filter(|&i| keep(&self.entries[i])).collect::<Vec<_>>())
+        .filter(|g| !g.is_empty())
+        .collect();
+        if groups.is_empty() || n == 0 {
+            return Vec::new();
+        }
         let mut rng = ChaCha8Rng::seed_from_u64(self.seed ^ draw.wrapping_mul(0x9E37_79B9_7F4A_7C15));
         let g = groups.len();
         let mut counts = vec![n / g; g];

@@ -24,25 +24,40 @@ pub struct ClassifyPass {
 }
 
 impl ClassifyPass {
-    /// Activations for micro-batches of `samples` images. Rebuild it after the head grows.
+    /// Activations for micro-batches of `samples` images.
     pub fn new(be: &mut dyn Backend, vit: &Vit, samples: usize) -> ClassifyPass {
         let c = &vit.config;
         let encoder = Encoder::new(be, c, samples, c.patches());
-        let (k, d, rows) = (c.classes, c.dim, encoder.shape.rows());
-        let pass = ClassifyPass {
+        let (d, rows) = (c.dim, encoder.shape.rows());
+        let mut pass = ClassifyPass {
             encoder,
-            classes: k,
+            classes: 0,
             pooled: be.alloc(samples * d),
-            logits: be.alloc(samples * k),
-            targets: be.alloc(samples * k),
-            class_mask: be.alloc(k),
+            logits: be.alloc(1),
+            targets: be.alloc(1),
+            class_mask: be.alloc(1),
             losses: be.alloc(samples),
-            dlogits: be.alloc(samples * k),
+            dlogits: be.alloc(1),
             dpooled: be.alloc(samples * d),
             dnormed: be.alloc(rows * d),
         };
-        be.fill(pass.class_mask, 1.0);
+        pass.set_classes(be, c.classes);
         pass
+    }
+
+    /// Re-sizes the head-sized buffers after the head grew (the encoder's stay as they are).
+    /// The class mask starts with every class in the softmax.
+    pub fn set_classes(&mut self, be: &mut dyn Backend, classes: usize) {
+        let n = self.encoder.shape.samples;
+        for t in [self.logits, self.targets, self.class_mask, self.dlogits] {
+            be.free(t);
+        }
+        self.classes = classes;
+        self.logits = be.alloc(n * classes);
+        self.targets = be.alloc(n * classes);
+        self.dlogits = be.alloc(n * classes);
+        self.class_mask = be.alloc(classes);
+        be.fill(self.class_mask, 1.0);
     }
 
     /// Input images `[samples, C, H, W]` to fill before `forward`.
@@ -51,7 +66,7 @@ impl ClassifyPass {
     }
 
     pub fn forward(&self, be: &mut dyn Backend, vit: &Vit) {
-        assert_eq!(self.classes, vit.config.classes, "the head grew: rebuild the ClassifyPass");
+        assert_eq!(self.classes, vit.config.classes, "the head grew: call ClassifyPass::set_classes");
         let s = self.encoder.shape;
         self.encoder.forward(be, &vit.w.encoder, vit.pos_embed);
         be.mean_pool_forward(self.pooled, self.encoder.normed(), s.samples, s.tokens, s.width, 1);

@@ -1,0 +1,338 @@
+//! The experiment config (`rekindle train CONFIG.yaml`). Every field has a default; unknown keys
+//! and impossible values are rejected with a message naming the key.
+
+use crate::budget::{accumulation, StageSplit};
+use rekindle_data::{Balance, Scenario};
+use rekindle_model::ModelConfig;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("invalid config: `{key}`: {reason}")]
+    Invalid { key: String, reason: String },
+    #[error("config {path}: {reason}")]
+    Parse { path: String, reason: String },
+}
+
+fn invalid(key: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { key: key.into(), reason: reason.into() }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Seeds model init, streams, label splits, buffer draws, masks and augmentation.
+    pub seed: u64,
+    pub model: ModelSection,
+    pub data: DataSection,
+    pub stream: StreamSection,
+    pub budget: BudgetSection,
+    pub strategy: StrategySection,
+    pub optim: OptimSection,
+    pub augment: AugmentSection,
+    /// CPU worker threads for the model (0: one per core).
+    pub threads: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelSection {
+    /// A preset from `rekindle info`.
+    pub preset: String,
+    /// Field overrides, e.g. `{image_size: 32, channels: 3}` (keys as `--set` of `rekindle bench`).
+    pub overrides: BTreeMap<String, serde_yaml_ng::Value>,
+    /// A safetensors checkpoint to start from (timm/MAE names).
+    pub init: Option<PathBuf>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DataSection {
+    /// Training shard path, or `synthetic`.
+    pub train: String,
+    /// Test shard path, or `synthetic`.
+    pub test: String,
+    /// The synthetic generator, when `train`/`test` say `synthetic`.
+    pub synthetic: SyntheticSection,
+    /// Evaluation micro-batch.
+    pub eval_batch: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SyntheticSection {
+    pub classes: u32,
+    pub train_per_class: usize,
+    pub test_per_class: usize,
+    pub size: u32,
+    pub drift: f32,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StreamSection {
+    pub scenario: Scenario,
+    /// Time steps `T`.
+    pub steps: usize,
+    /// Fraction of each class's images per step that carry labels, in (0, 1].
+    pub label_rate: f32,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BudgetSection {
+    /// Optimizer steps `B` per time step, each at the effective batch.
+    pub steps: usize,
+    pub effective_batch: usize,
+    /// Images per forward/backward on one rank.
+    pub micro_batch: usize,
+    /// Stage 1 / stage 2 split: `{ratio: 0.8}` or `{threshold: 400}`.
+    #[serde(with = "serde_yaml_ng::with::singleton_map")]
+    pub stage_split: StageSplit,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StrategyName {
+    Dietcl,
+    Finetune,
+    Er,
+    MaeThenFinetune,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReplayMode {
+    /// Uniform over the buffer, the current step included.
+    Uniform,
+    /// Half current labelled data, half buffer of past steps.
+    Batchmix,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StrategySection {
+    pub name: StrategyName,
+    /// Weight of the MAE loss in DietCL's stage 1.
+    pub mae_weight: f32,
+    /// ER's sampling (`er` only).
+    pub replay: ReplayMode,
+    pub buffer_balance: Balance,
+    /// Most images the buffer keeps (null: all).
+    pub buffer_capacity: Option<usize>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OptimName {
+    Adamw,
+    Sgd,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OptimSection {
+    pub name: OptimName,
+    /// Base LR before scaling by `effective_batch / 256`.
+    pub lr: f64,
+    /// The half-cosine's floor.
+    pub min_lr: f64,
+    /// Stage 2 runs at this multiple of the base LR.
+    pub stage2_lr_scale: f64,
+    pub betas: (f32, f32),
+    pub eps: f32,
+    pub weight_decay: f32,
+    /// Layer-wise LR decay; 1 turns it off.
+    pub layer_decay: f32,
+    /// SGD momentum.
+    pub momentum: f32,
+    pub nesterov: bool,
+    /// Clip the global gradient norm to this (null: no clipping).
+    pub clip_grad: Option<f32>,
+    /// Start every stage of every time step with a fresh optimizer state.
+    pub fresh_per_stage: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AugmentSection {
+    /// Random resized crops and flips; false is the deterministic path.
+    pub enabled: bool,
+    /// Label smoothing of the classification targets, spread over the classes in the softmax.
+    pub label_smoothing: f32,
+}
+
+impl Default for TrainConfig {
+    fn default() -> TrainConfig {
+        TrainConfig {
+            seed: 0,
+            model: ModelSection::default(),
+            data: DataSection::default(),
+            stream: StreamSection::default(),
+            budget: BudgetSection::default(),
+            strategy: StrategySection::default(),
+            optim: OptimSection::default(),
+            augment: AugmentSection::default(),
+            threads: 0,
+        }
+    }
+}
+
+impl Default for ModelSection {
+    fn default() -> ModelSection {
+        ModelSection { preset: "vit-tiny-4-32".into(), overrides: BTreeMap::new(), init: None }
+    }
+}
+
+impl Default for DataSection {
+    fn default() -> DataSection {
+        DataSection { train: "synthetic".into(), test: "synthetic".into(), synthetic: SyntheticSection::default(), eval_batch: 256 }
+    }
+}
+
+impl Default for SyntheticSection {
+    fn default() -> SyntheticSection {
+        SyntheticSection { classes: 10, train_per_class: 500, test_per_class: 100, size: 32, drift: 0.0 }
+    }
+}
+
+impl Default for StreamSection {
+    fn default() -> StreamSection {
+        StreamSection { scenario: Scenario::ClassIncremental, steps: 5, label_rate: 0.1 }
+    }
+}
+
+impl Default for BudgetSection {
+    fn default() -> BudgetSection {
+        BudgetSection { steps: 500, effective_batch: 1024, micro_batch: 256, stage_split: StageSplit::Ratio(0.8) }
+    }
+}
+
+impl Default for StrategySection {
+    fn default() -> StrategySection {
+        StrategySection { name: StrategyName::Dietcl, mae_weight: 50.0, replay: ReplayMode::Uniform, buffer_balance: Balance::Task, buffer_capacity: None }
+    }
+}
+
+impl Default for OptimSection {
+    fn default() -> OptimSection {
+        OptimSection {
+            name: OptimName::Adamw,
+            lr: 1e-4,
+            min_lr: 5e-5,
+            stage2_lr_scale: 0.1,
+            betas: (0.9, 0.95),
+            eps: 1e-8,
+            weight_decay: 0.05,
+            layer_decay: 0.65,
+            momentum: 0.9,
+            nesterov: false,
+            clip_grad: None,
+            fresh_per_stage: true,
+        }
+    }
+}
+
+impl Default for AugmentSection {
+    fn default() -> AugmentSection {
+        AugmentSection { enabled: true, label_smoothing: 0.1 }
+    }
+}
+
+impl TrainConfig {
+    /// Parses YAML text, applies `key.path=value` overrides, and validates.
+    pub fn from_yaml(source: &str, text: &str, overrides: &[String]) -> Result<TrainConfig, ConfigError> {
+        let parse = |reason: String| ConfigError::Parse { path: source.into(), reason };
+        let mut doc: serde_yaml_ng::Value = if text.trim().is_empty() {
+            serde_yaml_ng::Value::Mapping(Default::default())
+        } else {
+            serde_yaml_ng::from_str(text).map_err(|e| parse(e.to_string()))?
+        };
+        for o in overrides {
+            let (key, value) = o.split_once('=').ok_or_else(|| invalid(o, "an override is KEY=VALUE, e.g. budget.steps=100"))?;
+            let value: serde_yaml_ng::Value = serde_yaml_ng::from_str(value).map_err(|e| invalid(key, e.to_string()))?;
+            set_path(&mut doc, key, value)?;
+        }
+        let config: TrainConfig = serde_yaml_ng::from_value(doc).map_err(|e| parse(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The model geometry: the preset with the overrides applied.
+    pub fn model_config(&self) -> Result<ModelConfig, ConfigError> {
+        let mut m = ModelConfig::preset(&self.model.preset).map_err(|e| invalid("model.preset", e.to_string()))?;
+        for (key, value) in &self.model.overrides {
+            let text = match value {
+                serde_yaml_ng::Value::String(s) => s.clone(),
+                other => serde_yaml_ng::to_string(other).unwrap_or_default().trim().to_string(),
+            };
+            m.set(key, &text).map_err(|e| invalid(&format!("model.overrides.{key}"), e.to_string()))?;
+        }
+        Ok(m)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.model_config()?;
+        let b = &self.budget;
+        if b.steps == 0 {
+            return Err(invalid("budget.steps", "must be at least 1 optimizer step"));
+        }
+        if b.micro_batch == 0 || b.micro_batch > b.effective_batch {
+            return Err(invalid("budget.micro_batch", format!("{} must be between 1 and the effective batch {}", b.micro_batch, b.effective_batch)));
+        }
+        if accumulation(b.effective_batch, b.micro_batch, 1).is_none() {
+            return Err(invalid("budget.micro_batch", format!("{} does not divide the effective batch {}", b.micro_batch, b.effective_batch)));
+        }
+        match b.stage_split {
+            StageSplit::Ratio(r) if !(0.0..=1.0).contains(&r) => return Err(invalid("budget.stage_split", format!("ratio {r} is outside [0, 1]"))),
+            _ => {}
+        }
+        let s = &self.stream;
+        if !(s.label_rate > 0.0 && s.label_rate <= 1.0) {
+            return Err(invalid("stream.label_rate", format!("{} is outside (0, 1]", s.label_rate)));
+        }
+        if s.steps == 0 {
+            return Err(invalid("stream.steps", "must be at least 1"));
+        }
+        let o = &self.optim;
+        if !(o.lr > 0.0 && o.lr.is_finite()) {
+            return Err(invalid("optim.lr", format!("{} must be a positive number", o.lr)));
+        }
+        if o.min_lr < 0.0 || o.min_lr > o.lr * self.budget.effective_batch as f64 / 256.0 {
+            return Err(invalid("optim.min_lr", format!("{} must be between 0 and the scaled base LR", o.min_lr)));
+        }
+        if !(0.0..1.0).contains(&self.augment.label_smoothing) {
+            return Err(invalid("augment.label_smoothing", "must be in [0, 1)"));
+        }
+        if self.data.eval_batch == 0 {
+            return Err(invalid("data.eval_batch", "must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+/// Sets `doc[a][b][c] = value` for the dotted key `a.b.c`, creating mappings on the way.
+fn set_path(doc: &mut serde_yaml_ng::Value, key: &str, value: serde_yaml_ng::Value) -> Result<(), ConfigError> {
+    let mut node = doc;
+    let parts: Vec<&str> = key.split('.').collect();
+    for (i, part) in parts.iter().enumerate() {
+        if !node.is_mapping() {
+            if node.is_null() {
+                *node = serde_yaml_ng::Value::Mapping(Default::default());
+            } else {
+                return Err(invalid(key, format!("`{}` is not a section", parts[..i].join("."))));
+            }
+        }
+        let map = node.as_mapping_mut().expect("mapping");
+        let k = serde_yaml_ng::Value::String(part.to_string());
+        if i + 1 == parts.len() {
+            map.insert(k, value);
+            return Ok(());
+        }
+        node = map.entry(k).or_insert(serde_yaml_ng::Value::Null);
+    }
+    Ok(())
+}

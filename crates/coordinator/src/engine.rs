@@ -1,0 +1,174 @@
+//! The training-step engine that every strategy shares: one optimizer step draws an effective
+//! batch from up to three sources, runs it in micro-batches (MAE on unlabelled current data,
+//! masked cross-entropy on labelled current data, cross-entropy on the buffer), accumulates the
+//! gradients of `w_mae · L_mae + L_cur + L_buf` (each a mean over its own sub-batch), and updates.
+
+use crate::budget::{micro_batches, MixCounts};
+use crate::optimizer::Optimizer;
+use crate::targets::{soft_targets, ClassMap};
+use rekindle_data::{batch_seed, Augment, Batch, BatchRequest, Loader, ReplayBuffer};
+use rekindle_model::{ClassifyPass, MaePass, MaskIds, Vit};
+use rekindle_tensor::Backend;
+use std::collections::HashMap;
+
+/// Where one optimizer step draws its images from, at time step `step`.
+pub struct Sources<'a> {
+    pub step: u32,
+    /// Every image revealed at this step (labels ignored): the MAE source.
+    pub current: &'a [u32],
+    /// The labelled images revealed at this step.
+    pub labelled: &'a [u32],
+    pub buffer: &'a ReplayBuffer,
+    /// Draw buffer images from past steps only (ER batchmix).
+    pub buffer_past_only: bool,
+    /// Rows of the softmax for the current-data loss (class-incremental: the step's classes).
+    pub current_mask: &'a [f32],
+    /// Rows over which label smoothing spreads for the current-data loss.
+    pub current_spread: &'a [f32],
+    /// Rows of the softmax for the buffer loss (every class seen).
+    pub seen_mask: &'a [f32],
+}
+
+/// Mean losses of one optimizer step's sub-batches (NaN where a sub-batch was empty).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StepLosses {
+    pub mae: f32,
+    pub current: f32,
+    pub buffer: f32,
+    /// `w_mae · mae + current + buffer` over the non-empty sub-batches.
+    pub total: f32,
+    pub grad_norm: f32,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Unlabelled,
+    Labelled,
+    Buffer,
+}
+
+pub struct Engine {
+    pub micro_batch: usize,
+    pub mae_weight: f32,
+    pub label_smoothing: f32,
+    pub augment: bool,
+    pub seed: u64,
+    mae_passes: HashMap<usize, MaePass>,
+    classify_passes: HashMap<usize, ClassifyPass>,
+    targets: Vec<f32>,
+}
+
+impl Engine {
+    pub fn new(micro_batch: usize, mae_weight: f32, label_smoothing: f32, augment: bool, seed: u64) -> Engine {
+        Engine { micro_batch, mae_weight, label_smoothing, augment, seed, mae_passes: HashMap::new(), classify_passes: HashMap::new(), targets: Vec::new() }
+    }
+
+    /// Keeps the cached classification passes in step with a grown head.
+    pub fn head_grew(&mut self, be: &mut dyn Backend, classes: usize) {
+        self.classify_passes.values_mut().for_each(|p| p.set_classes(be, classes));
+    }
+
+    /// One optimizer step; `iteration` is global (it seeds the draws, masks and augmentation).
+    #[allow(clippy::too_many_arguments)]
+    pub fn step(
+        &mut self,
+        be: &mut dyn Backend,
+        vit: &Vit,
+        map: &ClassMap,
+        loader: &Loader,
+        optimizer: &mut Optimizer,
+        src: &Sources,
+        counts: MixCounts,
+        iteration: u64,
+        lr: f64,
+    ) -> StepLosses {
+        let draw = |source: u64, from: &[u32], n: usize| -> Vec<u32> {
+            use rand::{RngExt, SeedableRng};
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(batch_seed(self.seed, src.step as u64, iteration, 100 + source));
+            (0..n).map(|_| from[rng.random_range(0..from.len())]).collect()
+        };
+        let unlabelled = if counts.unlabelled > 0 { draw(0, src.current, counts.unlabelled) } else { Vec::new() };
+        let labelled = if counts.labelled > 0 { draw(1, src.labelled, counts.labelled) } else { Vec::new() };
+        let buffer = match (counts.buffer, src.buffer_past_only) {
+            (0, _) => Vec::new(),
+            (n, false) => src.buffer.sample(n, iteration),
+            (n, true) => src.buffer.sample_before(n, iteration, src.step),
+        };
+        // Queue every micro-batch of the step, so the loader works while the model computes.
+        let mut plan = Vec::new();
+        for (source, images) in [(Source::Unlabelled, &unlabelled), (Source::Labelled, &labelled), (Source::Buffer, &buffer)] {
+            for range in micro_batches(images.len(), self.micro_batch) {
+                let augment = match (self.augment, source) {
+                    (false, _) => None,
+                    (true, Source::Unlabelled) => Some(Augment::UNLABELLED),
+                    (true, _) => Some(Augment::LABELLED),
+                };
+                let k = plan.len() as u64;
+                loader.submit(BatchRequest { images: images[range.clone()].to_vec(), augment, seed: batch_seed(self.seed, src.step as u64, iteration, k) });
+                plan.push((source, range.len(), images.len(), k));
+            }
+        }
+        vit.zero_grads(be);
+        let mut sums = [0.0f64; 3];
+        for (source, m, n, k) in plan {
+            let batch = loader.next();
+            let share = m as f32 / n as f32;
+            let loss = match source {
+                Source::Unlabelled => self.mae(be, vit, &batch, self.mae_weight * share, batch_seed(self.seed, src.step as u64, iteration, 1000 + k)),
+                Source::Labelled => self.classify(be, vit, map, &batch, share, src.current_mask, src.current_spread),
+                Source::Buffer => self.classify(be, vit, map, &batch, share, src.seen_mask, src.seen_mask),
+            };
+            sums[source as usize] += (loss * share) as f64;
+            loader.recycle(batch);
+        }
+        let grad_norm = optimizer.update(be, vit, lr);
+        let mean = |i: usize, n: usize| if n > 0 { sums[i] as f32 } else { f32::NAN };
+        let (mae, current, buf) = (mean(0, counts.unlabelled), mean(1, counts.labelled), mean(2, counts.buffer));
+        let total = [self.mae_weight * mae, current, buf].iter().filter(|v| !v.is_nan()).sum();
+        StepLosses { mae, current, buffer: buf, total, grad_norm }
+    }
+
+    fn mae(&mut self, be: &mut dyn Backend, vit: &Vit, batch: &Batch, weight: f32, mask_seed: u64) -> f32 {
+        let n = batch.len();
+        let c = &vit.config;
+        let pass = self.mae_passes.entry(n).or_insert_with(|| MaePass::new(be, vit, n));
+        be.upload(pass.images(), &batch.pixels);
+        pass.set_mask(be, &MaskIds::random(mask_seed, n, c.patches(), c.kept_patches()));
+        pass.forward(be, vit);
+        pass.backward(be, vit, weight)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn classify(&mut self, be: &mut dyn Backend, vit: &Vit, map: &ClassMap, batch: &Batch, weight: f32, mask: &[f32], spread: &[f32]) -> f32 {
+        let n = batch.len();
+        let pass = self.classify_passes.entry(n).or_insert_with(|| ClassifyPass::new(be, vit, n));
+        be.upload(pass.images(), &batch.pixels);
+        soft_targets(&batch.labels, map, self.label_smoothing, spread, &mut self.targets);
+        be.upload(pass.targets, &self.targets);
+        be.upload(pass.class_mask, mask);
+        pass.forward(be, vit);
+        pass.backward(be, vit, weight)
+    }
+
+    /// Head-row logits of `images` under the eval transform, in batches of `batch`.
+    pub fn predict(&mut self, be: &mut dyn Backend, vit: &Vit, loader: &Loader, images: &[u32], batch: usize) -> Vec<usize> {
+        let k = vit.config.classes;
+        for range in micro_batches(images.len(), batch) {
+            loader.submit(BatchRequest { images: images[range].to_vec(), augment: None, seed: 0 });
+        }
+        let mut predictions = Vec::with_capacity(images.len());
+        let mut logits = Vec::new();
+        for range in micro_batches(images.len(), batch) {
+            let b = loader.next();
+            let n = range.len();
+            let pass = self.classify_passes.entry(n).or_insert_with(|| ClassifyPass::new(be, vit, n));
+            be.upload(pass.images(), &b.pixels);
+            pass.forward(be, vit);
+            logits.resize(n * k, 0.0);
+            be.download(pass.logits, &mut logits);
+            predictions.extend(logits.chunks_exact(k).map(|row| (0..k).max_by(|&a, &b| row[a].total_cmp(&row[b])).unwrap_or(0)));
+            loader.recycle(b);
+        }
+        predictions
+    }
+}

@@ -1,0 +1,154 @@
+//! A whole stream: for each time step, grow the head, add the step's labels to the buffer, train
+//! the strategy's stages under the budget, evaluate, and record metrics.
+
+use crate::budget::accumulation;
+use crate::config::{ConfigError, TrainConfig};
+use crate::engine::{Engine, Sources, StepLosses};
+use crate::metrics::{Evaluation, Summary};
+use crate::optimizer::Optimizer;
+use crate::strategy;
+use crate::targets::ClassMap;
+use rekindle_data::{DataError, Loader, Normalize, ReplayBuffer, Scenario, Shard, Stream, StreamConfig, SyntheticSpec};
+use rekindle_model::{load_checkpoint, Flops, ModelError, Vit};
+use rekindle_tensor::Backend;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum TrainError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Data(#[from] DataError),
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error("non-finite loss ({loss}) at time step {step}, stage `{stage}`, iteration {iteration}: lower optim.lr or set optim.clip_grad")]
+    NonFinite { step: usize, stage: String, iteration: usize, loss: f32 },
+    #[error("data: {0}")]
+    Mismatch(String),
+}
+
+/// What the run reports as it goes (the CLI draws progress bars from it).
+pub enum Progress<'a> {
+    Stage { step: usize, steps: usize, stage: &'a str, iterations: usize },
+    Iteration { step: usize, stage: &'a str, iteration: usize, losses: &'a StepLosses, lr: f64, images_per_sec: f64 },
+    Evaluated(&'a Evaluation),
+}
+
+/// Loads `spec` (a shard path or `synthetic`) for the train (`test = false`) or test split.
+fn open_data(spec: &str, config: &TrainConfig, test: bool) -> Result<Shard, DataError> {
+    if spec != "synthetic" {
+        return Shard::open(Path::new(spec));
+    }
+    let s = &config.data.synthetic;
+    let per_class = if test { s.test_per_class } else { s.train_per_class };
+    // Train and test draw different images from the same classes.
+    let seed = config.seed.wrapping_mul(2).wrapping_add(test as u64);
+    SyntheticSpec { classes: s.classes, per_class, size: s.size, seed, drift: s.drift }.generate(if test { "synthetic test" } else { "synthetic train" })
+}
+
+pub fn train(config: &TrainConfig, be: &mut dyn Backend, mut report: impl FnMut(Progress)) -> Result<Summary, TrainError> {
+    let start = Instant::now();
+    let mut model_config = config.model_config()?;
+    let train = Arc::new(open_data(&config.data.train, config, false)?);
+    let test = Arc::new(open_data(&config.data.test, config, true)?);
+    let spec = train.spec();
+    if spec.channels as usize != model_config.channels || spec.height != spec.width {
+        return Err(TrainError::Mismatch(format!(
+            "{} holds {}x{}x{} images; model {} takes {} channels (square images)",
+            train.path(),
+            spec.height,
+            spec.width,
+            spec.channels,
+            config.model.preset,
+            model_config.channels
+        )));
+    }
+    if test.spec().channels != spec.channels || test.spec().classes != spec.classes {
+        return Err(TrainError::Mismatch(format!("{} and {} differ in channels or classes", train.path(), test.path())));
+    }
+    let stream_config = StreamConfig { scenario: config.stream.scenario, steps: config.stream.steps, label_rate: config.stream.label_rate, seed: config.seed };
+    let stream = Stream::build(train.labels(), train.timestamps(), spec.classes, &stream_config)?;
+
+    let mut map = ClassMap::default();
+    map.add(&stream.steps[0].classes);
+    model_config.classes = map.len();
+    let mut vit = Vit::new(be, &model_config, config.seed)?;
+    if let Some(path) = &config.model.init {
+        load_checkpoint(be, &vit, path)?;
+    }
+    let size = model_config.image_size;
+    let norm = Normalize::default_for(model_config.channels);
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).min(4);
+    let train_loader = Loader::new(train.clone(), size, norm.clone(), threads, 4);
+    let test_loader = Loader::new(test.clone(), size, norm, threads, 4);
+    let mut engine = Engine::new(config.budget.micro_batch, config.strategy.mae_weight, config.augment.label_smoothing, config.augment.enabled, config.seed);
+    let mut optimizer = Optimizer::new(be, &vit, &config.optim);
+    let mut buffer = ReplayBuffer::new(config.strategy.buffer_balance, config.strategy.buffer_capacity, config.seed);
+    debug_assert!(accumulation(config.budget.effective_batch, config.budget.micro_batch, 1).is_some());
+
+    let flops = Flops::of(&model_config);
+    let mut summary = Summary::new(config);
+    let mut iteration = 0usize;
+    for (t, step) in stream.steps.iter().enumerate() {
+        if map.add(&step.classes) > 0 {
+            vit.grow_head(be, map.len(), config.seed ^ (t as u64 + 1))?;
+            engine.head_grew(be, map.len());
+        }
+        buffer.add_step(t as u32, &step.labelled, train.labels());
+        let seen = stream.classes_seen(t);
+        let seen_mask = map.mask(&seen);
+        let current_mask = match config.stream.scenario {
+            Scenario::ClassIncremental => map.mask(&step.classes),
+            _ => seen_mask.clone(),
+        };
+        let current_spread = map.mask(&step.classes);
+        let sources = Sources {
+            step: t as u32,
+            current: &step.images,
+            labelled: &step.labelled,
+            buffer: &buffer,
+            buffer_past_only: false,
+            current_mask: &current_mask,
+            current_spread: &current_spread,
+            seen_mask: &seen_mask,
+        };
+        for (s, stage) in strategy::plan(config, t).iter().enumerate() {
+            if s == 0 || config.optim.fresh_per_stage {
+                optimizer.reset(be, &vit);
+            }
+            report(Progress::Stage { step: t, steps: stream.steps.len(), stage: stage.name, iterations: stage.steps });
+            let counts = stage.mix.counts(config.budget.effective_batch);
+            let src = Sources { buffer_past_only: stage.buffer_past_only, ..sources };
+            for i in 0..stage.steps {
+                let started = Instant::now();
+                let lr = stage.lr.lr(i);
+                let losses = engine.step(be, &vit, &map, &train_loader, &mut optimizer, &src, counts, iteration as u64, lr);
+                if !losses.total.is_finite() || !losses.grad_norm.is_finite() {
+                    return Err(TrainError::NonFinite { step: t, stage: stage.name.into(), iteration: i, loss: losses.total });
+                }
+                let per_image = flops.train(flops.mae_forward) * counts.unlabelled as f64
+                    + flops.train(flops.classify_forward) * (counts.labelled + counts.buffer) as f64;
+                summary.count_step(per_image);
+                let images_per_sec = config.budget.effective_batch as f64 / started.elapsed().as_secs_f64();
+                report(Progress::Iteration { step: t, stage: stage.name, iteration: i, losses: &losses, lr, images_per_sec });
+                iteration += 1;
+            }
+        }
+        let test_images: Vec<u32> = (0..test.len() as u32).collect();
+        let rows = engine.predict(be, &vit, &test_loader, &test_images, config.data.eval_batch);
+        let correct: Vec<bool> = rows.iter().zip(test.labels()).map(|(&r, &l)| map.class(r) == l).collect();
+        let row: Vec<f64> = (0..=t)
+            .map(|i| {
+                let subset = stream.test_images(i, test.labels(), test.timestamps());
+                subset.iter().filter(|&&j| correct[j as usize]).count() as f64 / subset.len().max(1) as f64
+            })
+            .collect();
+        let evaluation = summary.record_eval(t, row, config.stream.scenario);
+        report(Progress::Evaluated(&evaluation));
+    }
+    summary.finish(start.elapsed().as_secs_f64());
+    Ok(summary)
+}

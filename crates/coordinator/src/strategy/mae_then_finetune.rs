@@ -1,0 +1,16 @@
+//! MAE-then-finetune: stage 1 is MAE on the current unlabelled data alone, stage 2 supervised
+//! replay of the buffer, with DietCL's stage split and stage-2 LR.
+
+use super::{schedules, StagePlan};
+use crate::budget::Mix;
+use crate::config::TrainConfig;
+
+pub fn plan(config: &TrainConfig, t: usize) -> Vec<StagePlan> {
+    // Even at t = 0 the classifier needs a supervised stage, so the split applies at every step.
+    let steps = config.budget.stage_split.stage_steps(config.budget.steps, t.max(1));
+    let (lr1, lr2) = schedules(config, steps);
+    vec![
+        StagePlan { name: "mae", steps: steps.0, mix: Mix::UNLABELLED, lr: lr1, buffer_past_only: false },
+        StagePlan { name: "buffer", steps: steps.1, mix: Mix::BUFFER, lr: lr2, buffer_past_only: false },
+    ]
+}

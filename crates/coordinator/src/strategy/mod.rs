@@ -1,0 +1,44 @@
+//! Strategies: what each time step trains on, as a list of stages over the shared engine.
+
+mod dietcl;
+mod er;
+mod finetune;
+mod mae_then_finetune;
+
+use crate::budget::Mix;
+use crate::config::{StrategyName, TrainConfig};
+use crate::schedule::{scaled_lr, stages, Cosine};
+
+/// One stage of one time step.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StagePlan {
+    pub name: &'static str,
+    pub steps: usize,
+    pub mix: Mix,
+    pub lr: Cosine,
+    /// Buffer images come from past steps only.
+    pub buffer_past_only: bool,
+}
+
+/// The stages of time step `t` under the configured strategy.
+pub fn plan(config: &TrainConfig, t: usize) -> Vec<StagePlan> {
+    let stages = match config.strategy.name {
+        StrategyName::Dietcl => dietcl::plan(config, t),
+        StrategyName::Finetune => finetune::plan(config),
+        StrategyName::Er => er::plan(config, t),
+        StrategyName::MaeThenFinetune => mae_then_finetune::plan(config, t),
+    };
+    stages.into_iter().filter(|s| s.steps > 0).collect()
+}
+
+/// The stage-1 and stage-2 LR schedules for a split of `steps`.
+fn schedules(config: &TrainConfig, steps: (usize, usize)) -> (Cosine, Cosine) {
+    let o = &config.optim;
+    stages(scaled_lr(o.lr, config.budget.effective_batch), o.min_lr, o.stage2_lr_scale, steps)
+}
+
+/// A single stage over the whole budget.
+fn single(config: &TrainConfig, name: &'static str, mix: Mix, buffer_past_only: bool) -> Vec<StagePlan> {
+    let (lr, _) = schedules(config, (config.budget.steps, 0));
+    vec![StagePlan { name, steps: config.budget.steps, mix, lr, buffer_past_only }]
+}

@@ -1,0 +1,97 @@
+//! `rekindle train CONFIG.yaml`: runs a stream and writes the run directory.
+
+use anyhow::{Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use rekindle_coordinator::{train, Progress, TrainConfig};
+use rekindle_tensor::CpuBackend;
+use std::io::Write;
+use std::path::PathBuf;
+
+#[derive(clap::Args)]
+pub struct TrainArgs {
+    /// Experiment config (YAML); every key has a default, see configs/quickstart.yaml.
+    config: PathBuf,
+    /// Override a config key, e.g. `--set budget.steps=100 --set strategy.name=er` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
+    /// Run directory (default: runs/CONFIG_NAME).
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+pub fn run(args: &TrainArgs) -> Result<()> {
+    let text = std::fs::read_to_string(&args.config).with_context(|| format!("cannot read {}", args.config.display()))?;
+    let config = TrainConfig::from_yaml(&args.config.display().to_string(), &text, &args.overrides)?;
+    let name = args.config.file_stem().map_or("run".into(), |s| s.to_string_lossy().into_owned());
+    let out = args.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(name));
+    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    std::fs::write(out.join("config.yaml"), serde_yaml_ng::to_string(&config)?)?;
+    let metrics_path = out.join("metrics.jsonl");
+    let mut metrics = std::io::BufWriter::new(std::fs::File::create(&metrics_path).with_context(|| format!("cannot create {}", metrics_path.display()))?);
+
+    let mut be = CpuBackend::new(config.threads);
+    let bar = ProgressBar::hidden();
+    let mut io_error = None;
+    let summary = train(&config, &mut be, |p| {
+        let line = match p {
+            Progress::Stage { step, steps, stage, iterations } => {
+                bar.finish_and_clear();
+                bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+                bar.reset();
+                bar.set_length(iterations as u64);
+                bar.set_style(ProgressStyle::with_template("{prefix} {bar:30} {pos}/{len} {msg} eta {eta}").unwrap());
+                bar.set_prefix(format!("step {}/{} {stage:<8}", step + 1, steps));
+                None
+            }
+            Progress::Iteration { step, stage, iteration, losses, lr, images_per_sec } => {
+                bar.set_position(iteration as u64 + 1);
+                bar.set_message(format!("loss {:.4} {:.0} img/s", losses.total, images_per_sec));
+                Some(serde_json::json!({
+                    "type": "train", "step": step, "stage": stage, "iteration": iteration, "lr": lr,
+                    "loss": losses.total, "loss_mae": nan_to_null(losses.mae), "loss_current": nan_to_null(losses.current),
+                    "loss_buffer": nan_to_null(losses.buffer), "grad_norm": losses.grad_norm, "images_per_sec": images_per_sec,
+                }))
+            }
+            Progress::Evaluated(e) => {
+                bar.finish_and_clear();
+                eprintln!("step {}: A(t) = {:.4}  a[t][·] = {:?}", e.step + 1, e.accuracy, e.row.iter().map(|a| format!("{a:.3}")).collect::<Vec<_>>());
+                Some(serde_json::json!({ "type": "eval", "step": e.step, "accuracy": e.accuracy, "row": e.row }))
+            }
+        };
+        if let Some(line) = line {
+            if let Err(e) = writeln!(metrics, "{line}") {
+                io_error.get_or_insert(e);
+            }
+        }
+    });
+    bar.finish_and_clear();
+    metrics.flush()?;
+    if let Some(e) = io_error {
+        return Err(e).with_context(|| format!("cannot write {}", metrics_path.display()));
+    }
+    let summary = summary?;
+    std::fs::write(out.join("summary.json"), serde_json::to_string_pretty(&summary)?)?;
+    println!("{:>6} {:>10}   accuracy row a[t][i]", "step", "A(t)");
+    for (t, (a, row)) in summary.accuracy_per_step.iter().zip(&summary.accuracy_matrix).enumerate() {
+        println!("{:>6} {:>10.4}   {}", t + 1, a, row.iter().map(|v| format!("{v:.3}")).collect::<Vec<_>>().join(" "));
+    }
+    println!(
+        "final A(T-1) {:.4}, average {:.4}, forgetting {:.4}; {} optimizer steps, {:.3e} FLOPs, {:.1} s -> {}",
+        summary.final_accuracy,
+        summary.average_accuracy,
+        summary.forgetting,
+        summary.optimizer_steps,
+        summary.flops,
+        summary.wall_seconds,
+        out.display()
+    );
+    Ok(())
+}
+
+fn nan_to_null(v: f32) -> serde_json::Value {
+    if v.is_nan() {
+        serde_json::Value::Null
+    } else {
+        serde_json::json!(v)
+    }
+}
