@@ -9,30 +9,47 @@ use std::path::PathBuf;
 
 #[derive(clap::Args)]
 pub struct TrainArgs {
-    /// Experiment config (YAML); every key has a default, see configs/quickstart.yaml.
-    config: PathBuf,
+    /// Experiment config (YAML); every key has a default, see configs/quickstart.yaml. With
+    /// `--resume` it may be left out: the run directory's config.yaml is used.
+    config: Option<PathBuf>,
     /// Override a config key, e.g. `--set budget.steps=100 --set strategy.name=er` (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     overrides: Vec<String>,
     /// Run directory (default: runs/CONFIG_NAME).
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Continue the run in DIR from its last completed time step (a killed run ends with the
+    /// same metrics as an uninterrupted one).
+    #[arg(long, value_name = "DIR")]
+    resume: Option<PathBuf>,
 }
 
 pub fn run(args: &TrainArgs) -> Result<()> {
-    let text = std::fs::read_to_string(&args.config).with_context(|| format!("cannot read {}", args.config.display()))?;
-    let config = TrainConfig::from_yaml(&args.config.display().to_string(), &text, &args.overrides)?;
-    let name = args.config.file_stem().map_or("run".into(), |s| s.to_string_lossy().into_owned());
-    let out = args.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(name));
+    let config_path = match (&args.config, &args.resume) {
+        (Some(c), _) => c.clone(),
+        (None, Some(dir)) => dir.join("config.yaml"),
+        (None, None) => anyhow::bail!("give a CONFIG.yaml (e.g. configs/quickstart.yaml), or --resume RUN_DIR"),
+    };
+    let text = std::fs::read_to_string(&config_path).with_context(|| format!("cannot read {}", config_path.display()))?;
+    let config = TrainConfig::from_yaml(&config_path.display().to_string(), &text, &args.overrides)?;
+    let name = config_path.file_stem().map_or("run".into(), |s| s.to_string_lossy().into_owned());
+    let out = args.resume.clone().or_else(|| args.out.clone()).unwrap_or_else(|| PathBuf::from("runs").join(name));
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
-    std::fs::write(out.join("config.yaml"), serde_yaml_ng::to_string(&config)?)?;
+    // A resumed run keeps its recorded config; overrides given to the resume are printed instead.
+    if args.resume.is_none() {
+        std::fs::write(out.join("config.yaml"), serde_yaml_ng::to_string(&config)?)?;
+    } else if !args.overrides.is_empty() {
+        eprintln!("resuming {} with overrides: {}", out.display(), args.overrides.join(" "));
+    }
     let metrics_path = out.join("metrics.jsonl");
+    let kept = if args.resume.is_some() { metrics_before_resume(&out, &metrics_path)? } else { String::new() };
     let mut metrics = std::io::BufWriter::new(std::fs::File::create(&metrics_path).with_context(|| format!("cannot create {}", metrics_path.display()))?);
+    metrics.write_all(kept.as_bytes())?;
 
     let mut be = CpuBackend::new(config.threads);
     let bar = ProgressBar::hidden();
     let mut io_error = None;
-    let summary = train(&config, &mut be, |p| {
+    let summary = train(&config, &mut be, Some(&out), args.resume.is_some(), |p| {
         let line = match p {
             Progress::Stage { step, steps, stage, iterations } => {
                 bar.finish_and_clear();
@@ -58,8 +75,9 @@ pub fn run(args: &TrainArgs) -> Result<()> {
                 Some(serde_json::json!({ "type": "eval", "step": e.step, "accuracy": e.accuracy, "row": e.row }))
             }
         };
+        // Flushed per line, so `tail -f metrics.jsonl` follows the run.
         if let Some(line) = line {
-            if let Err(e) = writeln!(metrics, "{line}") {
+            if let Err(e) = writeln!(metrics, "{line}").and_then(|_| metrics.flush()) {
                 io_error.get_or_insert(e);
             }
         }
@@ -94,4 +112,23 @@ fn nan_to_null(v: f32) -> serde_json::Value {
     } else {
         serde_json::json!(v)
     }
+}
+
+/// The metrics lines of the time steps a resumed run keeps (those before its last checkpoint);
+/// lines from the interrupted step are dropped, since that step runs again.
+fn metrics_before_resume(dir: &std::path::Path, metrics: &std::path::Path) -> Result<String> {
+    let state = dir.join("state.json");
+    let completed = match std::fs::read_to_string(&state) {
+        Ok(text) => serde_json::from_str::<serde_json::Value>(&text)
+            .with_context(|| format!("{} is not a run state", state.display()))?["completed_steps"]
+            .as_u64()
+            .with_context(|| format!("{} has no completed_steps", state.display()))?,
+        Err(_) => 0,
+    };
+    let old = std::fs::read_to_string(metrics).unwrap_or_default();
+    Ok(old
+        .lines()
+        .filter(|l| serde_json::from_str::<serde_json::Value>(l).ok().and_then(|v| v["step"].as_u64()).is_some_and(|s| s < completed))
+        .map(|l| format!("{l}\n"))
+        .collect())
 }

@@ -8,6 +8,7 @@ pub mod metrics;
 mod optimizer;
 mod run;
 pub mod schedule;
+mod state;
 mod strategy;
 pub mod targets;
 

@@ -3,7 +3,7 @@
 
 use crate::config::TrainConfig;
 use rekindle_data::Scenario;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The evaluation after time step `step`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -15,7 +15,7 @@ pub struct Evaluation {
     pub row: Vec<f64>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
     pub strategy: String,
     pub scenario: Scenario,
@@ -67,13 +67,14 @@ impl Summary {
         Evaluation { step: t, accuracy, row }
     }
 
+    /// Final numbers; `wall_seconds` adds to the time of earlier (resumed-from) runs.
     pub fn finish(&mut self, wall_seconds: f64) {
         let a = &self.accuracy_matrix;
         let last = a.len().saturating_sub(1);
         self.final_accuracy = *self.accuracy_per_step.last().unwrap_or(&0.0);
         self.average_accuracy = self.accuracy_per_step.iter().sum::<f64>() / self.accuracy_per_step.len().max(1) as f64;
         self.forgetting = forgetting(a);
-        self.wall_seconds = wall_seconds;
+        self.wall_seconds += wall_seconds;
         debug_assert!(a.get(last).is_none_or(|r| r.len() == last + 1));
     }
 }

@@ -38,6 +38,28 @@ impl Optimizer {
         self.step = 0;
     }
 
+    /// The moments and step count, for checkpoints: (first, second, step).
+    pub fn save(&self, be: &mut dyn Backend) -> (Vec<f32>, Option<Vec<f32>>, u32) {
+        let mut get = |t: Tensor| {
+            let mut v = vec![0.0; t.len];
+            be.download(t, &mut v);
+            v
+        };
+        (get(self.first), self.second.map(&mut get), self.step)
+    }
+
+    pub fn step_count(&self) -> u32 {
+        self.step
+    }
+
+    pub fn restore(&mut self, be: &mut dyn Backend, first: &[f32], second: Option<&[f32]>, step: u32) {
+        be.upload(self.first, first);
+        if let (Some(t), Some(v)) = (self.second, second) {
+            be.upload(t, v);
+        }
+        self.step = step;
+    }
+
     /// One update at learning rate `lr`; returns the global gradient norm before clipping.
     pub fn update(&mut self, be: &mut dyn Backend, vit: &Vit, lr: f64) -> f32 {
         let norm = be.sum_squares(vit.grads).sqrt();

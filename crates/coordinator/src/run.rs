@@ -7,6 +7,7 @@ use crate::engine::{Engine, Sources, StepLosses};
 use crate::metrics::{Evaluation, Summary};
 use crate::optimizer::Optimizer;
 use crate::strategy;
+use crate::state::{RunDir, RunState};
 use crate::targets::ClassMap;
 use rekindle_data::{DataError, Loader, Normalize, ReplayBuffer, Scenario, Shard, Stream, StreamConfig, SyntheticSpec};
 use rekindle_model::{load_checkpoint, Flops, ModelError, Vit};
@@ -49,7 +50,9 @@ fn open_data(spec: &str, config: &TrainConfig, test: bool) -> Result<Shard, Data
     SyntheticSpec { classes: s.classes, per_class, size: s.size, seed, drift: s.drift }.generate(if test { "synthetic test" } else { "synthetic train" })
 }
 
-pub fn train(config: &TrainConfig, be: &mut dyn Backend, mut report: impl FnMut(Progress)) -> Result<Summary, TrainError> {
+/// Trains the whole stream. With `run_dir`, checkpoints every time step there; with `resume`,
+/// first continues from that directory's last completed time step.
+pub fn train(config: &TrainConfig, be: &mut dyn Backend, run_dir: Option<&Path>, resume: bool, mut report: impl FnMut(Progress)) -> Result<Summary, TrainError> {
     let start = Instant::now();
     let mut model_config = config.model_config()?;
     let train = Arc::new(open_data(&config.data.train, config, false)?);
@@ -72,11 +75,18 @@ pub fn train(config: &TrainConfig, be: &mut dyn Backend, mut report: impl FnMut(
     let stream_config = StreamConfig { scenario: config.stream.scenario, steps: config.stream.steps, label_rate: config.stream.label_rate, seed: config.seed };
     let stream = Stream::build(train.labels(), train.timestamps(), spec.classes, &stream_config)?;
 
-    let mut map = ClassMap::default();
+    let dir = run_dir.map(RunDir::new).transpose()?;
+    let saved = match (&dir, resume) {
+        (Some(d), true) => d.load_state()?,
+        _ => None,
+    };
+    let mut map = saved.as_ref().map_or_else(ClassMap::default, |s| s.classes.clone());
     map.add(&stream.steps[0].classes);
     model_config.classes = map.len();
     let mut vit = Vit::new(be, &model_config, config.seed)?;
-    if let Some(path) = &config.model.init {
+    if let (Some(s), Some(d)) = (&saved, &dir) {
+        load_checkpoint(be, &vit, &d.model_path(s.completed_steps - 1))?;
+    } else if let Some(path) = &config.model.init {
         load_checkpoint(be, &vit, path)?;
     }
     let size = model_config.image_size;
@@ -92,7 +102,14 @@ pub fn train(config: &TrainConfig, be: &mut dyn Backend, mut report: impl FnMut(
     let flops = Flops::of(&model_config);
     let mut summary = Summary::new(config);
     let mut iteration = 0usize;
-    for (t, step) in stream.steps.iter().enumerate() {
+    let mut first_step = 0;
+    if let (Some(s), Some(d)) = (saved, &dir) {
+        d.restore_optimizer(be, &mut optimizer, s.completed_steps - 1, s.optimizer_step)?;
+        (first_step, iteration, buffer, summary) = (s.completed_steps, s.iteration, s.buffer, s.summary);
+    }
+    // Wall time already added to `summary` (at each checkpoint), so a resumed run sums its parts.
+    let mut wall_saved = 0.0;
+    for (t, step) in stream.steps.iter().enumerate().skip(first_step) {
         if map.add(&step.classes) > 0 {
             vit.grow_head(be, map.len(), config.seed ^ (t as u64 + 1))?;
             engine.head_grew(be, map.len());
@@ -148,7 +165,13 @@ pub fn train(config: &TrainConfig, be: &mut dyn Backend, mut report: impl FnMut(
             .collect();
         let evaluation = summary.record_eval(t, row, config.stream.scenario);
         report(Progress::Evaluated(&evaluation));
+        if let Some(d) = &dir {
+            summary.wall_seconds += start.elapsed().as_secs_f64() - wall_saved;
+            wall_saved = start.elapsed().as_secs_f64();
+            let state = RunState { completed_steps: t + 1, iteration, classes: map.clone(), buffer: buffer.clone(), summary: summary.clone(), optimizer_step: optimizer.step_count() };
+            d.save(be, &vit, &optimizer, &state)?;
+        }
     }
-    summary.finish(start.elapsed().as_secs_f64());
+    summary.finish(start.elapsed().as_secs_f64() - wall_saved);
     Ok(summary)
 }

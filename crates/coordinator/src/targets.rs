@@ -8,6 +8,20 @@ pub struct ClassMap {
     row_of: Vec<Option<usize>>,
 }
 
+impl serde::Serialize for ClassMap {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.classes.serialize(s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ClassMap {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<ClassMap, D::Error> {
+        let mut map = ClassMap::default();
+        map.add(&Vec::<u32>::deserialize(d)?);
+        Ok(map)
+    }
+}
+
 impl ClassMap {
     /// Appends classes not seen before; returns how many were new.
     pub fn add(&mut self, classes: &[u32]) -> usize {

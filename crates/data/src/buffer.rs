@@ -18,14 +18,15 @@ pub enum Balance {
     Class,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 struct Entry {
     image: u32,
     step: u32,
     class: u32,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+/// Serialisable, so a checkpoint can carry the buffer and a resumed run draws the same images.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ReplayBuffer {
     balance: Balance,
     /// Most images kept; beyond it every class is truncated at random to an equal share.

@@ -34,20 +34,24 @@ pub fn save_checkpoint(
     path: &Path,
     mut metadata: HashMap<String, String>,
 ) -> Result<(), ModelError> {
-    let io = |source| ModelError::Io { path: path.display().to_string(), source };
     let values = vit.download_params(be);
-    let bytes: &[u8] = bytemuck_f32(&values);
-    let views: Vec<(String, TensorView)> = vit
-        .table
-        .entries
+    let tensors: Vec<(&str, &[usize], &[f32])> =
+        vit.table.entries.iter().map(|e| (e.name.as_str(), e.shape.as_slice(), &values[e.offset..e.offset + e.len])).collect();
+    metadata.insert("rekindle.model".into(), serde_json::to_string(&vit.config).expect("config serialises"));
+    write_tensors(path, &tensors, metadata)
+}
+
+/// Writes named f32 tensors to a safetensors file atomically: temp file, fsync, rename, so a
+/// crash never leaves a half-written file under `path`.
+pub fn write_tensors(path: &Path, tensors: &[(&str, &[usize], &[f32])], metadata: HashMap<String, String>) -> Result<(), ModelError> {
+    let io = |source| ModelError::Io { path: path.display().to_string(), source };
+    let views: Vec<(String, TensorView)> = tensors
         .iter()
-        .map(|e| {
-            let view = TensorView::new(Dtype::F32, e.shape.clone(), &bytes[e.offset * 4..(e.offset + e.len) * 4])
-                .expect("shape matches length");
-            (e.name.clone(), view)
+        .map(|(name, shape, values)| {
+            let view = TensorView::new(Dtype::F32, shape.to_vec(), bytemuck_f32(values)).expect("shape matches length");
+            (name.to_string(), view)
         })
         .collect();
-    metadata.insert("rekindle.model".into(), serde_json::to_string(&vit.config).expect("config serialises"));
     let data = safetensors::serialize(views, Some(metadata))
         .map_err(|e| ModelError::Checkpoint { path: path.display().to_string(), reason: e.to_string() })?;
     let tmp = path.with_extension("safetensors.tmp");
@@ -55,6 +59,16 @@ pub fn save_checkpoint(
     file.write_all(&data).map_err(io)?;
     file.sync_all().map_err(io)?;
     std::fs::rename(&tmp, path).map_err(io)
+}
+
+/// One named tensor of a safetensors file, as f32.
+pub fn read_tensor(path: &Path, name: &str) -> Result<Vec<f32>, ModelError> {
+    let p = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|source| ModelError::Io { path: p.clone(), source })?;
+    let file = SafeTensors::deserialize(&bytes)
+        .map_err(|e| ModelError::Checkpoint { path: p.clone(), reason: format!("not a valid safetensors file: {e}") })?;
+    let t = file.tensor(name).map_err(|_| ModelError::MissingTensor { path: p.clone(), tensor: name.into(), expected: vec![] })?;
+    to_f32(&t).map_err(|reason| ModelError::Checkpoint { path: p, reason })
 }
 
 fn bytemuck_f32(v: &[f32]) -> &[u8] {

@@ -1,0 +1,100 @@
+//! A run directory's checkpoints. After every time step the run writes the model
+//! (`checkpoints/step-T.safetensors`, timm/MAE names), the optimizer moments
+//! (`checkpoints/step-T.optimizer.safetensors`) and then `state.json` (class order, buffer,
+//! iteration, metrics so far). Each file is written atomically, and `state.json` last, so a run
+//! killed at any point resumes from its last completed time step; a failed step (a NaN loss,
+//! say) writes nothing, so no good checkpoint is ever overwritten.
+
+use crate::metrics::Summary;
+use crate::optimizer::Optimizer;
+use crate::run::TrainError;
+use crate::targets::ClassMap;
+use rekindle_data::ReplayBuffer;
+use rekindle_model::{read_tensor, save_checkpoint, write_tensors, ModelError, Vit};
+use rekindle_tensor::Backend;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Everything besides tensors that a resumed run needs to continue exactly.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunState {
+    /// Time steps finished (trained and evaluated).
+    pub completed_steps: usize,
+    /// Global optimizer iteration (it seeds draws, masks and augmentation).
+    pub iteration: usize,
+    pub classes: ClassMap,
+    pub buffer: ReplayBuffer,
+    pub summary: Summary,
+    pub optimizer_step: u32,
+}
+
+pub struct RunDir {
+    root: PathBuf,
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> TrainError + '_ {
+    move |source| TrainError::Model(ModelError::Io { path: path.display().to_string(), source })
+}
+
+impl RunDir {
+    pub fn new(root: &Path) -> Result<RunDir, TrainError> {
+        let dir = root.join("checkpoints");
+        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        Ok(RunDir { root: root.to_path_buf() })
+    }
+
+    pub fn model_path(&self, step: usize) -> PathBuf {
+        self.root.join("checkpoints").join(format!("step-{step}.safetensors"))
+    }
+
+    fn optimizer_path(&self, step: usize) -> PathBuf {
+        self.root.join("checkpoints").join(format!("step-{step}.optimizer.safetensors"))
+    }
+
+    fn state_path(&self) -> PathBuf {
+        self.root.join("state.json")
+    }
+
+    /// Writes the checkpoint of completed time step `state.completed_steps − 1`.
+    pub fn save(&self, be: &mut dyn Backend, vit: &Vit, optimizer: &Optimizer, state: &RunState) -> Result<(), TrainError> {
+        let step = state.completed_steps - 1;
+        let meta = HashMap::from([("rekindle.time_step".to_string(), step.to_string())]);
+        save_checkpoint(be, vit, &self.model_path(step), meta)?;
+        let (first, second, _) = optimizer.save(be);
+        let mut tensors: Vec<(&str, &[usize], &[f32])> = Vec::new();
+        let shape = [first.len()];
+        tensors.push(("first", &shape, &first));
+        if let Some(s) = &second {
+            tensors.push(("second", &shape, s));
+        }
+        write_tensors(&self.optimizer_path(step), &tensors, HashMap::new())?;
+        let path = self.state_path();
+        let tmp = path.with_extension("json.tmp");
+        let text = serde_json::to_string(state).expect("state serialises");
+        let mut file = std::fs::File::create(&tmp).map_err(io(&tmp))?;
+        file.write_all(text.as_bytes()).map_err(io(&tmp))?;
+        file.sync_all().map_err(io(&tmp))?;
+        std::fs::rename(&tmp, &path).map_err(io(&path))
+    }
+
+    /// The last saved state, or `None` for a run that completed no time step.
+    pub fn load_state(&self) -> Result<Option<RunState>, TrainError> {
+        let path = self.state_path();
+        if !path.exists() {
+            return Ok(None);
+        }
+        let text = std::fs::read_to_string(&path).map_err(io(&path))?;
+        serde_json::from_str(&text).map(Some).map_err(|e| TrainError::Mismatch(format!("{}: {e}", path.display())))
+    }
+
+    /// Restores the optimizer moments saved with time step `step`.
+    pub fn restore_optimizer(&self, be: &mut dyn Backend, optimizer: &mut Optimizer, step: usize, optimizer_step: u32) -> Result<(), TrainError> {
+        let path = self.optimizer_path(step);
+        let first = read_tensor(&path, "first")?;
+        let second = read_tensor(&path, "second").ok();
+        optimizer.restore(be, &first, second.as_deref(), optimizer_step);
+        Ok(())
+    }
+}

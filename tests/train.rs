@@ -1,0 +1,118 @@
+//! `rekindle train` end to end on a tiny synthetic stream: the run directory, resume after
+//! SIGKILL with identical results, and a NaN loss that stops the run without touching the last
+//! good checkpoint.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+const TINY: &str = "
+seed: 3
+model: {preset: vit-micro-4-28, overrides: {image_size: 16, channels: 3, depth: 2, dim: 32, heads: 2, decoder_dim: 32}}
+data: {synthetic: {classes: 6, train_per_class: 40, test_per_class: 10, size: 16}, eval_batch: 32}
+stream: {scenario: class-incremental, steps: 3, label_rate: 0.25}
+budget: {steps: 40, effective_batch: 32, micro_batch: 16}
+strategy: {name: dietcl}
+optim: {lr: 1.0e-3, min_lr: 1.0e-5}
+threads: 1
+";
+
+fn dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("rekindle-train-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn command(args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_rekindle"));
+    c.args(args);
+    c
+}
+
+fn run(args: &[&str]) -> Output {
+    command(args).output().expect("run rekindle")
+}
+
+fn summary(run_dir: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(run_dir.join("summary.json")).expect("summary.json")).unwrap()
+}
+
+fn config(d: &Path) -> String {
+    let path = d.join("tiny.yaml");
+    std::fs::write(&path, TINY).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+#[test]
+fn a_run_writes_its_directory() {
+    let d = dir("plain");
+    let out = d.join("run");
+    let o = run(&["train", &config(&d), "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let s = summary(&out);
+    for key in ["final_accuracy", "average_accuracy", "forgetting", "accuracy_per_step", "accuracy_matrix", "optimizer_steps", "flops", "wall_seconds"] {
+        assert!(!s[key].is_null(), "summary.json lacks {key}");
+    }
+    assert_eq!(s["optimizer_steps"], 120);
+    assert_eq!(s["accuracy_matrix"][2].as_array().unwrap().len(), 3);
+    assert!(out.join("config.yaml").exists());
+    for t in 0..3 {
+        assert!(out.join(format!("checkpoints/step-{t}.safetensors")).exists());
+    }
+    let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+    assert_eq!(metrics.lines().filter(|l| l.contains("\"type\":\"eval\"")).count(), 3);
+    assert_eq!(metrics.lines().filter(|l| l.contains("\"type\":\"train\"")).count(), 120);
+}
+
+#[test]
+fn a_killed_run_resumes_to_the_same_summary() {
+    let d = dir("resume");
+    let cfg = config(&d);
+    let (whole, killed) = (d.join("whole"), d.join("killed"));
+    let o = run(&["train", &cfg, "--out", whole.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    // Kill during time step 2 (index 1): after step 1's checkpoint, once step 2 has begun.
+    let mut child = command(&["train", &cfg, "--out", killed.to_str().unwrap()]).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let started = Instant::now();
+    let in_step_two = || {
+        std::fs::read_to_string(killed.join("metrics.jsonl")).is_ok_and(|m| {
+            m.lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()).any(|v| v["type"] == "train" && v["step"] == 1)
+        })
+    };
+    while !in_step_two() {
+        assert!(started.elapsed() < Duration::from_secs(120), "the run never reached time step 2");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert!(!killed.join("summary.json").exists(), "killed before it finished");
+    assert!(!killed.join("checkpoints/step-1.safetensors").exists(), "killed during time step 2");
+
+    let o = run(&["train", "--resume", killed.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (a, b) = (summary(&whole), summary(&killed));
+    for key in ["final_accuracy", "average_accuracy", "forgetting", "accuracy_per_step", "accuracy_matrix", "optimizer_steps", "flops"] {
+        assert_eq!(a[key], b[key], "{key} differs after resume");
+    }
+    let metrics = std::fs::read_to_string(killed.join("metrics.jsonl")).unwrap();
+    assert_eq!(metrics.lines().filter(|l| l.contains("\"type\":\"train\"")).count(), 120, "no duplicate lines from the interrupted step");
+}
+
+#[test]
+fn a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint() {
+    let d = dir("nan");
+    let out = d.join("run");
+    // Stage 2 (buffer fine-tuning) first runs at time step 1; an absurd LR there blows it up.
+    let o = run(&["train", &config(&d), "--out", out.to_str().unwrap(), "--set", "optim.stage2_lr_scale=1e12"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(err.contains("non-finite loss") && err.contains("time step 1, stage `buffer`, iteration"), "{err}");
+    let state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("state.json")).unwrap()).unwrap();
+    assert_eq!(state["completed_steps"], 1, "the state still points at the last good step");
+    assert!(!out.join("checkpoints/step-1.safetensors").exists());
+    let ckpt = out.join("checkpoints/step-0.safetensors");
+    let o = run(&["bench", "step", "--preset", "vit-micro-4-28", "--set", "image_size=16", "--set", "channels=3", "--set", "depth=2", "--set", "dim=32", "--set", "heads=2", "--set", "decoder_dim=32", "--set", "classes=2", "--init", ckpt.to_str().unwrap(), "--batch", "2", "--iters", "1", "--warmup", "0"]);
+    assert!(o.status.success(), "the last good checkpoint loads: {}", String::from_utf8_lossy(&o.stderr));
+}
