@@ -101,6 +101,8 @@ pub enum StrategyName {
     Finetune,
     Er,
     MaeThenFinetune,
+    Gdumb,
+    Joint,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -120,6 +122,7 @@ pub struct StrategySection {
     pub mae_weight: f32,
     /// ER's sampling (`er` only).
     pub replay: ReplayMode,
+    /// How the buffer is sampled (`gdumb` is always class-balanced, `joint` always uniform).
     pub buffer_balance: Balance,
     /// Most images the buffer keeps (null: all).
     pub buffer_capacity: Option<usize>,

@@ -96,7 +96,7 @@ pub fn train(config: &TrainConfig, be: &mut dyn Backend, run_dir: Option<&Path>,
     let test_loader = Loader::new(test.clone(), size, norm, threads, 4);
     let mut engine = Engine::new(config.budget.micro_batch, config.strategy.mae_weight, config.augment.label_smoothing, config.augment.enabled, config.seed);
     let mut optimizer = Optimizer::new(be, &vit, &config.optim);
-    let mut buffer = ReplayBuffer::new(config.strategy.buffer_balance, config.strategy.buffer_capacity, config.seed);
+    let mut buffer = ReplayBuffer::new(strategy::buffer_balance(config), config.strategy.buffer_capacity, config.seed);
     debug_assert!(accumulation(config.budget.effective_batch, config.budget.micro_batch, 1).is_some());
 
     let flops = Flops::of(&model_config);
@@ -115,6 +115,9 @@ pub fn train(config: &TrainConfig, be: &mut dyn Backend, run_dir: Option<&Path>,
             engine.head_grew(be, map.len());
         }
         buffer.add_step(t as u32, &step.labelled, train.labels());
+        if strategy::retrains_from_scratch(config) {
+            vit.reinitialize(be, config.seed ^ (0x5C4A_7C4 + t as u64));
+        }
         let seen = stream.classes_seen(t);
         let seen_mask = map.mask(&seen);
         let current_mask = match config.stream.scenario {

@@ -16,6 +16,8 @@ pub enum Balance {
     Task,
     /// Every class contributes equally.
     Class,
+    /// Every image equally likely, however unbalanced the steps and classes (joint training).
+    Uniform,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -121,6 +123,7 @@ impl ReplayBuffer {
         let groups: Vec<Vec<usize>> = match self.balance {
             Balance::Task => self.groups(|e| e.step),
             Balance::Class => self.groups(|e| e.class),
+            Balance::Uniform => self.groups(|_| 0),
         }
         .into_iter()
         .map(|g| g.into_iter().filter(|&i| keep(&self.entries[i])).collect::<Vec<_>>())

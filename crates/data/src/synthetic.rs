@@ -8,8 +8,9 @@
 //!
 //! With `drift > 0` the appearance moves with time: the stripe orientation of every class
 //! rotates by up to `drift · π/4` and the palette's hue turns by up to `drift · 120°` over the
-//! dataset's time span, for time-incremental streams. Images are ordered by time; the timestamp
-//! of image i is i.
+//! dataset's time span, for time-incremental streams. Images are ordered by time on a common
+//! axis: image i of n has timestamp `round(10⁶ · i / (n − 1))`, so a train and a test set of
+//! different sizes share one clock.
 
 use crate::shard::{encode, ShardSpec};
 use crate::{DataError, Shard};
@@ -89,7 +90,7 @@ impl SyntheticSpec {
             let time = if n > 1 { i as f32 / (n - 1) as f32 } else { 0.0 };
             self.draw(img, labels[i], time, &mut rng);
         });
-        let timestamps: Vec<i64> = (0..n as i64).collect();
+        let timestamps: Vec<i64> = (0..n).map(|i| if n > 1 { (1e6 * i as f64 / (n - 1) as f64).round() as i64 } else { 0 }).collect();
         let spec = ShardSpec { height: self.size, width: self.size, channels: 3, classes: self.classes };
         Shard::from_bytes(name, &encode(spec, &pixels, &labels, Some(&timestamps), &self.class_names()))
     }

@@ -57,6 +57,11 @@ impl Vit {
         Ok(Vit { config: config.clone(), table, params, grads, pos_embed, decoder_pos_embed, w, g })
     }
 
+    /// Draws every parameter afresh from `seed` (GDumb retrains from scratch each time step).
+    pub fn reinitialize(&self, be: &mut dyn Backend, seed: u64) {
+        be.upload(self.params, &init::fresh(&self.table, seed));
+    }
+
     pub fn zero_grads(&self, be: &mut dyn Backend) {
         be.fill(self.grads, 0.0);
     }

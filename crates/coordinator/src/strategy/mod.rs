@@ -3,10 +3,13 @@
 mod dietcl;
 mod er;
 mod finetune;
+mod gdumb;
+mod joint;
 mod mae_then_finetune;
 
 use crate::budget::Mix;
 use crate::config::{StrategyName, TrainConfig};
+use rekindle_data::Balance;
 use crate::schedule::{scaled_lr, stages, Cosine};
 
 /// One stage of one time step.
@@ -27,6 +30,8 @@ pub fn plan(config: &TrainConfig, t: usize) -> Vec<StagePlan> {
         StrategyName::Finetune => finetune::plan(config),
         StrategyName::Er => er::plan(config, t),
         StrategyName::MaeThenFinetune => mae_then_finetune::plan(config, t),
+        StrategyName::Gdumb => gdumb::plan(config),
+        StrategyName::Joint => joint::plan(config),
     };
     stages.into_iter().filter(|s| s.steps > 0).collect()
 }
@@ -41,4 +46,18 @@ fn schedules(config: &TrainConfig, steps: (usize, usize)) -> (Cosine, Cosine) {
 fn single(config: &TrainConfig, name: &'static str, mix: Mix, buffer_past_only: bool) -> Vec<StagePlan> {
     let (lr, _) = schedules(config, (config.budget.steps, 0));
     vec![StagePlan { name, steps: config.budget.steps, mix, lr, buffer_past_only }]
+}
+
+/// How the strategy samples its buffer.
+pub fn buffer_balance(config: &TrainConfig) -> Balance {
+    match config.strategy.name {
+        StrategyName::Gdumb => Balance::Class,
+        StrategyName::Joint => Balance::Uniform,
+        _ => config.strategy.buffer_balance,
+    }
+}
+
+/// Whether the model starts from a fresh init at every time step.
+pub fn retrains_from_scratch(config: &TrainConfig) -> bool {
+    config.strategy.name == StrategyName::Gdumb
 }
