@@ -5,7 +5,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod bench;
 mod data;
+mod eval;
 mod info;
+mod report;
 mod train;
 
 use anyhow::Result;
@@ -27,6 +29,10 @@ struct Cli {
 enum Command {
     /// Train a model over a continual stream (DietCL and baselines), e.g. `rekindle train configs/quickstart.yaml`.
     Train(train::TrainArgs),
+    /// Top-1 accuracy of a checkpoint on a shard, overall and per class.
+    Eval(eval::EvalArgs),
+    /// One table comparing finished runs: A(T-1), average accuracy, forgetting, compute, A(t).
+    Report(report::ReportArgs),
     /// List the model presets: parameter counts and forward GFLOPs per image.
     Info(info::InfoArgs),
     /// Import datasets into shards and inspect them.
@@ -82,6 +88,8 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Train(args) => train::run(&args),
+        Command::Eval(args) => eval::run(&args),
+        Command::Report(args) => report::run(&args),
         Command::Info(args) => info::run(&args),
         Command::Data(cmd) => data::run(cmd),
         Command::Bench(cmd) => bench::run(cmd),

@@ -63,6 +63,24 @@ fn a_run_writes_its_directory() {
     let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
     assert_eq!(metrics.lines().filter(|l| l.contains("\"type\":\"eval\"")).count(), 3);
     assert_eq!(metrics.lines().filter(|l| l.contains("\"type\":\"train\"")).count(), 120);
+
+    // `rekindle eval` on the same synthetic test set (seed 3 → test seed 7) reproduces A(T−1):
+    // class-incremental test sets are equal in size, so their mean accuracy is the overall one.
+    let shard = d.join("test.shard");
+    let o = run(&["data", "prepare", "--from", "synthetic", "--classes", "6", "--per-class", "10", "--size", "16", "--seed", "7", "--out", shard.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let logits = d.join("logits.safetensors");
+    let ckpt = out.join("checkpoints/step-2.safetensors");
+    let o = run(&["eval", "--checkpoint", ckpt.to_str().unwrap(), "--data", shard.to_str().unwrap(), "--save-logits", logits.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let top1: f64 = text.split("top-1 ").nth(1).unwrap().split_whitespace().next().unwrap().parse().unwrap();
+    assert!((top1 - s["final_accuracy"].as_f64().unwrap()).abs() < 1e-4, "eval {top1} vs summary {}", s["final_accuracy"]);
+    let bytes = std::fs::read(&logits).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    assert_eq!(st.tensor("logits").unwrap().shape(), &[60, 6]);
+    let o = run(&["report", out.to_str().unwrap()]);
+    assert!(o.status.success() && String::from_utf8_lossy(&o.stdout).contains("dietcl"));
 }
 
 #[test]

@@ -150,25 +150,30 @@ impl Engine {
         pass.backward(be, vit, weight)
     }
 
-    /// Head-row logits of `images` under the eval transform, in batches of `batch`.
+    /// The head row each of `images` predicts, under the eval transform.
     pub fn predict(&mut self, be: &mut dyn Backend, vit: &Vit, loader: &Loader, images: &[u32], batch: usize) -> Vec<usize> {
         let k = vit.config.classes;
-        for range in micro_batches(images.len(), batch) {
-            loader.submit(BatchRequest { images: images[range].to_vec(), augment: None, seed: 0 });
-        }
-        let mut predictions = Vec::with_capacity(images.len());
-        let mut logits = Vec::new();
-        for range in micro_batches(images.len(), batch) {
-            let b = loader.next();
-            let n = range.len();
-            let pass = self.classify_passes.entry(n).or_insert_with(|| ClassifyPass::new(be, vit, n));
-            be.upload(pass.images(), &b.pixels);
-            pass.forward(be, vit);
-            logits.resize(n * k, 0.0);
-            be.download(pass.logits, &mut logits);
-            predictions.extend(logits.chunks_exact(k).map(|row| (0..k).max_by(|&a, &b| row[a].total_cmp(&row[b])).unwrap_or(0)));
-            loader.recycle(b);
-        }
-        predictions
+        let logits = logits(be, vit, &mut self.classify_passes, loader, images, batch);
+        logits.chunks_exact(k).map(|row| (0..k).max_by(|&a, &b| row[a].total_cmp(&row[b])).unwrap_or(0)).collect()
     }
+}
+
+/// Head-row logits `[images.len(), classes]` of `images` under the eval transform, in batches of
+/// `batch`; `passes` caches the activations per batch size.
+pub fn logits(be: &mut dyn Backend, vit: &Vit, passes: &mut HashMap<usize, ClassifyPass>, loader: &Loader, images: &[u32], batch: usize) -> Vec<f32> {
+    let k = vit.config.classes;
+    for range in micro_batches(images.len(), batch) {
+        loader.submit(BatchRequest { images: images[range].to_vec(), augment: None, seed: 0 });
+    }
+    let mut out = vec![0.0; images.len() * k];
+    for range in micro_batches(images.len(), batch) {
+        let b = loader.next();
+        let n = range.len();
+        let pass = passes.entry(n).or_insert_with(|| ClassifyPass::new(be, vit, n));
+        be.upload(pass.images(), &b.pixels);
+        pass.forward(be, vit);
+        be.download(pass.logits, &mut out[range.start * k..range.end * k]);
+        loader.recycle(b);
+    }
+    out
 }

@@ -13,7 +13,7 @@ mod strategy;
 pub mod targets;
 
 pub use config::{ConfigError, TrainConfig};
-pub use engine::StepLosses;
+pub use engine::{logits, StepLosses};
 pub use metrics::{Evaluation, Summary};
 pub use run::{train, Progress, TrainError};
 pub use strategy::{plan, StagePlan};

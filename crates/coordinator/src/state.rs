@@ -60,7 +60,9 @@ impl RunDir {
     /// Writes the checkpoint of completed time step `state.completed_steps − 1`.
     pub fn save(&self, be: &mut dyn Backend, vit: &Vit, optimizer: &Optimizer, state: &RunState) -> Result<(), TrainError> {
         let step = state.completed_steps - 1;
-        let meta = HashMap::from([("rekindle.time_step".to_string(), step.to_string())]);
+        // The head's row order, so `rekindle eval` can map predictions back to class ids.
+        let classes = serde_json::to_string(&state.classes).expect("class map serialises");
+        let meta = HashMap::from([("rekindle.time_step".to_string(), step.to_string()), ("rekindle.classes".to_string(), classes)]);
         save_checkpoint(be, vit, &self.model_path(step), meta)?;
         let (first, second, _) = optimizer.save(be);
         let mut tensors: Vec<(&str, &[usize], &[f32])> = Vec::new();

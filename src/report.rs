@@ -1,0 +1,43 @@
+//! `rekindle report RUN_DIR...`: one table of the runs' summary numbers.
+
+use anyhow::{Context, Result};
+use rekindle_coordinator::Summary;
+use std::path::PathBuf;
+
+#[derive(clap::Args)]
+pub struct ReportArgs {
+    /// Run directories written by `rekindle train`.
+    #[arg(required = true)]
+    runs: Vec<PathBuf>,
+}
+
+pub fn run(args: &ReportArgs) -> Result<()> {
+    let mut rows = Vec::new();
+    for dir in &args.runs {
+        let path = dir.join("summary.json");
+        let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {} (is {} a finished run?)", path.display(), dir.display()))?;
+        let s: Summary = serde_json::from_str(&text).with_context(|| format!("{} is not a run summary", path.display()))?;
+        rows.push((dir.display().to_string(), s));
+    }
+    let width = rows.iter().map(|(d, _)| d.len()).max().unwrap_or(3).max(3);
+    println!(
+        "{:<width$} {:<18} {:>9} {:>9} {:>10} {:>8} {:>10} {:>9}   A(t)",
+        "run", "strategy", "A(T-1)", "average", "forgetting", "steps", "FLOPs", "wall s"
+    );
+    for (dir, s) in &rows {
+        let curve: Vec<String> = s.accuracy_per_step.iter().map(|a| format!("{a:.3}")).collect();
+        println!(
+            "{:<width$} {:<18} {:>9.4} {:>9.4} {:>10.4} {:>8} {:>10.3e} {:>9.1}   {}",
+            dir,
+            s.strategy,
+            s.final_accuracy,
+            s.average_accuracy,
+            s.forgetting,
+            s.optimizer_steps,
+            s.flops,
+            s.wall_seconds,
+            curve.join(" ")
+        );
+    }
+    Ok(())
+}
