@@ -282,7 +282,11 @@ pub struct ShardWriter {
 }
 
 impl ShardWriter {
+    /// Starts a shard at `path`, creating its directory if needed.
     pub fn create(path: &Path, spec: ShardSpec) -> Result<ShardWriter, DataError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(DataError::io(dir.display()))?;
+        }
         let tmp = path.with_extension(format!("tmp{}", std::process::id()));
         let mut file = BufWriter::with_capacity(1 << 20, File::create(&tmp).map_err(DataError::io(tmp.display()))?);
         file.write_all(&[0u8; HEADER_LEN]).map_err(DataError::io(tmp.display()))?;
