@@ -2,6 +2,7 @@
 //! and impossible values are rejected with a message naming the key.
 
 use crate::budget::{accumulation, StageSplit};
+use crate::mixing::MixSettings;
 use rekindle_data::{Balance, Scenario};
 use rekindle_model::ModelConfig;
 use serde::{Deserialize, Serialize};
@@ -166,6 +167,8 @@ pub struct AugmentSection {
     pub enabled: bool,
     /// Label smoothing of the classification targets, spread over the classes in the softmax.
     pub label_smoothing: f32,
+    /// Mixup / CutMix of labelled micro-batches (applied only when `enabled`).
+    pub mixing: MixSettings,
 }
 
 impl Default for TrainConfig {
@@ -241,7 +244,7 @@ impl Default for OptimSection {
 
 impl Default for AugmentSection {
     fn default() -> AugmentSection {
-        AugmentSection { enabled: true, label_smoothing: 0.1 }
+        AugmentSection { enabled: true, label_smoothing: 0.1, mixing: MixSettings::default() }
     }
 }
 
@@ -306,6 +309,10 @@ impl TrainConfig {
         }
         if o.min_lr < 0.0 || o.min_lr > o.lr * self.budget.effective_batch as f64 / 256.0 {
             return Err(invalid("optim.min_lr", format!("{} must be between 0 and the scaled base LR", o.min_lr)));
+        }
+        let m = &self.augment.mixing;
+        if m.mixup_alpha < 0.0 || m.cutmix_alpha < 0.0 || !(0.0..=1.0).contains(&m.switch_prob) || !(0.0..=1.0).contains(&m.prob) {
+            return Err(invalid("augment.mixing", "alphas must be ≥ 0, probabilities in [0, 1]"));
         }
         if !(0.0..1.0).contains(&self.augment.label_smoothing) {
             return Err(invalid("augment.label_smoothing", "must be in [0, 1)"));

@@ -4,6 +4,7 @@
 //! gradients of `w_mae · L_mae + L_cur + L_buf` (each a mean over its own sub-batch), and updates.
 
 use crate::budget::{micro_batches, MixCounts};
+use crate::mixing::{mix, MixSettings};
 use crate::optimizer::Optimizer;
 use crate::targets::{soft_targets, ClassMap};
 use rekindle_data::{batch_seed, Augment, Batch, BatchRequest, Loader, ReplayBuffer};
@@ -52,6 +53,8 @@ pub struct Engine {
     pub mae_weight: f32,
     pub label_smoothing: f32,
     pub augment: bool,
+    /// Mixup/CutMix of labelled micro-batches, when `augment` is on.
+    pub mixing: MixSettings,
     pub seed: u64,
     mae_passes: HashMap<usize, MaePass>,
     classify_passes: HashMap<usize, ClassifyPass>,
@@ -59,8 +62,8 @@ pub struct Engine {
 }
 
 impl Engine {
-    pub fn new(micro_batch: usize, mae_weight: f32, label_smoothing: f32, augment: bool, seed: u64) -> Engine {
-        Engine { micro_batch, mae_weight, label_smoothing, augment, seed, mae_passes: HashMap::new(), classify_passes: HashMap::new(), targets: Vec::new() }
+    pub fn new(micro_batch: usize, mae_weight: f32, label_smoothing: f32, augment: bool, mixing: MixSettings, seed: u64) -> Engine {
+        Engine { micro_batch, mae_weight, label_smoothing, augment, mixing, seed, mae_passes: HashMap::new(), classify_passes: HashMap::new(), targets: Vec::new() }
     }
 
     /// Keeps the cached classification passes in step with a grown head.
@@ -111,12 +114,13 @@ impl Engine {
         vit.zero_grads(be);
         let mut sums = [0.0f64; 3];
         for (source, m, n, k) in plan {
-            let batch = loader.next();
+            let mut batch = loader.next();
+            let mix_rng = batch_seed(self.seed, src.step as u64, iteration, 2000 + k);
             let share = m as f32 / n as f32;
             let loss = match source {
                 Source::Unlabelled => self.mae(be, vit, &batch, self.mae_weight * share, batch_seed(self.seed, src.step as u64, iteration, 1000 + k)),
-                Source::Labelled => self.classify(be, vit, map, &batch, share, src.current_mask, src.current_spread),
-                Source::Buffer => self.classify(be, vit, map, &batch, share, src.seen_mask, src.seen_mask),
+                Source::Labelled => self.classify(be, vit, map, &mut batch, share, src.current_mask, src.current_spread, mix_rng),
+                Source::Buffer => self.classify(be, vit, map, &mut batch, share, src.seen_mask, src.seen_mask, mix_rng),
             };
             sums[source as usize] += (loss * share) as f64;
             loader.recycle(batch);
@@ -139,11 +143,15 @@ impl Engine {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn classify(&mut self, be: &mut dyn Backend, vit: &Vit, map: &ClassMap, batch: &Batch, weight: f32, mask: &[f32], spread: &[f32]) -> f32 {
+    fn classify(&mut self, be: &mut dyn Backend, vit: &Vit, map: &ClassMap, batch: &mut Batch, weight: f32, mask: &[f32], spread: &[f32], mix_seed: u64) -> f32 {
         let n = batch.len();
+        soft_targets(&batch.labels, map, self.label_smoothing, spread, &mut self.targets);
+        if self.augment {
+            use rand::SeedableRng;
+            mix(&mut batch.pixels, &mut self.targets, n, vit.config.image_size, &self.mixing, &mut rand_chacha::ChaCha8Rng::seed_from_u64(mix_seed));
+        }
         let pass = self.classify_passes.entry(n).or_insert_with(|| ClassifyPass::new(be, vit, n));
         be.upload(pass.images(), &batch.pixels);
-        soft_targets(&batch.labels, map, self.label_smoothing, spread, &mut self.targets);
         be.upload(pass.targets, &self.targets);
         be.upload(pass.class_mask, mask);
         pass.forward(be, vit);

@@ -5,6 +5,7 @@ pub mod budget;
 pub mod config;
 mod engine;
 pub mod metrics;
+pub mod mixing;
 mod optimizer;
 mod run;
 pub mod schedule;

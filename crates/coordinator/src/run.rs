@@ -94,7 +94,7 @@ pub fn train(config: &TrainConfig, be: &mut dyn Backend, run_dir: Option<&Path>,
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).min(4);
     let train_loader = Loader::new(train.clone(), size, norm.clone(), threads, 4);
     let test_loader = Loader::new(test.clone(), size, norm, threads, 4);
-    let mut engine = Engine::new(config.budget.micro_batch, config.strategy.mae_weight, config.augment.label_smoothing, config.augment.enabled, config.seed);
+    let mut engine = Engine::new(config.budget.micro_batch, config.strategy.mae_weight, config.augment.label_smoothing, config.augment.enabled, config.augment.mixing, config.seed);
     let mut optimizer = Optimizer::new(be, &vit, &config.optim);
     let mut buffer = ReplayBuffer::new(strategy::buffer_balance(config), config.strategy.buffer_capacity, config.seed);
     debug_assert!(accumulation(config.budget.effective_batch, config.budget.micro_batch, 1).is_some());
