@@ -4,9 +4,9 @@ use anyhow::{bail, Context, Result};
 use rekindle_coordinator::logits;
 use rekindle_data::{Loader, Normalize, Shard};
 use rekindle_model::{load_checkpoint, write_tensors, ModelConfig, Vit};
-use rekindle_tensor::CpuBackend;
+use rekindle_tensor::{Backend, CpuBackend};
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 #[derive(clap::Args)]
@@ -29,24 +29,32 @@ pub struct EvalArgs {
     threads: usize,
 }
 
-pub fn run(args: &EvalArgs) -> Result<()> {
-    let bytes = std::fs::read(&args.checkpoint).with_context(|| format!("cannot read {}", args.checkpoint.display()))?;
-    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).with_context(|| format!("{} is not a safetensors file", args.checkpoint.display()))?;
+/// A model rebuilt from a `rekindle train` checkpoint (its geometry is in the metadata), and the
+/// class id of each head row.
+pub fn trained_model(be: &mut dyn Backend, checkpoint: &Path, data: &Shard) -> Result<(Vit, Vec<u32>)> {
+    let bytes = std::fs::read(checkpoint).with_context(|| format!("cannot read {}", checkpoint.display()))?;
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).with_context(|| format!("{} is not a safetensors file", checkpoint.display()))?;
     let meta = header.metadata().clone().unwrap_or_default();
     let config: ModelConfig = serde_json::from_str(meta.get("rekindle.model").with_context(|| {
-        format!("{} has no `rekindle.model` metadata (checkpoints written by `rekindle train` carry it)", args.checkpoint.display())
+        format!("{} has no `rekindle.model` metadata (checkpoints written by `rekindle train` carry it)", checkpoint.display())
     })?)?;
     let classes: Vec<u32> = match meta.get("rekindle.classes") {
         Some(text) => serde_json::from_str(text)?,
         None => (0..config.classes as u32).collect(),
     };
-    let shard = Arc::new(Shard::open(&args.data)?);
-    if shard.spec().channels as usize != config.channels {
-        bail!("{} has {} channels; the checkpoint's model takes {}", args.data.display(), shard.spec().channels, config.channels);
+    if data.spec().channels as usize != config.channels {
+        bail!("{} has {} channels; the checkpoint's model takes {}", data.path(), data.spec().channels, config.channels);
     }
+    let vit = Vit::new(be, &config, 0)?;
+    load_checkpoint(be, &vit, checkpoint)?;
+    Ok((vit, classes))
+}
+
+pub fn run(args: &EvalArgs) -> Result<()> {
+    let shard = Arc::new(Shard::open(&args.data)?);
     let mut be = CpuBackend::new(args.threads);
-    let vit = Vit::new(&mut be, &config, 0)?;
-    load_checkpoint(&mut be, &vit, &args.checkpoint)?;
+    let (vit, classes) = trained_model(&mut be, &args.checkpoint, &shard)?;
+    let config = vit.config.clone();
     let loader = Loader::new(shard.clone(), config.image_size, Normalize::default_for(config.channels), 2, 4);
     let images: Vec<u32> = (0..shard.len() as u32).collect();
     let k = config.classes;

@@ -7,6 +7,7 @@ mod bench;
 mod data;
 mod eval;
 mod info;
+mod reconstruct;
 mod report;
 mod train;
 
@@ -31,6 +32,8 @@ enum Command {
     Train(train::TrainArgs),
     /// Top-1 accuracy of a checkpoint on a shard, overall and per class.
     Eval(eval::EvalArgs),
+    /// MAE reconstructions of a shard's first images: original | masked | reconstruction (PNG).
+    Reconstruct(reconstruct::ReconstructArgs),
     /// One table comparing finished runs: A(T-1), average accuracy, forgetting, compute, A(t).
     Report(report::ReportArgs),
     /// List the model presets: parameter counts and forward GFLOPs per image.
@@ -90,6 +93,7 @@ fn main() {
         Command::Train(args) => train::run(&args),
         Command::Eval(args) => eval::run(&args),
         Command::Report(args) => report::run(&args),
+        Command::Reconstruct(args) => reconstruct::run(&args),
         Command::Info(args) => info::run(&args),
         Command::Data(cmd) => data::run(cmd),
         Command::Bench(cmd) => bench::run(cmd),

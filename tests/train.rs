@@ -81,6 +81,16 @@ fn a_run_writes_its_directory() {
     assert_eq!(st.tensor("logits").unwrap().shape(), &[60, 6]);
     let o = run(&["report", out.to_str().unwrap()]);
     assert!(o.status.success() && String::from_utf8_lossy(&o.stdout).contains("dietcl"));
+
+    let png = d.join("recon.png");
+    let o = run(&["reconstruct", "--checkpoint", ckpt.to_str().unwrap(), "--data", shard.to_str().unwrap(), "--out", png.to_str().unwrap(), "--n", "3"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let img = image::open(&png).unwrap();
+    assert_eq!((img.width(), img.height()), (3 * 18 + 2, 3 * 18 + 2), "3 panels of 16 px with 2 px gaps, 3 rows");
+    let bytes = std::fs::read(png.with_extension("safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    assert_eq!(st.tensor("mask").unwrap().shape(), &[3, 16]);
+    assert_eq!(st.tensor("pred").unwrap().shape(), &[3, 16, 48]);
 }
 
 #[test]

@@ -1,0 +1,102 @@
+//! `rekindle reconstruct`: what the MAE decoder makes of masked images, as a picture.
+
+use crate::eval::trained_model;
+use anyhow::{Context, Result};
+use rekindle_data::{BatchRequest, Loader, Normalize, Shard};
+use rekindle_model::{write_tensors, MaePass, MaskIds};
+use rekindle_tensor::{Backend, CpuBackend, PatchOrder, Tensor};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(clap::Args)]
+pub struct ReconstructArgs {
+    /// A checkpoint written by `rekindle train`.
+    #[arg(long)]
+    checkpoint: PathBuf,
+    /// Shard to take images from (its first `--n`).
+    #[arg(long)]
+    data: PathBuf,
+    /// Output PNG: a row per image, original | masked | reconstruction. The mask and the
+    /// predicted patches go to the same name with `.safetensors`.
+    #[arg(long)]
+    out: PathBuf,
+    #[arg(long, default_value_t = 8)]
+    n: usize,
+    /// Seeds the random mask.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+fn download(be: &mut dyn Backend, t: Tensor) -> Vec<f32> {
+    let mut v = vec![0.0; t.len];
+    be.download(t, &mut v);
+    v
+}
+
+pub fn run(args: &ReconstructArgs) -> Result<()> {
+    let shard = Arc::new(Shard::open(&args.data)?);
+    let mut be = CpuBackend::new(0);
+    let (vit, _) = trained_model(&mut be, &args.checkpoint, &shard)?;
+    let c = vit.config.clone();
+    let n = args.n.clamp(1, shard.len());
+    let norm = Normalize::default_for(c.channels);
+    let loader = Loader::new(shard.clone(), c.image_size, norm.clone(), 2, 1);
+    loader.submit(BatchRequest { images: (0..n as u32).collect(), augment: None, seed: 0 });
+    let batch = loader.next();
+
+    let pass = MaePass::new(&mut be, &vit, n);
+    be.upload(pass.images(), &batch.pixels);
+    let ids = MaskIds::random(args.seed, n, c.patches(), c.kept_patches());
+    pass.set_mask(&mut be, &ids);
+    pass.forward(&mut be, &vit);
+    let (l, p) = (c.patches(), c.patch_len());
+    let pred_all = download(&mut be, pass.pred());
+    let pred: Vec<f32> = pred_all.chunks_exact((1 + l) * p).flat_map(|s| s[p..].to_vec()).collect();
+
+    // The input's patches in the target order; predictions are per-patch normalised, so each is
+    // mapped back with its patch's mean and unbiased std (as MAE's visualisation does).
+    let shape = c.patch_shape(n);
+    let (images, patches) = (be.alloc(batch.pixels.len()), be.alloc(batch.pixels.len()));
+    be.upload(images, &batch.pixels);
+    be.patchify(patches, images, shape, PatchOrder::RowColChannel);
+    let target = download(&mut be, patches);
+    let (mut recon, mut masked) = (target.clone(), target.clone());
+    for (k, t) in target.chunks_exact(p).enumerate() {
+        if ids.mask[k] == 0.0 {
+            continue;
+        }
+        let mean = t.iter().sum::<f32>() / p as f32;
+        let std = (t.iter().map(|x| (x - mean).powi(2)).sum::<f32>() / (p - 1) as f32 + 1e-6).sqrt();
+        recon[k * p..(k + 1) * p].iter_mut().zip(&pred[k * p..(k + 1) * p]).for_each(|(r, y)| *r = y * std + mean);
+        masked[k * p..(k + 1) * p].fill(0.0);
+    }
+    let mut panels = Vec::new();
+    for view in [&target, &masked, &recon] {
+        be.upload(patches, view);
+        be.unpatchify(images, patches, shape, PatchOrder::RowColChannel);
+        panels.push(download(&mut be, images));
+    }
+
+    let (s, ch, gap) = (c.image_size, c.channels, 2);
+    let mut img = image::RgbImage::from_pixel((3 * (s + gap) + gap) as u32, (n * (s + gap) + gap) as u32, image::Rgb([255, 255, 255]));
+    for (col, panel) in panels.iter().enumerate() {
+        for i in 0..n {
+            for y in 0..s {
+                for x in 0..s {
+                    let value = |k: usize| {
+                        let v = panel[((i * ch + k) * s + y) * s + x] * norm.std[k] + norm.mean[k];
+                        (v * 255.0).round().clamp(0.0, 255.0) as u8
+                    };
+                    let rgb = if ch == 3 { [value(0), value(1), value(2)] } else { [value(0); 3] };
+                    img.put_pixel((gap + col * (s + gap) + x) as u32, (gap + i * (s + gap) + y) as u32, image::Rgb(rgb));
+                }
+            }
+        }
+    }
+    img.save(&args.out).with_context(|| format!("cannot write {}", args.out.display()))?;
+    let tensors_path = args.out.with_extension("safetensors");
+    write_tensors(&tensors_path, &[("mask", &[n, l], &ids.mask), ("pred", &[n, l, p], &pred)], HashMap::new())?;
+    println!("{} (original | masked | reconstruction), mask and predicted patches in {}", args.out.display(), tensors_path.display());
+    Ok(())
+}
