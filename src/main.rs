@@ -7,6 +7,7 @@ mod bench;
 mod data;
 mod eval;
 mod info;
+mod plot;
 mod reconstruct;
 mod report;
 mod train;

@@ -9,6 +9,9 @@ pub struct ReportArgs {
     /// Run directories written by `rekindle train`.
     #[arg(required = true)]
     runs: Vec<PathBuf>,
+    /// Where to draw A(t) of every run.
+    #[arg(long, default_value = "report.png")]
+    plot: PathBuf,
 }
 
 pub fn run(args: &ReportArgs) -> Result<()> {
@@ -38,6 +41,11 @@ pub fn run(args: &ReportArgs) -> Result<()> {
             s.wall_seconds,
             curve.join(" ")
         );
+    }
+    let series: Vec<(String, Vec<f64>)> = rows.iter().map(|(d, s)| (format!("{} ({d})", s.strategy), s.accuracy_per_step.clone())).collect();
+    match crate::plot::accuracy(&args.plot, "A(t) per run", &series) {
+        Ok(()) => println!("plot: {}", args.plot.display()),
+        Err(e) => eprintln!("warning: no {}: {e:#}", args.plot.display()),
     }
     Ok(())
 }

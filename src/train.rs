@@ -89,6 +89,11 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     }
     let summary = summary?;
     std::fs::write(out.join("summary.json"), serde_json::to_string_pretty(&summary)?)?;
+    let plot = out.join("accuracy.png");
+    let title = format!("{} on {}", summary.strategy, config.data.train);
+    if let Err(e) = crate::plot::accuracy(&plot, &title, &[("A(t)".to_string(), summary.accuracy_per_step.clone())]) {
+        eprintln!("warning: no {}: {e:#}", plot.display());
+    }
     println!("{:>6} {:>10}   accuracy row a[t][i]", "step", "A(t)");
     for (t, (a, row)) in summary.accuracy_per_step.iter().zip(&summary.accuracy_matrix).enumerate() {
         println!("{:>6} {:>10.4}   {}", t + 1, a, row.iter().map(|v| format!("{v:.3}")).collect::<Vec<_>>().join(" "));

@@ -57,6 +57,8 @@ fn a_run_writes_its_directory() {
     assert_eq!(s["optimizer_steps"], 120);
     assert_eq!(s["accuracy_matrix"][2].as_array().unwrap().len(), 3);
     assert!(out.join("config.yaml").exists());
+    let plot = image::open(out.join("accuracy.png")).expect("accuracy.png (CI installs fonts-dejavu-core)");
+    assert_eq!((plot.width(), plot.height()), (800, 500));
     for t in 0..3 {
         assert!(out.join(format!("checkpoints/step-{t}.safetensors")).exists());
     }
