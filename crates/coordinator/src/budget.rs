@@ -69,11 +69,6 @@ impl Mix {
         let labelled = ((self.labelled * n as f64).round() as usize).min(n - unlabelled);
         MixCounts { unlabelled, labelled, buffer: n - unlabelled - labelled }
     }
-
-    pub fn is_valid(&self) -> bool {
-        let parts = [self.unlabelled, self.labelled, self.buffer];
-        parts.iter().all(|p| (0.0..=1.0).contains(p)) && (parts.iter().sum::<f64>() - 1.0).abs() < 1e-9
-    }
 }
 
 /// Micro-batches per optimizer step: `effective / (micro × world)`, which must be a whole number.

@@ -148,20 +148,11 @@ impl ReplayBuffer {
         out
     }
 
-    /// Images per step (ascending step), for reports and tests.
-    pub fn per_step(&self) -> Vec<(u32, usize)> {
-        self.count_by(|e| e.step)
-    }
-
     /// Images per class (ascending class).
     pub fn per_class(&self) -> Vec<(u32, usize)> {
-        self.count_by(|e| e.class)
-    }
-
-    fn count_by(&self, key: impl Fn(&Entry) -> u32) -> Vec<(u32, usize)> {
         let mut map = std::collections::BTreeMap::new();
         for e in &self.entries {
-            *map.entry(key(e)).or_insert(0) += 1;
+            *map.entry(e.class).or_insert(0) += 1;
         }
         map.into_iter().collect()
     }

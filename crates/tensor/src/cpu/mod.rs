@@ -50,10 +50,6 @@ impl CpuBackend {
         CpuBackend { pool, threads, buffers: Vec::new(), index_buffers: Vec::new(), profile: None }
     }
 
-    pub fn threads(&self) -> usize {
-        self.threads
-    }
-
     fn ptr(&self, t: Tensor) -> *mut f32 {
         let buffer = self.buffers[t.buffer as usize].as_ref().expect("use of a freed buffer");
         assert!(t.offset + t.len <= buffer.len(), "view {t:?} outside its buffer of {}", buffer.len());
