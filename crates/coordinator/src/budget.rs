@@ -74,7 +74,7 @@ impl Mix {
 /// Micro-batches per optimizer step: `effective / (micro × world)`, which must be a whole number.
 pub fn accumulation(effective: usize, micro: usize, world: usize) -> Option<usize> {
     let per_step = micro * world;
-    (per_step > 0 && effective % per_step == 0 && effective >= per_step).then(|| effective / per_step)
+    (per_step > 0 && effective.is_multiple_of(per_step) && effective >= per_step).then(|| effective / per_step)
 }
 
 /// Splits `n` images into micro-batches of at most `micro` (the last one may be smaller).

@@ -22,7 +22,7 @@ fn invalid(key: &str, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid { key: key.into(), reason: reason.into() }
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TrainConfig {
     /// Seeds model init, streams, label splits, buffer draws, masks and augmentation.
@@ -169,22 +169,6 @@ pub struct AugmentSection {
     pub label_smoothing: f32,
     /// Mixup / CutMix of labelled micro-batches (applied only when `enabled`).
     pub mixing: MixSettings,
-}
-
-impl Default for TrainConfig {
-    fn default() -> TrainConfig {
-        TrainConfig {
-            seed: 0,
-            model: ModelSection::default(),
-            data: DataSection::default(),
-            stream: StreamSection::default(),
-            budget: BudgetSection::default(),
-            strategy: StrategySection::default(),
-            optim: OptimSection::default(),
-            augment: AugmentSection::default(),
-            threads: 0,
-        }
-    }
 }
 
 impl Default for ModelSection {

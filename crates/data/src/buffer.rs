@@ -69,7 +69,7 @@ impl ReplayBuffer {
         let kept_at = |q: usize| groups.iter().map(|g| g.len().min(q)).sum::<usize>();
         let (mut lo, mut hi) = (0, groups.iter().map(Vec::len).max().unwrap_or(0));
         while lo < hi {
-            let mid = (lo + hi + 1) / 2;
+            let mid = (lo + hi).div_ceil(2);
             if kept_at(mid) <= cap {
                 lo = mid;
             } else {

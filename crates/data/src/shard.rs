@@ -330,7 +330,7 @@ impl ShardWriter {
         }
         // Either every record has a timestamp (or a coarse label) or none has.
         let n = self.labels.len();
-        if n > 0 && (r.timestamp.is_some() != !self.timestamps.is_empty() || r.coarse_label.is_some() != !self.coarse.is_empty()) {
+        if n > 0 && (r.timestamp.is_some() == self.timestamps.is_empty() || r.coarse_label.is_some() == self.coarse.is_empty()) {
             return Err(DataError::invalid(&dst, format!("image {n}: some images have timestamps (or coarse labels) and some do not")));
         }
         self.file.as_mut().expect("writer open").write_all(r.pixels).map_err(DataError::io(self.tmp.display()))?;

@@ -120,19 +120,19 @@ impl ModelConfig {
                 return fail(key, "must be at least 1".into());
             }
         }
-        if self.image_size % self.patch != 0 {
+        if !self.image_size.is_multiple_of(self.patch) {
             return fail("patch", format!("image size {} is not divisible by patch {}", self.image_size, self.patch));
         }
-        if self.dim % self.heads != 0 {
+        if !self.dim.is_multiple_of(self.heads) {
             return fail("heads", format!("{} heads do not divide width {}", self.heads, self.dim));
         }
-        if self.decoder_dim % self.decoder_heads != 0 {
+        if !self.decoder_dim.is_multiple_of(self.decoder_heads) {
             return fail(
                 "decoder_heads",
                 format!("{} heads do not divide decoder width {}", self.decoder_heads, self.decoder_dim),
             );
         }
-        if self.dim % 4 != 0 || self.decoder_dim % 4 != 0 {
+        if !self.dim.is_multiple_of(4) || !self.decoder_dim.is_multiple_of(4) {
             return fail("dim", "widths must be multiples of 4 for the 2-D sin-cos position embedding".into());
         }
         if self.patch_len() < 2 {

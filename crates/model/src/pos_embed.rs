@@ -4,7 +4,7 @@
 /// column and the second half the row, each as `[sin(pos·ω), cos(pos·ω)]` with
 /// `ω_i = 10000^(−i/(dim/4))` for `i < dim/4`.
 pub fn sincos_2d(dim: usize, grid: usize) -> Vec<f32> {
-    assert!(dim % 4 == 0, "sin-cos position embedding needs a width divisible by 4");
+    assert!(dim.is_multiple_of(4), "sin-cos position embedding needs a width divisible by 4");
     let quarter = dim / 4;
     let mut table = vec![0.0f32; (1 + grid * grid) * dim];
     for row in 0..grid {
