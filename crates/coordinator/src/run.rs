@@ -1,7 +1,6 @@
 //! A whole stream: for each time step, grow the head, add the step's labels to the buffer, train
 //! the strategy's stages under the budget, evaluate, and record metrics.
 
-use crate::budget::accumulation;
 use crate::config::{ConfigError, TrainConfig};
 use crate::engine::{Engine, Sources, StepLosses};
 use crate::metrics::{Evaluation, Summary};
@@ -97,7 +96,6 @@ pub fn train(config: &TrainConfig, be: &mut dyn Backend, run_dir: Option<&Path>,
     let mut engine = Engine::new(config.budget.micro_batch, config.strategy.mae_weight, config.augment.label_smoothing, config.augment.enabled, config.augment.mixing, config.seed);
     let mut optimizer = Optimizer::new(be, &vit, &config.optim);
     let mut buffer = ReplayBuffer::new(strategy::buffer_balance(config), config.strategy.buffer_capacity, config.seed);
-    debug_assert!(accumulation(config.budget.effective_batch, config.budget.micro_batch, 1).is_some());
 
     let flops = Flops::of(&model_config);
     let mut summary = Summary::new(config);

@@ -48,7 +48,7 @@ pub fn write_tensors(path: &Path, tensors: &[(&str, &[usize], &[f32])], metadata
     let views: Vec<(String, TensorView)> = tensors
         .iter()
         .map(|(name, shape, values)| {
-            let view = TensorView::new(Dtype::F32, shape.to_vec(), bytemuck_f32(values)).expect("shape matches length");
+            let view = TensorView::new(Dtype::F32, shape.to_vec(), bytemuck::cast_slice(values)).expect("shape matches length");
             (name.to_string(), view)
         })
         .collect();
@@ -69,11 +69,6 @@ pub fn read_tensor(path: &Path, name: &str) -> Result<Vec<f32>, ModelError> {
         .map_err(|e| ModelError::Checkpoint { path: p.clone(), reason: format!("not a valid safetensors file: {e}") })?;
     let t = file.tensor(name).map_err(|_| ModelError::MissingTensor { path: p.clone(), tensor: name.into(), expected: vec![] })?;
     to_f32(&t).map_err(|reason| ModelError::Checkpoint { path: p, reason })
-}
-
-fn bytemuck_f32(v: &[f32]) -> &[u8] {
-    // SAFETY: f32 has no padding and any byte pattern is a valid u8.
-    unsafe { std::slice::from_raw_parts(v.as_ptr() as *const u8, std::mem::size_of_val(v)) }
 }
 
 /// Loads parameters from a safetensors file into `vit` (see the module docs for the rules).

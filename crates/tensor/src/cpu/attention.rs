@@ -7,16 +7,13 @@
 use super::elementwise::{self, exp};
 use crate::backend::AttentionShape;
 use gemm::Parallelism;
+use super::SendPtr;
 use rayon::prelude::*;
 
 pub fn saved_len(s: AttentionShape) -> usize {
     s.batch * s.heads * s.tokens * s.tokens
 }
 
-#[derive(Clone, Copy)]
-struct Ptr(*mut f32);
-unsafe impl Send for Ptr {}
-unsafe impl Sync for Ptr {}
 
 /// Row-major matrix at `ptr` viewed with (column stride, row stride), possibly transposed.
 #[derive(Clone, Copy)]
@@ -52,7 +49,7 @@ fn head_offsets(s: AttentionShape, b: usize, h: usize) -> (usize, usize) {
 pub fn forward(out: &mut [f32], saved: &mut [f32], qkv: &[f32], s: AttentionShape) {
     let (t, d, c) = (s.tokens, s.head_dim, s.width());
     let scale = 1.0 / (d as f32).sqrt();
-    let out_ptr = Ptr(out.as_mut_ptr());
+    let out_ptr = SendPtr(out.as_mut_ptr());
     saved[..saved_len(s)].par_chunks_mut(t * t).enumerate().for_each(|(bh, p)| {
         let out_ptr = out_ptr;
         let (b, h) = (bh / s.heads, bh % s.heads);
@@ -83,7 +80,7 @@ fn softmax_in_place(row: &mut [f32]) {
 pub fn backward(dqkv: &mut [f32], dout: &[f32], qkv: &[f32], saved: &[f32], s: AttentionShape) {
     let (t, d, c) = (s.tokens, s.head_dim, s.width());
     let scale = 1.0 / (d as f32).sqrt();
-    let dqkv_ptr = Ptr(dqkv.as_mut_ptr());
+    let dqkv_ptr = SendPtr(dqkv.as_mut_ptr());
     saved[..saved_len(s)].par_chunks(t * t).enumerate().for_each_init(
         || vec![0.0f32; t * t],
         |ds, (bh, p)| {

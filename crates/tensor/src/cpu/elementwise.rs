@@ -2,7 +2,6 @@
 //!
 //! Loops are written over plain slices with no branches so the compiler vectorises them.
 
-use super::MIN_ROWS_PER_TASK;
 use rayon::prelude::*;
 use wide::f32x8;
 
@@ -25,7 +24,7 @@ pub fn add_assign(dst: &mut [f32], src: &[f32]) {
 
 /// `x[s, r, :] += table[r, :]` for every sample `s`.
 pub fn add_rows(x: &mut [f32], table: &[f32]) {
-    x.par_chunks_mut(table.len()).with_min_len(MIN_ROWS_PER_TASK / 8 + 1).for_each(|sample| {
+    x.par_chunks_mut(table.len()).for_each(|sample| {
         sample.iter_mut().zip(table).for_each(|(x, t)| *x += t);
     });
 }

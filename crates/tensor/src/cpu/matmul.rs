@@ -1,6 +1,7 @@
 //! Matrix products through the `gemm` crate, which takes arbitrary strides, so transposes cost
 //! nothing: a transposed operand is the same memory read with its strides swapped.
 
+use super::SendPtr;
 use crate::backend::Gemm;
 use gemm::Parallelism;
 use rayon::prelude::*;
@@ -67,11 +68,6 @@ pub fn gemm(g: &Gemm, a: &[f32], b: &[f32], c: &mut [f32], bias: Option<&[f32]>,
         });
     }
 }
-
-#[derive(Clone, Copy)]
-struct SendPtr(*mut f32);
-unsafe impl Send for SendPtr {}
-unsafe impl Sync for SendPtr {}
 
 /// The block `rows × cols` of one product at raw pointers: row-major C `[m, n]`, A and B
 /// row-major unless transposed.

@@ -1,16 +1,13 @@
 //! Optimiser updates over the flat parameter buffer, one task per parameter tensor.
 
 use crate::backend::{AdamW, ParamGroup, Sgd};
+use super::SendPtr;
 use rayon::prelude::*;
 
 pub fn sum_squares(g: &[f32]) -> f32 {
     g.par_chunks(1 << 14).map(|c| c.iter().map(|&x| (x as f64) * (x as f64)).sum::<f64>()).sum::<f64>() as f32
 }
 
-#[derive(Clone, Copy)]
-struct Ptr(*mut f32);
-unsafe impl Send for Ptr {}
-unsafe impl Sync for Ptr {}
 
 /// Runs `f(params, grads, states, group)` on every group in parallel, where `states` are the
 /// group's slices of the optimiser state buffers (same layout as the parameters).
@@ -22,16 +19,16 @@ fn per_group<const S: usize>(
     f: impl Fn(&mut [f32], &[f32], [&mut [f32]; S], &ParamGroup) + Sync,
 ) {
     let n = params.len();
-    let p = Ptr(params.as_mut_ptr());
+    let p = SendPtr(params.as_mut_ptr());
     let st = states.map(|s| {
         assert_eq!(s.len(), n, "optimiser state layout");
-        Ptr(s.as_mut_ptr())
+        SendPtr(s.as_mut_ptr())
     });
     groups.par_iter().for_each(|g| {
         let (p, st) = (p, st);
         assert!(g.offset + g.len <= n, "parameter group outside the buffer");
         // SAFETY: groups are disjoint tensors of the flat layout, so tasks never share elements.
-        let view = |ptr: Ptr| unsafe { std::slice::from_raw_parts_mut(ptr.0.add(g.offset), g.len) };
+        let view = |ptr: SendPtr| unsafe { std::slice::from_raw_parts_mut(ptr.0.add(g.offset), g.len) };
         f(view(p), &grads[g.offset..g.offset + g.len], st.map(view), g);
     });
 }
