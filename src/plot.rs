@@ -1,10 +1,11 @@
-//! Accuracy-over-time plots (PNG) for `train` and `report`.
+//! Accuracy plots (PNG): over time steps for `train` and `report`, over compute for `speedup`.
 //!
 //! Text needs a TrueType font. rekindle ships none; it uses the first of `$REKINDLE_FONT` and a
 //! few common system paths (Debian's `fonts-dejavu-core`, macOS, Windows). Without one, the plot
 //! is skipped with a warning rather than failing a finished run.
 
 use anyhow::{anyhow, Result};
+use rekindle_coordinator::CurvePoint;
 use plotters::prelude::*;
 use std::path::Path;
 use std::sync::OnceLock;
@@ -66,6 +67,36 @@ pub fn accuracy(path: &Path, title: &str, series: &[(String, Vec<f64>)]) -> Resu
         chart.draw_series(points.into_iter().map(|p| Circle::new(p, 3, color.filled())))?;
     }
     chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw()?;
+    root.present()?;
+    Ok(())
+}
+
+/// Accuracy against compute inside one time step: optimizer steps (left) and FLOPs (right),
+/// one line per run, with the target `A*` dashed.
+pub fn compute_curves(path: &Path, title: &str, series: &[(String, Vec<CurvePoint>)], target: f64) -> Result<()> {
+    font()?;
+    let root = BitMapBackend::new(path, (1300, 520)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let root = root.titled(title, ("sans-serif", 22))?;
+    let panels = root.split_evenly((1, 2));
+    let axes: [(&str, fn(&CurvePoint) -> f64); 2] = [("optimizer steps in the time step", |p| p.iteration as f64), ("FLOPs in the time step", |p| p.round_flops)];
+    for (panel, (label, x_of)) in panels.iter().zip(axes) {
+        let x_max = series.iter().flat_map(|(_, c)| c.iter().map(x_of)).fold(1.0, f64::max);
+        let mut chart = ChartBuilder::on(panel).margin(15).x_label_area_size(40).y_label_area_size(50).build_cartesian_2d(0f64..x_max * 1.02, 0f64..1f64)?;
+        chart.configure_mesh().x_desc(label).y_desc("accuracy").x_label_formatter(&|x| if x_max > 1e6 { format!("{x:.1e}") } else { format!("{x:.0}") }).draw()?;
+        let dashes = (0..40).map(|i| i as f64 * x_max / 40.0).collect::<Vec<_>>();
+        chart.draw_series(dashes.chunks(2).map(|d| PathElement::new(vec![(d[0], target), (d[0] + x_max / 80.0, target)], BLACK.stroke_width(1))))?;
+        for (i, (name, curve)) in series.iter().enumerate() {
+            let color = Palette99::pick(i).to_rgba();
+            let points: Vec<(f64, f64)> = std::iter::once((0.0, f64::NAN)).chain(curve.iter().map(|p| (x_of(p), p.accuracy))).filter(|p| !p.1.is_nan()).collect();
+            chart
+                .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))?
+                .label(name.clone())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+            chart.draw_series(points.into_iter().map(|p| Circle::new(p, 2, color.filled())))?;
+        }
+        chart.configure_series_labels().position(SeriesLabelPosition::LowerRight).background_style(WHITE.mix(0.8)).border_style(BLACK).draw()?;
+    }
     root.present()?;
     Ok(())
 }

@@ -2,7 +2,7 @@
 
 use anyhow::{Context, Result};
 use rekindle_coordinator::Summary;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(clap::Args)]
 pub struct ReportArgs {
@@ -14,13 +14,17 @@ pub struct ReportArgs {
     plot: PathBuf,
 }
 
+/// The `summary.json` of a finished run directory.
+pub fn load_summary(dir: &Path) -> Result<Summary> {
+    let path = dir.join("summary.json");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {} (is {} a finished run?)", path.display(), dir.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{} is not a run summary", path.display()))
+}
+
 pub fn run(args: &ReportArgs) -> Result<()> {
     let mut rows = Vec::new();
     for dir in &args.runs {
-        let path = dir.join("summary.json");
-        let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {} (is {} a finished run?)", path.display(), dir.display()))?;
-        let s: Summary = serde_json::from_str(&text).with_context(|| format!("{} is not a run summary", path.display()))?;
-        rows.push((dir.display().to_string(), s));
+        rows.push((dir.display().to_string(), load_summary(dir)?));
     }
     let width = rows.iter().map(|(d, _)| d.len()).max().unwrap_or(3).max(3);
     println!(

@@ -66,8 +66,16 @@ pub fn run(args: &TrainArgs) -> Result<()> {
                 Some(serde_json::json!({
                     "type": "train", "step": step, "stage": stage, "iteration": iteration, "lr": lr,
                     "loss": losses.total, "loss_mae": nan_to_null(losses.mae), "loss_current": nan_to_null(losses.current),
-                    "loss_buffer": nan_to_null(losses.buffer), "grad_norm": losses.grad_norm, "images_per_sec": images_per_sec,
+                    "loss_buffer": nan_to_null(losses.buffer), "loss_feat": nan_to_null(losses.feat), "loss_kd": nan_to_null(losses.kd),
+                    "loss_l2": nan_to_null(losses.l2), "grad_norm": losses.grad_norm, "images_per_sec": images_per_sec,
                 }))
+            }
+            Progress::Curve(p) => Some(serde_json::json!({
+                "type": "curve", "step": p.step, "iteration": p.iteration, "round_flops": p.round_flops, "accuracy": p.accuracy,
+            })),
+            Progress::Selected { step, kept, old } => {
+                bar.println(format!("step {}: data selection kept {kept} of {old} old samples", step + 1));
+                Some(serde_json::json!({ "type": "selection", "step": step, "kept": kept, "old": old }))
             }
             Progress::Evaluated(e) => {
                 bar.finish_and_clear();

@@ -146,3 +146,45 @@ fn a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint() {
     let o = run(&["bench", "step", "--preset", "vit-micro-4-28", "--set", "image_size=16", "--set", "channels=3", "--set", "depth=2", "--set", "dim=32", "--set", "heads=2", "--set", "decoder_dim=32", "--set", "classes=2", "--init", ckpt.to_str().unwrap(), "--batch", "2", "--iters", "1", "--warmup", "0"]);
     assert!(o.status.success(), "the last good checkpoint loads: {}", String::from_utf8_lossy(&o.stderr));
 }
+
+#[test]
+fn speedup_reports_each_run_against_scratch() {
+    let d = dir("speedup");
+    let path = d.join("rounds.yaml");
+    std::fs::write(
+        &path,
+        TINY.replace("class-incremental, steps: 3, label_rate: 0.25", "data-incremental, steps: 2, label_rate: 1.0")
+            .replace("budget: {steps: 40, effective_batch: 32, micro_batch: 16}", "budget: {steps: 20, effective_batch: 32, micro_batch: 16, eval_every: 5}")
+            .replace("strategy: {name: dietcl}", "strategy: {name: scratch}\naugment: {enabled: false}"),
+    )
+    .unwrap();
+    let train = |name: &str, sets: &[&str]| {
+        let out = d.join(name);
+        let mut args = vec!["train", path.to_str().unwrap(), "--out", out.to_str().unwrap()];
+        for s in sets {
+            args.extend(["--set", s]);
+        }
+        let o = run(&args);
+        assert!(o.status.success(), "{name}: {}", String::from_utf8_lossy(&o.stderr));
+        out
+    };
+    let scratch = train("scratch", &[]);
+    let warm = train("warm", &["strategy.name=warmstart"]);
+    let half = train("half", &["strategy.name=continuous", "continuous.schedule_fraction=0.5", "continuous.drop_easy=0.2"]);
+    let full = train("full", &["strategy.name=continuous", "continuous.drop_easy=0.2"]);
+    let metrics = std::fs::read_to_string(half.join("metrics.jsonl")).unwrap();
+    assert!(metrics.contains("\"type\":\"selection\""), "the selection lever logs what it kept");
+    assert_eq!(metrics.lines().filter(|l| l.contains("\"type\":\"curve\"")).count(), 4 + 2, "every 5 steps: 20 then 10");
+    let plot = d.join("speedup.png");
+    let o = run(&["speedup", "--scratch", scratch.to_str().unwrap(), "--runs", warm.to_str().unwrap(), half.to_str().unwrap(), full.to_str().unwrap(), "--plot", plot.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // The target is scratch's own final accuracy, and S its 20 steps.
+    let a_star = summary(&scratch)["final_accuracy"].as_f64().unwrap();
+    assert!(text.contains(&format!("A* = {a_star:.4}")) && text.contains("S = 20 steps"), "{text}");
+    assert!(text.contains("schedule search (continuous): f=0.5"), "the two continuous runs form one search:\n{text}");
+    assert_eq!(image::open(&plot).map(|p| (p.width(), p.height())).ok(), Some((1300, 520)));
+    // A missing run names the directory.
+    let o = run(&["speedup", "--scratch", scratch.to_str().unwrap(), "--runs", d.join("nope").to_str().unwrap()]);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("nope"));
+}

@@ -34,6 +34,10 @@ pub struct TrainConfig {
     pub strategy: StrategySection,
     pub optim: OptimSection,
     pub augment: AugmentSection,
+    /// CKCA's distillation from the previous checkpoint (`strategy.name: ckca`).
+    pub ckca: CkcaSection,
+    /// The levers of continuous training (`strategy.name: continuous`).
+    pub continuous: ContinuousSection,
     /// CPU worker threads for the model (0: one per core).
     pub threads: usize,
 }
@@ -93,6 +97,9 @@ pub struct BudgetSection {
     /// Stage 1 / stage 2 split: `{ratio: 0.8}` or `{threshold: 400}`.
     #[serde(with = "serde_yaml_ng::with::singleton_map")]
     pub stage_split: StageSplit,
+    /// Also evaluate every this many optimizer steps inside a time step (0: only at its end),
+    /// the grid on which `rekindle speedup` finds the first iteration reaching a target.
+    pub eval_every: usize,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -104,6 +111,32 @@ pub enum StrategyName {
     MaeThenFinetune,
     Gdumb,
     Joint,
+    /// Fresh init every round, trained on the round's data.
+    Scratch,
+    /// Every round starts from the last checkpoint.
+    Warmstart,
+    /// Warm start plus FeatReg and AdaKD against the frozen previous checkpoint.
+    Ckca,
+    /// Warm start with the `continuous` levers.
+    Continuous,
+}
+
+impl StrategyName {
+    /// The strategies of rounds of supervised data (CKCA, continuous training), which sample
+    /// uniformly from `strategy.round_data` instead of DietCL's sources and buffer.
+    pub fn trains_rounds(self) -> bool {
+        matches!(self, StrategyName::Scratch | StrategyName::Warmstart | StrategyName::Ckca | StrategyName::Continuous)
+    }
+}
+
+/// Which labelled data a round of `scratch`, `warmstart`, `ckca` or `continuous` trains on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RoundData {
+    /// The newly arrived split only (the CKCA setting).
+    New,
+    /// Every split so far, old and new (the continuous-training setting).
+    All,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -127,6 +160,71 @@ pub struct StrategySection {
     pub buffer_balance: Balance,
     /// Most images the buffer keeps (null: all).
     pub buffer_capacity: Option<usize>,
+    /// The data of each round for `scratch`, `warmstart`, `ckca`, `continuous`.
+    pub round_data: RoundData,
+}
+
+/// AdaKD's per-sample weight `w(x)`, never differentiated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KdWeighting {
+    /// `p_T(y|x)`, the teacher's probability of the label.
+    TeacherProb,
+    /// `1[teacher correct]`.
+    TeacherCorrect,
+    /// One weight for the batch, `CE_T / (CE_T + CE_s)`.
+    Batch,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CkcaSection {
+    /// `λ_f`, the weight of FeatReg `mean_d ‖h_s − h_T‖²` on the pooled features.
+    pub feat_weight: f32,
+    /// `λ_kd`, the weight of AdaKD `w(x)·τ²·KL(p_T^τ ‖ p_s^τ)`.
+    pub kd_weight: f32,
+    /// `τ`.
+    pub temperature: f32,
+    pub kd_weighting: KdWeighting,
+}
+
+/// How a continuous round initialises the model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum InitLever {
+    /// The last checkpoint as it is.
+    Warm,
+    /// `θ ← shrink·θ_old + perturb·θ_fresh` (Ash & Adams).
+    ShrinkPerturb,
+}
+
+/// What the L2 lever pulls the weights towards.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum L2Reference {
+    /// The round's starting point (after the init lever).
+    Start,
+    /// The previous checkpoint (before the init lever).
+    Old,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ContinuousSection {
+    pub init: InitLever,
+    /// `λ` of shrink-and-perturb.
+    pub shrink: f32,
+    /// `p` of shrink-and-perturb.
+    pub perturb: f32,
+    /// `λ` of the penalty `λ‖θ − θ_ref‖²` (0: off).
+    pub l2: f32,
+    pub l2_reference: L2Reference,
+    /// Drop this fraction of old samples with the lowest old-model loss (the easiest).
+    pub drop_easy: f32,
+    /// Drop this fraction of old samples with the highest old-model loss (the hardest).
+    pub drop_hard: f32,
+    /// Train `round(f · budget.steps)` steps in rounds after the first (the shortened schedule).
+    pub schedule_fraction: f64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -158,6 +256,8 @@ pub struct OptimSection {
     pub clip_grad: Option<f32>,
     /// Start every stage of every time step with a fresh optimizer state.
     pub fresh_per_stage: bool,
+    /// Linear warm-up over this fraction of every stage before the cosine (0: none, DietCL).
+    pub warmup_fraction: f64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -197,13 +297,41 @@ impl Default for StreamSection {
 
 impl Default for BudgetSection {
     fn default() -> BudgetSection {
-        BudgetSection { steps: 500, effective_batch: 1024, micro_batch: 256, stage_split: StageSplit::Ratio(0.8) }
+        BudgetSection { steps: 500, effective_batch: 1024, micro_batch: 256, stage_split: StageSplit::Ratio(0.8), eval_every: 0 }
     }
 }
 
 impl Default for StrategySection {
     fn default() -> StrategySection {
-        StrategySection { name: StrategyName::Dietcl, mae_weight: 50.0, replay: ReplayMode::Uniform, buffer_balance: Balance::Task, buffer_capacity: None }
+        StrategySection {
+            name: StrategyName::Dietcl,
+            mae_weight: 50.0,
+            replay: ReplayMode::Uniform,
+            buffer_balance: Balance::Task,
+            buffer_capacity: None,
+            round_data: RoundData::All,
+        }
+    }
+}
+
+impl Default for CkcaSection {
+    fn default() -> CkcaSection {
+        CkcaSection { feat_weight: 1.0, kd_weight: 1.0, temperature: 2.0, kd_weighting: KdWeighting::TeacherProb }
+    }
+}
+
+impl Default for ContinuousSection {
+    fn default() -> ContinuousSection {
+        ContinuousSection {
+            init: InitLever::Warm,
+            shrink: 0.4,
+            perturb: 0.1,
+            l2: 0.0,
+            l2_reference: L2Reference::Start,
+            drop_easy: 0.0,
+            drop_hard: 0.0,
+            schedule_fraction: 1.0,
+        }
     }
 }
 
@@ -222,6 +350,7 @@ impl Default for OptimSection {
             nesterov: false,
             clip_grad: None,
             fresh_per_stage: true,
+            warmup_fraction: 0.0,
         }
     }
 }
@@ -303,6 +432,35 @@ impl TrainConfig {
         }
         if self.data.eval_batch == 0 {
             return Err(invalid("data.eval_batch", "must be at least 1"));
+        }
+        if !(0.0..1.0).contains(&o.warmup_fraction) {
+            return Err(invalid("optim.warmup_fraction", format!("{} is outside [0, 1)", o.warmup_fraction)));
+        }
+        let k = &self.ckca;
+        if !(k.temperature > 0.0 && k.temperature.is_finite()) {
+            return Err(invalid("ckca.temperature", format!("{} must be a positive number", k.temperature)));
+        }
+        for (key, v) in [("ckca.feat_weight", k.feat_weight), ("ckca.kd_weight", k.kd_weight)] {
+            if !(v >= 0.0 && v.is_finite()) {
+                return Err(invalid(key, format!("{v} must be ≥ 0")));
+            }
+        }
+        let c = &self.continuous;
+        for (key, v) in [("continuous.shrink", c.shrink), ("continuous.perturb", c.perturb), ("continuous.l2", c.l2)] {
+            if !(v >= 0.0 && v.is_finite()) {
+                return Err(invalid(key, format!("{v} must be ≥ 0")));
+            }
+        }
+        for (key, v) in [("continuous.drop_easy", c.drop_easy), ("continuous.drop_hard", c.drop_hard)] {
+            if !(0.0..1.0).contains(&v) {
+                return Err(invalid(key, format!("{v} is outside [0, 1)")));
+            }
+        }
+        if c.drop_easy + c.drop_hard >= 1.0 {
+            return Err(invalid("continuous.drop_hard", "drop_easy + drop_hard must leave some old data (sum < 1)"));
+        }
+        if !(c.schedule_fraction > 0.0 && c.schedule_fraction <= 1.0) {
+            return Err(invalid("continuous.schedule_fraction", format!("{} is outside (0, 1]", c.schedule_fraction)));
         }
         Ok(())
     }

@@ -2,8 +2,12 @@
 //! batch from up to three sources, runs it in micro-batches (MAE on unlabelled current data,
 //! masked cross-entropy on labelled current data, cross-entropy on the buffer), accumulates the
 //! gradients of `w_mae · L_mae + L_cur + L_buf` (each a mean over its own sub-batch), and updates.
+//! A round of CKCA or continuous training adds its [`Regularizers`]: distillation on every
+//! labelled micro-batch, and an L2 pull once per step.
 
 use crate::budget::{micro_batches, MixCounts};
+use crate::distill::Distiller;
+use crate::levers::L2Anchor;
 use crate::mixing::{mix, MixSettings};
 use crate::optimizer::Optimizer;
 use crate::targets::{soft_targets, ClassMap};
@@ -30,13 +34,28 @@ pub struct Sources<'a> {
     pub seen_mask: &'a [f32],
 }
 
-/// Mean losses of one optimizer step's sub-batches (NaN where a sub-batch was empty).
+/// The extra terms of a round, when its strategy has them.
+#[derive(Default)]
+pub struct Regularizers {
+    /// CKCA: FeatReg and AdaKD against a frozen teacher, over its first `teacher_classes` rows.
+    pub distill: Option<(Distiller, usize)>,
+    /// Continuous training's `λ‖θ − θ_ref‖²`.
+    pub anchor: Option<L2Anchor>,
+}
+
+/// Mean losses of one optimizer step's sub-batches (NaN where a sub-batch was empty or a term
+/// is off).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct StepLosses {
     pub mae: f32,
     pub current: f32,
     pub buffer: f32,
-    /// `w_mae · mae + current + buffer` over the non-empty sub-batches.
+    /// CKCA's FeatReg and AdaKD, before their weights.
+    pub feat: f32,
+    pub kd: f32,
+    /// `λ‖θ − θ_ref‖²`.
+    pub l2: f32,
+    /// `w_mae · mae + current + buffer + λ_f · feat + λ_kd · kd + l2` over the present terms.
     pub total: f32,
     pub grad_norm: f32,
 }
@@ -84,6 +103,7 @@ impl Engine {
         counts: MixCounts,
         iteration: u64,
         lr: f64,
+        extra: &mut Regularizers,
     ) -> StepLosses {
         let draw = |source: u64, from: &[u32], n: usize| -> Vec<u32> {
             use rand::{RngExt, SeedableRng};
@@ -112,24 +132,36 @@ impl Engine {
             }
         }
         vit.zero_grads(be);
-        let mut sums = [0.0f64; 3];
+        // Mean losses: MAE, current, buffer, FeatReg, AdaKD.
+        let mut sums = [0.0f64; 5];
         for (source, m, n, k) in plan {
             let mut batch = loader.next();
             let mix_rng = batch_seed(self.seed, src.step as u64, iteration, 2000 + k);
             let share = m as f32 / n as f32;
             let loss = match source {
                 Source::Unlabelled => self.mae(be, vit, &batch, self.mae_weight * share, batch_seed(self.seed, src.step as u64, iteration, 1000 + k)),
-                Source::Labelled => self.classify(be, vit, map, &mut batch, share, src.current_mask, src.current_spread, mix_rng),
-                Source::Buffer => self.classify(be, vit, map, &mut batch, share, src.seen_mask, src.seen_mask, mix_rng),
+                Source::Labelled => {
+                    let (loss, distilled) = self.classify(be, vit, map, &mut batch, share, src.current_mask, src.current_spread, mix_rng, extra.distill.as_mut());
+                    if let Some((feat, kd)) = distilled {
+                        sums[3] += (feat * share) as f64;
+                        sums[4] += (kd * share) as f64;
+                    }
+                    loss
+                }
+                Source::Buffer => self.classify(be, vit, map, &mut batch, share, src.seen_mask, src.seen_mask, mix_rng, None).0,
             };
             sums[source as usize] += (loss * share) as f64;
             loader.recycle(batch);
         }
+        let l2 = extra.anchor.as_ref().map_or(f32::NAN, |a| a.apply(be, vit));
         let grad_norm = optimizer.update(be, vit, lr);
-        let mean = |i: usize, n: usize| if n > 0 { sums[i] as f32 } else { f32::NAN };
-        let (mae, current, buf) = (mean(0, counts.unlabelled), mean(1, counts.labelled), mean(2, counts.buffer));
-        let total = [self.mae_weight * mae, current, buf].iter().filter(|v| !v.is_nan()).sum();
-        StepLosses { mae, current, buffer: buf, total, grad_norm }
+        let mean = |i: usize, present: bool| if present { sums[i] as f32 } else { f32::NAN };
+        let distilling = extra.distill.is_some() && counts.labelled > 0;
+        let (mae, current, buf) = (mean(0, counts.unlabelled > 0), mean(1, counts.labelled > 0), mean(2, counts.buffer > 0));
+        let (feat, kd) = (mean(3, distilling), mean(4, distilling));
+        let (wf, wk) = extra.distill.as_ref().map_or((0.0, 0.0), |(d, _)| (d.settings.feat_weight, d.settings.kd_weight));
+        let total = [self.mae_weight * mae, current, buf, wf * feat, wk * kd, l2].iter().filter(|v| !v.is_nan()).sum();
+        StepLosses { mae, current, buffer: buf, feat, kd, l2, total, grad_norm }
     }
 
     fn mae(&mut self, be: &mut dyn Backend, vit: &Vit, batch: &Batch, weight: f32, mask_seed: u64) -> f32 {
@@ -142,8 +174,21 @@ impl Engine {
         pass.backward(be, vit, weight)
     }
 
+    /// Cross-entropy on one micro-batch; on current labelled data of a CKCA round also the
+    /// distillation terms, returned as `(FeatReg, AdaKD)`.
     #[allow(clippy::too_many_arguments)]
-    fn classify(&mut self, be: &mut dyn Backend, vit: &Vit, map: &ClassMap, batch: &mut Batch, weight: f32, mask: &[f32], spread: &[f32], mix_seed: u64) -> f32 {
+    fn classify(
+        &mut self,
+        be: &mut dyn Backend,
+        vit: &Vit,
+        map: &ClassMap,
+        batch: &mut Batch,
+        weight: f32,
+        mask: &[f32],
+        spread: &[f32],
+        mix_seed: u64,
+        distill: Option<&mut (Distiller, usize)>,
+    ) -> (f32, Option<(f32, f32)>) {
         let n = batch.len();
         soft_targets(&batch.labels, map, self.label_smoothing, spread, &mut self.targets);
         if self.augment {
@@ -155,14 +200,22 @@ impl Engine {
         be.upload(pass.targets, &self.targets);
         be.upload(pass.class_mask, mask);
         pass.forward(be, vit);
-        pass.backward(be, vit, weight)
+        let Some((distiller, teacher_classes)) = distill else { return (pass.backward(be, vit, weight), None) };
+        // Under mixup a sample's weight follows its own label.
+        let rows: Vec<usize> = batch.labels.iter().map(|&c| map.row(c)).collect();
+        let (terms, grads) = distiller.run(be, pass, vit, &rows, *teacher_classes, weight);
+        (pass.backward_with(be, vit, weight, Some(grads)), Some((terms.feat, terms.kd)))
     }
 
     /// The head row each of `images` predicts, under the eval transform.
     pub fn predict(&mut self, be: &mut dyn Backend, vit: &Vit, loader: &Loader, images: &[u32], batch: usize) -> Vec<usize> {
         let k = vit.config.classes;
-        let logits = logits(be, vit, &mut self.classify_passes, loader, images, batch);
-        logits.chunks_exact(k).map(|row| (0..k).max_by(|&a, &b| row[a].total_cmp(&row[b])).unwrap_or(0)).collect()
+        self.logits(be, vit, loader, images, batch).chunks_exact(k).map(|row| (0..k).max_by(|&a, &b| row[a].total_cmp(&row[b])).unwrap_or(0)).collect()
+    }
+
+    /// Head-row logits `[images.len(), classes]` of `images` under the eval transform.
+    pub fn logits(&mut self, be: &mut dyn Backend, vit: &Vit, loader: &Loader, images: &[u32], batch: usize) -> Vec<f32> {
+        logits(be, vit, &mut self.classify_passes, loader, images, batch)
     }
 }
 

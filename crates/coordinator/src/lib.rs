@@ -1,20 +1,24 @@
 //! rekindle's coordinator: the DietCL budget split, strategies over one training-step engine,
-//! LR schedules, evaluation and metrics, and the loop over a stream's time steps.
+//! LR schedules, evaluation and metrics, and the loop over a stream's time steps; CKCA's
+//! distillation, the levers of continuous training, and the compute-to-target (`speedup`) analysis.
 
 pub mod budget;
 pub mod config;
+pub mod distill;
 mod engine;
+pub mod levers;
 pub mod metrics;
 pub mod mixing;
 mod optimizer;
 mod run;
 pub mod schedule;
+pub mod speedup;
 mod state;
 mod strategy;
 pub mod targets;
 
 pub use config::{ConfigError, TrainConfig};
-pub use engine::{logits, StepLosses};
-pub use metrics::{Evaluation, Summary};
+pub use engine::{logits, Regularizers, StepLosses};
+pub use metrics::{CurvePoint, Evaluation, Summary};
 pub use run::{train, Progress, TrainError};
 pub use strategy::{plan, StagePlan};

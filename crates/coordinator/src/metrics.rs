@@ -15,6 +15,17 @@ pub struct Evaluation {
     pub row: Vec<f64>,
 }
 
+/// One evaluation on the compute axis: after `iteration` optimizer steps of time step (round)
+/// `step`, which had spent `round_flops` by then.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CurvePoint {
+    pub step: usize,
+    pub iteration: usize,
+    pub round_flops: f64,
+    /// `A(t)` at that point.
+    pub accuracy: f64,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
     pub strategy: String,
@@ -31,6 +42,10 @@ pub struct Summary {
     /// Training FLOPs (2 per multiply-add), MAE forwards counted on the kept patches.
     pub flops: f64,
     pub wall_seconds: f64,
+    /// Accuracy against compute inside every time step: every `budget.eval_every` steps and at
+    /// the end of each step (what `rekindle speedup` reads).
+    #[serde(default)]
+    pub curve: Vec<CurvePoint>,
 }
 
 impl Summary {
@@ -46,6 +61,7 @@ impl Summary {
             optimizer_steps: 0,
             flops: 0.0,
             wall_seconds: 0.0,
+            curve: Vec::new(),
         }
     }
 
@@ -54,14 +70,14 @@ impl Summary {
         self.flops += flops;
     }
 
-    /// Records `a[t][·]` and returns the evaluation with `A(t)`: the mean over steps' test sets
-    /// (class-incremental), or the accuracy on the test set of step `t` (data- and
-    /// time-incremental, where that set is everything seen so far).
+    /// Compute spent outside optimizer steps (scoring old data for selection).
+    pub fn count_flops(&mut self, flops: f64) {
+        self.flops += flops;
+    }
+
+    /// Records `a[t][·]` and returns the evaluation with `A(t)` (see [`step_accuracy`]).
     pub fn record_eval(&mut self, t: usize, row: Vec<f64>, scenario: Scenario) -> Evaluation {
-        let accuracy = match scenario {
-            Scenario::ClassIncremental => row.iter().sum::<f64>() / row.len() as f64,
-            _ => row[t],
-        };
+        let accuracy = step_accuracy(&row, t, scenario);
         self.accuracy_per_step.push(accuracy);
         self.accuracy_matrix.push(row.clone());
         Evaluation { step: t, accuracy, row }
@@ -73,6 +89,15 @@ impl Summary {
         self.average_accuracy = self.accuracy_per_step.iter().sum::<f64>() / self.accuracy_per_step.len().max(1) as f64;
         self.forgetting = forgetting(&self.accuracy_matrix);
         self.wall_seconds += wall_seconds;
+    }
+}
+
+/// `A(t)` from the row `a[t][·]`: the mean over steps' test sets (class-incremental), or the
+/// accuracy on the test set of step `t` (data- and time-incremental).
+pub fn step_accuracy(row: &[f64], t: usize, scenario: Scenario) -> f64 {
+    match scenario {
+        Scenario::ClassIncremental => row.iter().sum::<f64>() / row.len() as f64,
+        _ => row[t],
     }
 }
 

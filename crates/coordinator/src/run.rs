@@ -1,9 +1,12 @@
-//! A whole stream: for each time step, grow the head, add the step's labels to the buffer, train
-//! the strategy's stages under the budget, evaluate, and record metrics.
+//! A whole stream: for each time step, grow the head, add the step's labels to the buffer, set up
+//! the round (re-init, teacher, levers), train the strategy's stages under the budget, evaluate,
+//! and record metrics.
 
-use crate::config::{ConfigError, TrainConfig};
-use crate::engine::{Engine, Sources, StepLosses};
-use crate::metrics::{Evaluation, Summary};
+use crate::config::{ConfigError, InitLever, L2Reference, StrategyName, TrainConfig};
+use crate::distill::Distiller;
+use crate::engine::{Engine, Regularizers, Sources, StepLosses};
+use crate::levers::{sample_losses, select_old, shrink_perturb, L2Anchor};
+use crate::metrics::{step_accuracy, CurvePoint, Evaluation, Summary};
 use crate::optimizer::Optimizer;
 use crate::strategy;
 use crate::state::{RunDir, RunState};
@@ -34,7 +37,11 @@ pub enum TrainError {
 pub enum Progress<'a> {
     Stage { step: usize, steps: usize, stage: &'a str, iterations: usize },
     Iteration { step: usize, stage: &'a str, iteration: usize, losses: &'a StepLosses, lr: f64, images_per_sec: f64 },
+    /// An evaluation inside a time step (`budget.eval_every`), or at its end.
+    Curve(&'a CurvePoint),
     Evaluated(&'a Evaluation),
+    /// The data-selection lever kept `kept` of `old` old samples.
+    Selected { step: usize, kept: usize, old: usize },
 }
 
 /// Loads `spec` (a shard path or `synthetic`) for the train (`test = false`) or test split.
@@ -107,33 +114,49 @@ pub fn train(config: &TrainConfig, be: &mut dyn Backend, run_dir: Option<&Path>,
     }
     // Wall time already added to `summary` (at each checkpoint), so a resumed run sums its parts.
     let mut wall_saved = 0.0;
+    let mut extra = Regularizers::default();
+    let test_images: Vec<u32> = (0..test.len() as u32).collect();
     for (t, step) in stream.steps.iter().enumerate().skip(first_step) {
+        let old_classes = map.len();
         if map.add(&step.classes) > 0 {
             vit.grow_head(be, map.len(), config.seed ^ (t as u64 + 1))?;
             engine.head_grew(be, map.len());
         }
         buffer.add_step(t as u32, &step.labelled, train.labels());
-        if strategy::retrains_from_scratch(config) {
+        // The first step starts from the model as built (fresh, or `model.init`).
+        if strategy::retrains_from_scratch(config) && t > 0 {
             vit.reinitialize(be, config.seed ^ (0x5C4A_7C4 + t as u64));
         }
+        let flops_at_start = summary.flops;
+        let rounds = config.strategy.name.trains_rounds();
+        let pool = if rounds {
+            let (new, old) = strategy::round_pool(config, &stream, t);
+            let old = setup_round(config, be, &mut vit, &mut engine, &train_loader, train.labels(), &mut extra, &stream, &map, t, old_classes, old, &flops, &mut summary, &mut report)?;
+            new.into_iter().chain(old).collect()
+        } else {
+            step.labelled.clone()
+        };
         let seen = stream.classes_seen(t);
         let seen_mask = map.mask(&seen);
         let current_mask = match config.stream.scenario {
-            Scenario::ClassIncremental => map.mask(&step.classes),
+            Scenario::ClassIncremental if !rounds => map.mask(&step.classes),
             _ => seen_mask.clone(),
         };
-        let current_spread = map.mask(&step.classes);
+        let current_spread = if rounds { seen_mask.clone() } else { map.mask(&step.classes) };
         let sources = Sources {
             step: t as u32,
             current: &step.images,
-            labelled: &step.labelled,
+            labelled: &pool,
             buffer: &buffer,
             buffer_past_only: false,
             current_mask: &current_mask,
             current_spread: &current_spread,
             seen_mask: &seen_mask,
         };
-        for (s, stage) in strategy::plan(config, t).iter().enumerate() {
+        let stages = strategy::plan(config, t);
+        let step_iterations: usize = stages.iter().map(|s| s.steps).sum();
+        let mut round_iteration = 0;
+        for (s, stage) in stages.iter().enumerate() {
             if s == 0 || config.optim.fresh_per_stage {
                 optimizer.reset(be, &vit);
             }
@@ -143,28 +166,32 @@ pub fn train(config: &TrainConfig, be: &mut dyn Backend, run_dir: Option<&Path>,
             for i in 0..stage.steps {
                 let started = Instant::now();
                 let lr = stage.lr.lr(i);
-                let losses = engine.step(be, &vit, &map, &train_loader, &mut optimizer, &src, counts, iteration as u64, lr);
+                let losses = engine.step(be, &vit, &map, &train_loader, &mut optimizer, &src, counts, iteration as u64, lr, &mut extra);
                 if !losses.total.is_finite() || !losses.grad_norm.is_finite() {
                     return Err(TrainError::NonFinite { step: t, stage: stage.name.into(), iteration: i, loss: losses.total });
                 }
+                let teacher = if extra.distill.is_some() { flops.classify_forward * counts.labelled as f64 } else { 0.0 };
                 let per_image = flops.train(flops.mae_forward) * counts.unlabelled as f64
                     + flops.train(flops.classify_forward) * (counts.labelled + counts.buffer) as f64;
-                summary.count_step(per_image);
+                summary.count_step(per_image + teacher);
                 let images_per_sec = config.budget.effective_batch as f64 / started.elapsed().as_secs_f64();
                 report(Progress::Iteration { step: t, stage: stage.name, iteration: i, losses: &losses, lr, images_per_sec });
                 iteration += 1;
+                round_iteration += 1;
+                let k = config.budget.eval_every;
+                if k > 0 && round_iteration % k == 0 && round_iteration < step_iterations {
+                    let row = evaluate(be, &vit, &mut engine, &test_loader, &test, &test_images, &stream, &map, t, config.data.eval_batch);
+                    let point = CurvePoint { step: t, iteration: round_iteration, round_flops: summary.flops - flops_at_start, accuracy: step_accuracy(&row, t, config.stream.scenario) };
+                    summary.curve.push(point);
+                    report(Progress::Curve(&point));
+                }
             }
         }
-        let test_images: Vec<u32> = (0..test.len() as u32).collect();
-        let rows = engine.predict(be, &vit, &test_loader, &test_images, config.data.eval_batch);
-        let correct: Vec<bool> = rows.iter().zip(test.labels()).map(|(&r, &l)| map.class(r) == l).collect();
-        let row: Vec<f64> = (0..=t)
-            .map(|i| {
-                let subset = stream.test_images(i, test.labels(), test.timestamps());
-                subset.iter().filter(|&&j| correct[j as usize]).count() as f64 / subset.len().max(1) as f64
-            })
-            .collect();
+        let row = evaluate(be, &vit, &mut engine, &test_loader, &test, &test_images, &stream, &map, t, config.data.eval_batch);
         let evaluation = summary.record_eval(t, row, config.stream.scenario);
+        let point = CurvePoint { step: t, iteration: round_iteration, round_flops: summary.flops - flops_at_start, accuracy: evaluation.accuracy };
+        summary.curve.push(point);
+        report(Progress::Curve(&point));
         report(Progress::Evaluated(&evaluation));
         if let Some(d) = &dir {
             summary.wall_seconds += start.elapsed().as_secs_f64() - wall_saved;
@@ -175,4 +202,90 @@ pub fn train(config: &TrainConfig, be: &mut dyn Backend, run_dir: Option<&Path>,
     }
     summary.finish(start.elapsed().as_secs_f64() - wall_saved);
     Ok(summary)
+}
+
+/// `a[t][·]`: the accuracy on each step's test set so far.
+#[allow(clippy::too_many_arguments)]
+fn evaluate(
+    be: &mut dyn Backend,
+    vit: &Vit,
+    engine: &mut Engine,
+    loader: &Loader,
+    test: &Shard,
+    images: &[u32],
+    stream: &Stream,
+    map: &ClassMap,
+    t: usize,
+    batch: usize,
+) -> Vec<f64> {
+    let rows = engine.predict(be, vit, loader, images, batch);
+    let correct: Vec<bool> = rows.iter().zip(test.labels()).map(|(&r, &l)| map.class(r) == l).collect();
+    (0..=t)
+        .map(|i| {
+            let subset = stream.test_images(i, test.labels(), test.timestamps());
+            subset.iter().filter(|&&j| correct[j as usize]).count() as f64 / subset.len().max(1) as f64
+        })
+        .collect()
+}
+
+/// Prepares round `t > 0` of `scratch`, `warmstart`, `ckca` or `continuous` from the model as
+/// the previous round left it (the "old model"): CKCA's teacher, and continuous training's data
+/// selection, shrink-and-perturb and L2 anchor. Returns the old samples the round trains on.
+#[allow(clippy::too_many_arguments)]
+fn setup_round(
+    config: &TrainConfig,
+    be: &mut dyn Backend,
+    vit: &mut Vit,
+    engine: &mut Engine,
+    loader: &Loader,
+    labels: &[u32],
+    extra: &mut Regularizers,
+    stream: &Stream,
+    map: &ClassMap,
+    t: usize,
+    old_classes: usize,
+    old: Vec<u32>,
+    flops: &Flops,
+    summary: &mut Summary,
+    report: &mut impl FnMut(Progress),
+) -> Result<Vec<u32>, TrainError> {
+    if let Some(anchor) = extra.anchor.take() {
+        anchor.free(be);
+    }
+    if t == 0 {
+        return Ok(old);
+    }
+    if config.strategy.name == StrategyName::Ckca {
+        match &mut extra.distill {
+            Some((teacher, classes)) => {
+                teacher.sync(be, vit)?;
+                *classes = old_classes;
+            }
+            None => extra.distill = Some((Distiller::new(be, vit, &config.ckca)?, old_classes)),
+        }
+    }
+    if config.strategy.name != StrategyName::Continuous {
+        return Ok(old);
+    }
+    let c = &config.continuous;
+    let mut old = old;
+    if (c.drop_easy > 0.0 || c.drop_hard > 0.0) && !old.is_empty() {
+        // Each old sample is scored once, by the old model, over the classes it knew.
+        let logits = engine.logits(be, vit, loader, &old, config.data.eval_batch);
+        let rows: Vec<usize> = old.iter().map(|&i| map.row(labels[i as usize])).collect();
+        let losses = sample_losses(&logits, &rows, &map.mask(&stream.classes_seen(t - 1)));
+        summary.count_flops(flops.classify_forward * old.len() as f64);
+        let before = old.len();
+        old = select_old(&old, &losses, c.drop_easy, c.drop_hard);
+        report(Progress::Selected { step: t, kept: old.len(), old: before });
+    }
+    let old_params = (c.l2 > 0.0 && c.l2_reference == L2Reference::Old).then(|| vit.download_params(be));
+    if c.init == InitLever::ShrinkPerturb {
+        shrink_perturb(be, vit, c.shrink, c.perturb, old_classes, config.seed ^ (0x5B_12E + t as u64));
+    }
+    if c.l2 > 0.0 {
+        let reference = old_params.unwrap_or_else(|| vit.download_params(be));
+        extra.anchor = Some(L2Anchor::new(be, vit, c.l2, &reference));
+    }
+    Ok(old)
 }

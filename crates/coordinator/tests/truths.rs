@@ -53,7 +53,7 @@ fn lr_at_stage_boundaries_and_per_layer_group() {
     // minimum becomes 2e-5.
     let base = scaled_lr(1e-4, 1024);
     assert!((base - 4e-4).abs() < 1e-15);
-    let (s1, s2) = stages(base, 5e-5, 0.1, (400, 100));
+    let (s1, s2) = stages(base, 5e-5, 0.1, 0.0, (400, 100));
     assert_eq!(s1.lr(0), 4e-4);
     assert!((s1.lr(400) - 5e-5).abs() < 1e-15);
     assert!((s1.lr(200) - (5e-5 + 3.5e-4 / 2.0)).abs() < 1e-15, "half-way is the mean");

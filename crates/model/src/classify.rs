@@ -9,7 +9,8 @@ use rekindle_tensor::{Backend, Tensor};
 pub struct ClassifyPass {
     pub encoder: Encoder,
     classes: usize,
-    pooled: Tensor,
+    /// The pooled features `[samples, dim]` the head sees (CKCA's FeatReg compares them).
+    pub pooled: Tensor,
     /// Output `[samples, classes]`.
     pub logits: Tensor,
     /// Soft targets `[samples, classes]`, filled by the caller before `backward`.
@@ -76,10 +77,22 @@ impl ClassifyPass {
     /// Cross-entropy of the last `forward` against `targets`, and its gradient (times `weight`)
     /// accumulated into the model's gradients. Returns the mean loss over the micro-batch.
     pub fn backward(&self, be: &mut dyn Backend, vit: &Vit, weight: f32) -> f32 {
+        self.backward_with(be, vit, weight, None)
+    }
+
+    /// `backward`, plus the gradients of other terms on the same forward: `extra` holds their
+    /// `∂/∂logits [samples, classes]` and `∂/∂pooled [samples, dim]`, already scaled.
+    pub fn backward_with(&self, be: &mut dyn Backend, vit: &Vit, weight: f32, extra: Option<(Tensor, Tensor)>) -> f32 {
         let s = self.encoder.shape;
         let (n, k, d) = (s.samples, self.classes, s.width);
         be.cross_entropy(self.losses, self.dlogits, self.logits, self.targets, self.class_mask, n, k, weight / n as f32);
+        if let Some((dlogits, _)) = extra {
+            be.axpy(self.dlogits, 1.0, dlogits);
+        }
         linear::backward(be, Some(self.dpooled), vit.g.head, self.dlogits, self.pooled, vit.w.head, n, d, k);
+        if let Some((_, dpooled)) = extra {
+            be.axpy(self.dpooled, 1.0, dpooled);
+        }
         be.mean_pool_backward(self.dnormed, self.dpooled, n, s.tokens, d, 1);
         self.encoder.backward(be, &vit.w.encoder, &vit.g.encoder, self.dnormed);
         let mut losses = vec![0.0; n];

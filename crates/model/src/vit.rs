@@ -59,7 +59,12 @@ impl Vit {
 
     /// Draws every parameter afresh from `seed` (GDumb retrains from scratch each time step).
     pub fn reinitialize(&self, be: &mut dyn Backend, seed: u64) {
-        be.upload(self.params, &init::fresh(&self.table, seed));
+        be.upload(self.params, &self.fresh_params(seed));
+    }
+
+    /// A fresh init of this model's flat parameters, on the host (shrink-and-perturb mixes it in).
+    pub fn fresh_params(&self, seed: u64) -> Vec<f32> {
+        init::fresh(&self.table, seed)
     }
 
     pub fn zero_grads(&self, be: &mut dyn Backend) {

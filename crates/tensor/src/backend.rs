@@ -174,8 +174,8 @@ pub trait Backend {
 
     // --- elementwise ------------------------------------------------------------------------------
 
-    /// Accumulates `src` into `dst` (residual connections and their gradients).
-    fn add_assign(&mut self, dst: Tensor, src: Tensor);
+    /// `dst += alpha · src`: extra gradient terms (distillation, an L2 pull to a reference).
+    fn axpy(&mut self, dst: Tensor, alpha: f32, src: Tensor);
     /// Adds `table [rows, width]` to every sample of `x [samples, rows, width]`, in place (fixed
     /// position embeddings: no gradient flows into the table).
     fn add_rows(&mut self, x: Tensor, table: Tensor, rows: usize, width: usize);

@@ -396,9 +396,9 @@ fn add_and_copy_ops() {
         let mut rng = ChaCha8Rng::seed_from_u64(10);
         let (x, y, table) = (randn(&mut rng, 12), randn(&mut rng, 12), randn(&mut rng, 6));
         let (tx, ty, tt, tc) = (upload(be, &x), upload(be, &y), upload(be, &table), be.alloc(12));
-        be.add_assign(tx, ty);
+        be.axpy(tx, -2.5, ty);
         let sum = download(be, tx);
-        assert!(sum.iter().zip(x.iter().zip(&y)).all(|(s, (a, b))| *s == a + b));
+        assert!(sum.iter().zip(x.iter().zip(&y)).all(|(s, (a, b))| *s == a + -2.5 * b));
         be.add_rows(ty, tt, 2, 3);
         let got = download(be, ty);
         assert!((0..12).all(|i| got[i] == y[i] + table[i % 6]));

@@ -6,6 +6,7 @@ mod finetune;
 mod gdumb;
 mod joint;
 mod mae_then_finetune;
+mod rounds;
 
 use crate::budget::Mix;
 use crate::config::{StrategyName, TrainConfig};
@@ -32,6 +33,7 @@ pub fn plan(config: &TrainConfig, t: usize) -> Vec<StagePlan> {
         StrategyName::MaeThenFinetune => mae_then_finetune::plan(config, t),
         StrategyName::Gdumb => gdumb::plan(config),
         StrategyName::Joint => joint::plan(config),
+        StrategyName::Scratch | StrategyName::Warmstart | StrategyName::Ckca | StrategyName::Continuous => rounds::plan(config, t),
     };
     stages.into_iter().filter(|s| s.steps > 0).collect()
 }
@@ -39,13 +41,18 @@ pub fn plan(config: &TrainConfig, t: usize) -> Vec<StagePlan> {
 /// The stage-1 and stage-2 LR schedules for a split of `steps`.
 fn schedules(config: &TrainConfig, steps: (usize, usize)) -> (Cosine, Cosine) {
     let o = &config.optim;
-    stages(scaled_lr(o.lr, config.budget.effective_batch), o.min_lr, o.stage2_lr_scale, steps)
+    stages(scaled_lr(o.lr, config.budget.effective_batch), o.min_lr, o.stage2_lr_scale, o.warmup_fraction, steps)
 }
 
 /// A single stage over the whole budget.
 fn single(config: &TrainConfig, name: &'static str, mix: Mix, buffer_past_only: bool) -> Vec<StagePlan> {
-    let (lr, _) = schedules(config, (config.budget.steps, 0));
-    vec![StagePlan { name, steps: config.budget.steps, mix, lr, buffer_past_only }]
+    single_of(config, name, config.budget.steps, mix, buffer_past_only)
+}
+
+/// A single stage of `steps` optimizer steps.
+fn single_of(config: &TrainConfig, name: &'static str, steps: usize, mix: Mix, buffer_past_only: bool) -> Vec<StagePlan> {
+    let (lr, _) = schedules(config, (steps, 0));
+    vec![StagePlan { name, steps, mix, lr, buffer_past_only }]
 }
 
 /// How the strategy samples its buffer.
@@ -59,5 +66,7 @@ pub fn buffer_balance(config: &TrainConfig) -> Balance {
 
 /// Whether the model starts from a fresh init at every time step.
 pub fn retrains_from_scratch(config: &TrainConfig) -> bool {
-    config.strategy.name == StrategyName::Gdumb
+    matches!(config.strategy.name, StrategyName::Gdumb | StrategyName::Scratch)
 }
+
+pub use rounds::round_pool;

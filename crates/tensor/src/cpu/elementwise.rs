@@ -16,9 +16,9 @@ pub fn copy(dst: &mut [f32], src: &[f32]) {
     dst.par_chunks_mut(CHUNK).zip(src.par_chunks(CHUNK)).for_each(|(d, s)| d.copy_from_slice(s));
 }
 
-pub fn add_assign(dst: &mut [f32], src: &[f32]) {
+pub fn axpy(dst: &mut [f32], alpha: f32, src: &[f32]) {
     dst.par_chunks_mut(CHUNK).zip(src.par_chunks(CHUNK)).for_each(|(d, s)| {
-        d.iter_mut().zip(s).for_each(|(d, s)| *d += s);
+        d.iter_mut().zip(s).for_each(|(d, s)| *d += alpha * s);
     });
 }
 

@@ -206,11 +206,11 @@ impl Backend for CpuBackend {
         self.run("bias_backward", || matmul::bias_backward(db, d, rows, cols));
     }
 
-    fn add_assign(&mut self, dst: Tensor, src: Tensor) {
-        assert_eq!(dst.len, src.len, "add_assign length");
+    fn axpy(&mut self, dst: Tensor, alpha: f32, src: Tensor) {
+        assert_eq!(dst.len, src.len, "axpy length");
         disjoint(&[dst], &[src]);
         let (d, s) = (self.w(dst), self.r(src));
-        self.run("add_assign", || elementwise::add_assign(d, s));
+        self.run("axpy", || elementwise::axpy(d, alpha, s));
     }
 
     fn add_rows(&mut self, x: Tensor, table: Tensor, rows: usize, width: usize) {

@@ -49,16 +49,18 @@ pub fn layernorm_backward(
     width: usize,
 ) {
     let w = &weight[..width];
-    // Each task sums its rows' weight/bias gradients privately; the partial sums are added at the end.
-    let (dw, db) = dinp[..rows * width]
-        .par_chunks_mut(width)
-        .zip(dout[..rows * width].par_chunks(width))
-        .zip(inp[..rows * width].par_chunks(width))
-        .zip(mean[..rows].par_iter().zip(&rstd[..rows]))
-        .with_min_len(MIN_ROWS_PER_TASK)
-        .fold(
-            || (vec![0.0f32; width], vec![0.0f32; width]),
-            |(mut dw, mut db), (((di, d), x), (&mu, &rs))| {
+    // Each block of rows sums its weight/bias gradients privately; the partial sums are then
+    // added in block order. Blocks have a fixed size, so the result does not depend on how
+    // rayon schedules them: runs are bit-reproducible.
+    let block = MIN_ROWS_PER_TASK * 4;
+    let partials: Vec<(Vec<f32>, Vec<f32>)> = dinp[..rows * width]
+        .par_chunks_mut(block * width)
+        .zip(dout[..rows * width].par_chunks(block * width))
+        .zip(inp[..rows * width].par_chunks(block * width))
+        .zip(mean[..rows].par_chunks(block).zip(rstd[..rows].par_chunks(block)))
+        .map(|(((di, d), x), (mu, rs))| {
+            let (mut dw, mut db) = (vec![0.0f32; width], vec![0.0f32; width]);
+            for (((di, d), x), (&mu, &rs)) in di.chunks_exact_mut(width).zip(d.chunks_exact(width)).zip(x.chunks_exact(width)).zip(mu.iter().zip(rs)) {
                 let mut mean_g = 0.0f32;
                 let mut mean_gn = 0.0f32;
                 for ((&d, &x), &w) in d.iter().zip(x).zip(w) {
@@ -75,17 +77,15 @@ pub fn layernorm_backward(
                     dw[j] += d * n;
                     db[j] += d;
                 }
-                (dw, db)
-            },
-        )
-        .reduce(
-            || (vec![0.0f32; width], vec![0.0f32; width]),
-            |(mut aw, mut ab), (bw, bb)| {
-                aw.iter_mut().zip(bw).for_each(|(a, b)| *a += b);
-                ab.iter_mut().zip(bb).for_each(|(a, b)| *a += b);
-                (aw, ab)
-            },
-        );
+            }
+            (dw, db)
+        })
+        .collect();
+    let (mut dw, mut db) = (vec![0.0f32; width], vec![0.0f32; width]);
+    for (bw, bb) in partials {
+        dw.iter_mut().zip(bw).for_each(|(a, b)| *a += b);
+        db.iter_mut().zip(bb).for_each(|(a, b)| *a += b);
+    }
     dweight[..width].iter_mut().zip(dw).for_each(|(a, b)| *a += b);
     dbias[..width].iter_mut().zip(db).for_each(|(a, b)| *a += b);
 }

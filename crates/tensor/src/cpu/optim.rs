@@ -4,8 +4,10 @@ use crate::backend::{AdamW, ParamGroup, Sgd};
 use super::SendPtr;
 use rayon::prelude::*;
 
+/// Σ g², with fixed chunks added in order so the result is bit-reproducible.
 pub fn sum_squares(g: &[f32]) -> f32 {
-    g.par_chunks(1 << 14).map(|c| c.iter().map(|&x| (x as f64) * (x as f64)).sum::<f64>()).sum::<f64>() as f32
+    let partials: Vec<f64> = g.par_chunks(1 << 14).map(|c| c.iter().map(|&x| (x as f64) * (x as f64)).sum::<f64>()).collect();
+    partials.iter().sum::<f64>() as f32
 }
 
 
