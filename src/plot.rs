@@ -71,6 +71,9 @@ pub fn accuracy(path: &Path, title: &str, series: &[(String, Vec<f64>)]) -> Resu
     Ok(())
 }
 
+/// An x axis: its label and what it reads from a curve point.
+type Axis = (&'static str, fn(&CurvePoint) -> f64);
+
 /// Accuracy against compute inside one time step: optimizer steps (left) and FLOPs (right),
 /// one line per run, with the target `A*` dashed.
 pub fn compute_curves(path: &Path, title: &str, series: &[(String, Vec<CurvePoint>)], target: f64) -> Result<()> {
@@ -79,7 +82,7 @@ pub fn compute_curves(path: &Path, title: &str, series: &[(String, Vec<CurvePoin
     root.fill(&WHITE)?;
     let root = root.titled(title, ("sans-serif", 22))?;
     let panels = root.split_evenly((1, 2));
-    let axes: [(&str, fn(&CurvePoint) -> f64); 2] = [("optimizer steps in the time step", |p| p.iteration as f64), ("FLOPs in the time step", |p| p.round_flops)];
+    let axes: [Axis; 2] = [("optimizer steps in the time step", |p| p.iteration as f64), ("FLOPs in the time step", |p| p.round_flops)];
     for (panel, (label, x_of)) in panels.iter().zip(axes) {
         let x_max = series.iter().flat_map(|(_, c)| c.iter().map(x_of)).fold(1.0, f64::max);
         let mut chart = ChartBuilder::on(panel).margin(15).x_label_area_size(40).y_label_area_size(50).build_cartesian_2d(0f64..x_max * 1.02, 0f64..1f64)?;

@@ -125,7 +125,7 @@ pub fn train(config: &TrainConfig, be: &mut dyn Backend, run_dir: Option<&Path>,
         buffer.add_step(t as u32, &step.labelled, train.labels());
         // The first step starts from the model as built (fresh, or `model.init`).
         if strategy::retrains_from_scratch(config) && t > 0 {
-            vit.reinitialize(be, config.seed ^ (0x5C4A_7C4 + t as u64));
+            vit.reinitialize(be, config.seed ^ (0x05C4_A7C4 + t as u64));
         }
         let flops_at_start = summary.flops;
         let rounds = config.strategy.name.trains_rounds();
