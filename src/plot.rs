@@ -87,11 +87,12 @@ pub fn compute_curves(path: &Path, title: &str, series: &[(String, Vec<CurvePoin
         let x_max = series.iter().flat_map(|(_, c)| c.iter().map(x_of)).fold(1.0, f64::max);
         let mut chart = ChartBuilder::on(panel).margin(15).x_label_area_size(40).y_label_area_size(50).build_cartesian_2d(0f64..x_max * 1.02, 0f64..1f64)?;
         chart.configure_mesh().x_desc(label).y_desc("accuracy").x_label_formatter(&|x| if x_max > 1e6 { format!("{x:.1e}") } else { format!("{x:.0}") }).draw()?;
-        let dashes = (0..40).map(|i| i as f64 * x_max / 40.0).collect::<Vec<_>>();
-        chart.draw_series(dashes.chunks(2).map(|d| PathElement::new(vec![(d[0], target), (d[0] + x_max / 80.0, target)], BLACK.stroke_width(1))))?;
+        // A*, dashed: 20 dashes, each half of its slot.
+        let slot = x_max / 20.0;
+        chart.draw_series((0..20).map(|i| PathElement::new(vec![(i as f64 * slot, target), ((i as f64 + 0.5) * slot, target)], BLACK.stroke_width(1))))?;
         for (i, (name, curve)) in series.iter().enumerate() {
             let color = Palette99::pick(i).to_rgba();
-            let points: Vec<(f64, f64)> = std::iter::once((0.0, f64::NAN)).chain(curve.iter().map(|p| (x_of(p), p.accuracy))).filter(|p| !p.1.is_nan()).collect();
+            let points: Vec<(f64, f64)> = curve.iter().map(|p| (x_of(p), p.accuracy)).collect();
             chart
                 .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))?
                 .label(name.clone())

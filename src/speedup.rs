@@ -53,6 +53,7 @@ pub fn run(args: &SpeedupArgs) -> Result<()> {
     };
     let scratch = load(&args.scratch, step)?;
     let runs = args.runs.iter().map(|d| load(d, step)).collect::<Result<Vec<_>>>()?;
+    // Scratch against itself: its own end is the target A*, with S and its FLOPs.
     let reference = speedup(&scratch.curve, &scratch.curve).expect("scratch has a curve");
     println!(
         "time step {}: A* = {:.4} (scratch {}, S = {} steps, {:.3e} FLOPs in the step)",

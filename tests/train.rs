@@ -81,7 +81,7 @@ fn a_run_writes_its_directory() {
     let bytes = std::fs::read(&logits).unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     assert_eq!(st.tensor("logits").unwrap().shape(), &[60, 6]);
-    let o = run(&["report", out.to_str().unwrap()]);
+    let o = run(&["report", out.to_str().unwrap(), "--plot", d.join("report.png").to_str().unwrap()]);
     assert!(o.status.success() && String::from_utf8_lossy(&o.stdout).contains("dietcl"));
 
     let png = d.join("recon.png");

@@ -99,21 +99,24 @@ pub fn terms(student: &Outputs, teacher: &Outputs, labels: &[usize], settings: &
 pub struct Distiller {
     pub settings: CkcaSection,
     teacher: Vit,
+    /// Head rows the old model had: KD runs over these (a prefix of the student's).
+    teacher_classes: usize,
     passes: HashMap<usize, ClassifyPass>,
     /// Extra `(dlogits, dfeatures)` buffers per (micro-batch, student classes).
     grads: HashMap<(usize, usize), (Tensor, Tensor)>,
 }
 
 impl Distiller {
-    /// A frozen copy of `vit` as it is now.
-    pub fn new(be: &mut dyn Backend, vit: &Vit, settings: &CkcaSection) -> Result<Distiller, ModelError> {
+    /// A frozen copy of `vit` as it is now, which knew its first `teacher_classes` head rows.
+    pub fn new(be: &mut dyn Backend, vit: &Vit, teacher_classes: usize, settings: &CkcaSection) -> Result<Distiller, ModelError> {
         let teacher = Vit::new(be, &vit.config, 0)?;
         be.copy(teacher.params, vit.params);
-        Ok(Distiller { settings: settings.clone(), teacher, passes: HashMap::new(), grads: HashMap::new() })
+        Ok(Distiller { settings: settings.clone(), teacher, teacher_classes, passes: HashMap::new(), grads: HashMap::new() })
     }
 
     /// Makes the teacher a copy of `vit` as it is now (a new round), growing its head to match.
-    pub fn sync(&mut self, be: &mut dyn Backend, vit: &Vit) -> Result<(), ModelError> {
+    pub fn sync(&mut self, be: &mut dyn Backend, vit: &Vit, teacher_classes: usize) -> Result<(), ModelError> {
+        self.teacher_classes = teacher_classes;
         if self.teacher.config.classes != vit.config.classes {
             self.teacher.grow_head(be, vit.config.classes, 0)?;
             let classes = vit.config.classes;
@@ -124,11 +127,11 @@ impl Distiller {
     }
 
     /// Runs the teacher on the images of `student`'s last forward, computes the terms for
-    /// `labels` over the first `teacher_classes` head rows, and uploads their gradients. Returns
-    /// the terms and the `(dlogits, dfeatures)` tensors for `ClassifyPass::backward_with`.
-    pub fn run(&mut self, be: &mut dyn Backend, student: &ClassifyPass, vit: &Vit, labels: &[usize], teacher_classes: usize, scale: f32) -> (Terms, (Tensor, Tensor)) {
+    /// `labels` over the teacher's head rows, and uploads their gradients. Returns the terms and
+    /// the `(dlogits, dfeatures)` tensors for `ClassifyPass::backward_with`.
+    pub fn run(&mut self, be: &mut dyn Backend, student: &ClassifyPass, vit: &Vit, labels: &[usize], scale: f32) -> (Terms, (Tensor, Tensor)) {
         let n = labels.len();
-        let (k, d) = (vit.config.classes, vit.config.dim);
+        let (k, d, teacher_classes) = (vit.config.classes, vit.config.dim, self.teacher_classes);
         let teacher = &self.teacher;
         let pass = self.passes.entry(n).or_insert_with(|| ClassifyPass::new(be, teacher, n));
         be.copy(pass.images(), student.images());

@@ -37,8 +37,8 @@ pub struct Sources<'a> {
 /// The extra terms of a round, when its strategy has them.
 #[derive(Default)]
 pub struct Regularizers {
-    /// CKCA: FeatReg and AdaKD against a frozen teacher, over its first `teacher_classes` rows.
-    pub distill: Option<(Distiller, usize)>,
+    /// CKCA: FeatReg and AdaKD against a frozen teacher.
+    pub distill: Option<Distiller>,
     /// Continuous training's `λ‖θ − θ_ref‖²`.
     pub anchor: Option<L2Anchor>,
 }
@@ -159,7 +159,7 @@ impl Engine {
         let distilling = extra.distill.is_some() && counts.labelled > 0;
         let (mae, current, buf) = (mean(0, counts.unlabelled > 0), mean(1, counts.labelled > 0), mean(2, counts.buffer > 0));
         let (feat, kd) = (mean(3, distilling), mean(4, distilling));
-        let (wf, wk) = extra.distill.as_ref().map_or((0.0, 0.0), |(d, _)| (d.settings.feat_weight, d.settings.kd_weight));
+        let (wf, wk) = extra.distill.as_ref().map_or((0.0, 0.0), |d| (d.settings.feat_weight, d.settings.kd_weight));
         let total = [self.mae_weight * mae, current, buf, wf * feat, wk * kd, l2].iter().filter(|v| !v.is_nan()).sum();
         StepLosses { mae, current, buffer: buf, feat, kd, l2, total, grad_norm }
     }
@@ -187,7 +187,7 @@ impl Engine {
         mask: &[f32],
         spread: &[f32],
         mix_seed: u64,
-        distill: Option<&mut (Distiller, usize)>,
+        distill: Option<&mut Distiller>,
     ) -> (f32, Option<(f32, f32)>) {
         let n = batch.len();
         soft_targets(&batch.labels, map, self.label_smoothing, spread, &mut self.targets);
@@ -200,10 +200,10 @@ impl Engine {
         be.upload(pass.targets, &self.targets);
         be.upload(pass.class_mask, mask);
         pass.forward(be, vit);
-        let Some((distiller, teacher_classes)) = distill else { return (pass.backward(be, vit, weight), None) };
+        let Some(distiller) = distill else { return (pass.backward(be, vit, weight), None) };
         // Under mixup a sample's weight follows its own label.
         let rows: Vec<usize> = batch.labels.iter().map(|&c| map.row(c)).collect();
-        let (terms, grads) = distiller.run(be, pass, vit, &rows, *teacher_classes, weight);
+        let (terms, grads) = distiller.run(be, pass, vit, &rows, weight);
         (pass.backward_with(be, vit, weight, Some(grads)), Some((terms.feat, terms.kd)))
     }
 

@@ -60,11 +60,12 @@ impl L2Anchor {
 pub fn select_old(old: &[u32], losses: &[f32], drop_easy: f32, drop_hard: f32) -> Vec<u32> {
     assert_eq!(old.len(), losses.len(), "one loss per old sample");
     let n = old.len();
-    let (easy, hard) = ((drop_easy as f64 * n as f64).floor() as usize, (drop_hard as f64 * n as f64).floor() as usize);
+    let easy = ((drop_easy as f64 * n as f64).floor() as usize).min(n);
+    let hard = ((drop_hard as f64 * n as f64).floor() as usize).min(n - easy);
     let mut order: Vec<usize> = (0..n).collect();
     order.sort_by(|&a, &b| losses[a].total_cmp(&losses[b]).then(a.cmp(&b)));
     let mut keep = vec![false; n];
-    for &i in &order[easy.min(n)..n - hard.min(n - easy.min(n))] {
+    for &i in &order[easy..n - hard] {
         keep[i] = true;
     }
     old.iter().zip(keep).filter_map(|(&id, k)| k.then_some(id)).collect()

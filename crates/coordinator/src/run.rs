@@ -257,11 +257,8 @@ fn setup_round(
     }
     if config.strategy.name == StrategyName::Ckca {
         match &mut extra.distill {
-            Some((teacher, classes)) => {
-                teacher.sync(be, vit)?;
-                *classes = old_classes;
-            }
-            None => extra.distill = Some((Distiller::new(be, vit, &config.ckca)?, old_classes)),
+            Some(teacher) => teacher.sync(be, vit, old_classes)?,
+            None => extra.distill = Some(Distiller::new(be, vit, old_classes, &config.ckca)?),
         }
     }
     if config.strategy.name != StrategyName::Continuous {

@@ -47,9 +47,9 @@ fn ckca_terms_and_gradients_are_zero_at_the_first_iteration() {
     let plain = download(&mut be, vit.grads);
     for weighting in [KdWeighting::TeacherProb, KdWeighting::TeacherCorrect, KdWeighting::Batch] {
         let settings = CkcaSection { kd_weighting: weighting, ..CkcaSection::default() };
-        let mut distiller = Distiller::new(&mut be, &vit, &settings).unwrap();
+        let mut distiller = Distiller::new(&mut be, &vit, 6, &settings).unwrap();
         pass.forward(&mut be, &vit);
-        let (t, grads) = distiller.run(&mut be, &pass, &vit, &labels, 6, 1.0);
+        let (t, grads) = distiller.run(&mut be, &pass, &vit, &labels, 1.0);
         assert_eq!((t.feat, t.kd), (0.0, 0.0), "{weighting:?}");
         assert!(t.dlogits.iter().chain(&t.dfeatures).all(|&g| g == 0.0), "{weighting:?}");
         vit.zero_grads(&mut be);
@@ -147,10 +147,11 @@ fn shrink_perturb_with_1_0_is_warm_start_and_mixes_otherwise() {
     shrink_perturb(&mut be, &vit, 0.4, 0.1, 4, 99);
     let after = vit.download_params(&mut be);
     let fresh = vit.fresh_params(99);
-    let head = vit.table.get("head.weight").unwrap();
+    let (weight, bias) = (vit.table.get("head.weight").unwrap(), vit.table.get("head.bias").unwrap());
     let d = vit.config.dim;
     for (i, ((&a, &g), &f)) in after.iter().zip(&grown).zip(&fresh).enumerate() {
-        let new_head_row = (head.offset + 4 * d..head.offset + head.len).contains(&i) || i >= vit.table.get("head.bias").unwrap().offset + 4;
+        // Rows 4 and 5 of the head's weight and bias are the new classes.
+        let new_head_row = (weight.offset + 4 * d..weight.offset + weight.len).contains(&i) || (bias.offset + 4..bias.offset + bias.len).contains(&i);
         let want = if new_head_row { g } else { 0.4 * g + 0.1 * f };
         assert_eq!(a, want, "parameter {i}");
     }
