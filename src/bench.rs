@@ -157,7 +157,7 @@ fn step(args: &StepArgs) -> Result<()> {
             }
             Pass::Mae(p) => {
                 // A fresh random mask every step, as in MAE training.
-                let ids = MaskIds::random(i as u64, args.batch, config.patches(), config.kept_patches());
+                let ids = MaskIds::random(i as u64, 0, args.batch, config.patches(), config.kept_patches());
                 p.set_mask(&mut cpu, &ids);
                 p.forward(&mut cpu, &vit);
                 p.backward(&mut cpu, &vit, 1.0)
@@ -250,6 +250,7 @@ fn data(args: &DataArgs) -> Result<()> {
         images: (0..args.batch).map(|_| rng.random_range(0..shard.len() as u32)).collect(),
         augment: Some(Augment::LABELLED),
         seed: batch_seed(0, 0, i as u64, 0),
+        first: 0,
     };
     for i in 0..warmup {
         loader.submit(request(&mut rng, i));

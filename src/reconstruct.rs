@@ -42,12 +42,12 @@ pub fn run(args: &ReconstructArgs) -> Result<()> {
     let n = args.n.clamp(1, shard.len());
     let norm = Normalize::default_for(c.channels);
     let loader = Loader::new(shard.clone(), c.image_size, norm.clone(), 2, 1);
-    loader.submit(BatchRequest { images: (0..n as u32).collect(), augment: None, seed: 0 });
+    loader.submit(BatchRequest { images: (0..n as u32).collect(), augment: None, seed: 0, first: 0 });
     let batch = loader.next();
 
     let pass = MaePass::new(&mut be, &vit, n);
     be.upload(pass.images(), &batch.pixels);
-    let ids = MaskIds::random(args.seed, n, c.patches(), c.kept_patches());
+    let ids = MaskIds::random(args.seed, 0, n, c.patches(), c.kept_patches());
     pass.set_mask(&mut be, &ids);
     pass.forward(&mut be, &vit);
     let (l, p) = (c.patches(), c.patch_len());

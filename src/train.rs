@@ -1,11 +1,14 @@
-//! `rekindle train CONFIG.yaml`: runs a stream and writes the run directory.
+//! `rekindle train CONFIG.yaml`: runs a stream and writes the run directory. Under `mpirun` or
+//! `srun` every rank runs this; rank 0 alone writes files and draws progress.
 
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use rekindle_coordinator::{train, Progress, TrainConfig};
+use rekindle_dist::{Comm, Launch};
 use rekindle_tensor::CpuBackend;
 use std::io::Write;
 use std::path::PathBuf;
+use std::time::Duration;
 
 #[derive(clap::Args)]
 pub struct TrainArgs {
@@ -22,9 +25,25 @@ pub struct TrainArgs {
     /// same metrics as an uninterrupted one).
     #[arg(long, value_name = "DIR")]
     resume: Option<PathBuf>,
+    /// With several ranks: a rank that waits this long in one collective (all-reduce, barrier)
+    /// decides another rank has died or hangs, and exits with status 75 instead of waiting forever.
+    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    comm_timeout: u64,
 }
 
 pub fn run(args: &TrainArgs) -> Result<()> {
+    let launch = Launch::from_env()?;
+    let comm = rekindle_dist::connect(Duration::from_secs(args.comm_timeout))?;
+    let (rank, world) = (comm.rank(), comm.world());
+    let result = run_rank(args, &launch, comm.as_ref());
+    if world > 1 {
+        return result.with_context(|| format!("rank {rank} of {world}"));
+    }
+    result
+}
+
+fn run_rank(args: &TrainArgs, launch: &Launch, comm: &dyn Comm) -> Result<()> {
+    let lead = comm.rank() == 0;
     let config_path = match (&args.config, &args.resume) {
         (Some(c), _) => c.clone(),
         (None, Some(dir)) => dir.join("config.yaml"),
@@ -34,6 +53,15 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let config = TrainConfig::from_yaml(&config_path.display().to_string(), &text, &args.overrides)?;
     let name = config_path.file_stem().map_or("run".into(), |s| s.to_string_lossy().into_owned());
     let out = args.resume.clone().or_else(|| args.out.clone()).unwrap_or_else(|| PathBuf::from("runs").join(name));
+    let threads = if config.threads == 0 { launch.threads_per_rank() } else { config.threads };
+    let mut be = CpuBackend::new(threads);
+    if !lead {
+        train(&config, &mut be, comm, Some(&out), args.resume.is_some(), |_| {})?;
+        return Ok(());
+    }
+    if comm.world() > 1 {
+        eprintln!("{} ({} threads per rank), launched by {}", comm.describe(), threads, launch.source);
+    }
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
     // A resumed run keeps its recorded config; overrides given to the resume are printed instead.
     if args.resume.is_none() {
@@ -46,10 +74,9 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let mut metrics = std::io::BufWriter::new(std::fs::File::create(&metrics_path).with_context(|| format!("cannot create {}", metrics_path.display()))?);
     metrics.write_all(kept.as_bytes())?;
 
-    let mut be = CpuBackend::new(config.threads);
     let bar = ProgressBar::hidden();
     let mut io_error = None;
-    let summary = train(&config, &mut be, Some(&out), args.resume.is_some(), |p| {
+    let summary = train(&config, &mut be, comm, Some(&out), args.resume.is_some(), |p| {
         let line = match p {
             Progress::Stage { step, steps, stage, iterations } => {
                 bar.finish_and_clear();

@@ -11,7 +11,8 @@ use crate::levers::L2Anchor;
 use crate::mixing::{mix, MixSettings};
 use crate::optimizer::Optimizer;
 use crate::targets::{soft_targets, ClassMap};
-use rekindle_data::{batch_seed, Augment, Batch, BatchRequest, Loader, ReplayBuffer};
+use rekindle_data::{batch_seed, rank_range, Augment, Batch, BatchRequest, Loader, ReplayBuffer};
+use rekindle_dist::{Comm, CommError, Reduce};
 use rekindle_model::{ClassifyPass, MaePass, MaskIds, Vit};
 use rekindle_tensor::Backend;
 use std::collections::HashMap;
@@ -78,11 +79,16 @@ pub struct Engine {
     mae_passes: HashMap<usize, MaePass>,
     classify_passes: HashMap<usize, ClassifyPass>,
     targets: Vec<f32>,
+    /// Host copy of the gradients (and loss sums) for the all-reduce across ranks.
+    reduced: Vec<f32>,
 }
+
+/// Loss sums a step keeps: MAE, current, buffer, FeatReg, AdaKD.
+const LOSSES: usize = 5;
 
 impl Engine {
     pub fn new(micro_batch: usize, mae_weight: f32, label_smoothing: f32, augment: bool, mixing: MixSettings, seed: u64) -> Engine {
-        Engine { micro_batch, mae_weight, label_smoothing, augment, mixing, seed, mae_passes: HashMap::new(), classify_passes: HashMap::new(), targets: Vec::new() }
+        Engine { micro_batch, mae_weight, label_smoothing, augment, mixing, seed, mae_passes: HashMap::new(), classify_passes: HashMap::new(), targets: Vec::new(), reduced: Vec::new() }
     }
 
     /// Keeps the cached classification passes in step with a grown head.
@@ -91,6 +97,14 @@ impl Engine {
     }
 
     /// One optimizer step; `iteration` is global (it seeds the draws, masks and augmentation).
+    ///
+    /// With several ranks, every rank draws the same lists and trains on its own contiguous part
+    /// of each ([`rank_range`]). Each micro-batch's loss is weighted by its share of the *whole*
+    /// list, so one all-reduce (sum) of the gradients, with the loss sums packed behind them,
+    /// gives every rank exactly the gradient of the whole effective batch. Crops, masks and
+    /// mixing are seeded by an image's position in its list, not by the micro-batch or rank that
+    /// holds it, so the step does not depend on the world size or the micro-batch size (except
+    /// mixup/CutMix pairs, which stay within a micro-batch).
     #[allow(clippy::too_many_arguments)]
     pub fn step(
         &mut self,
@@ -104,10 +118,13 @@ impl Engine {
         iteration: u64,
         lr: f64,
         extra: &mut Regularizers,
-    ) -> StepLosses {
+        comm: &dyn Comm,
+    ) -> Result<StepLosses, CommError> {
+        let run_seed = self.seed;
+        let seed = |source: u64| batch_seed(run_seed, src.step as u64, iteration, source);
         let draw = |source: u64, from: &[u32], n: usize| -> Vec<u32> {
             use rand::{RngExt, SeedableRng};
-            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(batch_seed(self.seed, src.step as u64, iteration, 100 + source));
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed(100 + source));
             (0..n).map(|_| from[rng.random_range(0..from.len())]).collect()
         };
         let unlabelled = if counts.unlabelled > 0 { draw(0, src.current, counts.unlabelled) } else { Vec::new() };
@@ -117,41 +134,45 @@ impl Engine {
             (n, false) => src.buffer.sample(n, iteration),
             (n, true) => src.buffer.sample_before(n, iteration, src.step),
         };
-        // Queue every micro-batch of the step, so the loader works while the model computes.
+        // Queue every micro-batch of this rank's part, so the loader works while the model computes.
         let mut plan = Vec::new();
         for (source, images) in [(Source::Unlabelled, &unlabelled), (Source::Labelled, &labelled), (Source::Buffer, &buffer)] {
-            for range in micro_batches(images.len(), self.micro_batch) {
+            let part = rank_range(images.len(), comm.rank(), comm.world());
+            for range in micro_batches(part.len(), self.micro_batch) {
+                let range = part.start + range.start..part.start + range.end;
                 let augment = match (self.augment, source) {
                     (false, _) => None,
                     (true, Source::Unlabelled) => Some(Augment::UNLABELLED),
                     (true, _) => Some(Augment::LABELLED),
                 };
-                let k = plan.len() as u64;
-                loader.submit(BatchRequest { images: images[range.clone()].to_vec(), augment, seed: batch_seed(self.seed, src.step as u64, iteration, k) });
-                plan.push((source, range.len(), images.len(), k));
+                loader.submit(BatchRequest { images: images[range.clone()].to_vec(), augment, seed: seed(source as u64), first: range.start });
+                plan.push((source, range.start, range.len(), images.len()));
             }
         }
         vit.zero_grads(be);
-        // Mean losses: MAE, current, buffer, FeatReg, AdaKD.
-        let mut sums = [0.0f64; 5];
-        for (source, m, n, k) in plan {
+        // Loss sums: MAE, current, buffer, FeatReg, AdaKD.
+        let mut sums = [0.0f64; LOSSES];
+        for (source, first, m, n) in plan {
             let mut batch = loader.next();
-            let mix_rng = batch_seed(self.seed, src.step as u64, iteration, 2000 + k);
+            let mix_seed = seed(2000 + source as u64) ^ first as u64;
             let share = m as f32 / n as f32;
             let loss = match source {
-                Source::Unlabelled => self.mae(be, vit, &batch, self.mae_weight * share, batch_seed(self.seed, src.step as u64, iteration, 1000 + k)),
+                Source::Unlabelled => self.mae(be, vit, &batch, self.mae_weight * share, seed(1000), first),
                 Source::Labelled => {
-                    let (loss, distilled) = self.classify(be, vit, map, &mut batch, share, src.current_mask, src.current_spread, mix_rng, extra.distill.as_mut());
+                    let (loss, distilled) = self.classify(be, vit, map, &mut batch, share, src.current_mask, src.current_spread, mix_seed, extra.distill.as_mut());
                     if let Some((feat, kd)) = distilled {
                         sums[3] += (feat * share) as f64;
                         sums[4] += (kd * share) as f64;
                     }
                     loss
                 }
-                Source::Buffer => self.classify(be, vit, map, &mut batch, share, src.seen_mask, src.seen_mask, mix_rng, None).0,
+                Source::Buffer => self.classify(be, vit, map, &mut batch, share, src.seen_mask, src.seen_mask, mix_seed, None).0,
             };
             sums[source as usize] += (loss * share) as f64;
             loader.recycle(batch);
+        }
+        if comm.world() > 1 {
+            self.reduce(be, vit, &mut sums, comm)?;
         }
         let l2 = extra.anchor.as_ref().map_or(f32::NAN, |a| a.apply(be, vit));
         let grad_norm = optimizer.update(be, vit, lr);
@@ -161,15 +182,27 @@ impl Engine {
         let (feat, kd) = (mean(3, distilling), mean(4, distilling));
         let (wf, wk) = extra.distill.as_ref().map_or((0.0, 0.0), |d| (d.settings.feat_weight, d.settings.kd_weight));
         let total = [self.mae_weight * mae, current, buf, wf * feat, wk * kd, l2].iter().filter(|v| !v.is_nan()).sum();
-        StepLosses { mae, current, buffer: buf, feat, kd, l2, total, grad_norm }
+        Ok(StepLosses { mae, current, buffer: buf, feat, kd, l2, total, grad_norm })
     }
 
-    fn mae(&mut self, be: &mut dyn Backend, vit: &Vit, batch: &Batch, weight: f32, mask_seed: u64) -> f32 {
+    /// Sums the gradients and the loss sums over the ranks, in one all-reduce.
+    fn reduce(&mut self, be: &mut dyn Backend, vit: &Vit, sums: &mut [f64; LOSSES], comm: &dyn Comm) -> Result<(), CommError> {
+        let n = vit.table.total;
+        self.reduced.resize(n + LOSSES, 0.0);
+        be.download(vit.grads, &mut self.reduced[..n]);
+        self.reduced[n..].iter_mut().zip(sums.iter()).for_each(|(r, &s)| *r = s as f32);
+        comm.all_reduce(&mut self.reduced, Reduce::Sum)?;
+        be.upload(vit.grads, &self.reduced[..n]);
+        sums.iter_mut().zip(&self.reduced[n..]).for_each(|(s, &r)| *s = r as f64);
+        Ok(())
+    }
+
+    fn mae(&mut self, be: &mut dyn Backend, vit: &Vit, batch: &Batch, weight: f32, mask_seed: u64, first: usize) -> f32 {
         let n = batch.len();
         let c = &vit.config;
         let pass = self.mae_passes.entry(n).or_insert_with(|| MaePass::new(be, vit, n));
         be.upload(pass.images(), &batch.pixels);
-        pass.set_mask(be, &MaskIds::random(mask_seed, n, c.patches(), c.kept_patches()));
+        pass.set_mask(be, &MaskIds::random(mask_seed, first, n, c.patches(), c.kept_patches()));
         pass.forward(be, vit);
         pass.backward(be, vit, weight)
     }
@@ -219,12 +252,25 @@ impl Engine {
     }
 }
 
+/// One value per item of `0..n`, computed by `f` on this rank's part only (it gets the part's
+/// range and returns one value per item) and gathered on every rank: each rank writes its part
+/// into a vector of zeros, and the all-reduced sum is the whole.
+pub fn gather_parts(comm: &dyn Comm, n: usize, f: impl FnOnce(std::ops::Range<usize>) -> Vec<f32>) -> Result<Vec<f32>, CommError> {
+    let part = rank_range(n, comm.rank(), comm.world());
+    let mut all = vec![0.0; n];
+    let values = f(part.clone());
+    assert_eq!(values.len(), part.len(), "one value per item of the part");
+    all[part].copy_from_slice(&values);
+    comm.all_reduce(&mut all, Reduce::Sum)?;
+    Ok(all)
+}
+
 /// Head-row logits `[images.len(), classes]` of `images` under the eval transform, in batches of
 /// `batch`; `passes` caches the activations per batch size.
 pub fn logits(be: &mut dyn Backend, vit: &Vit, passes: &mut HashMap<usize, ClassifyPass>, loader: &Loader, images: &[u32], batch: usize) -> Vec<f32> {
     let k = vit.config.classes;
     for range in micro_batches(images.len(), batch) {
-        loader.submit(BatchRequest { images: images[range].to_vec(), augment: None, seed: 0 });
+        loader.submit(BatchRequest { images: images[range].to_vec(), augment: None, seed: 0, first: 0 });
     }
     let mut out = vec![0.0; images.len() * k];
     for range in micro_batches(images.len(), batch) {

@@ -4,13 +4,15 @@
 
 use crate::config::{ConfigError, InitLever, L2Reference, StrategyName, TrainConfig};
 use crate::distill::Distiller;
-use crate::engine::{Engine, Regularizers, Sources, StepLosses};
+use crate::budget::accumulation;
+use crate::engine::{gather_parts, Engine, Regularizers, Sources, StepLosses};
 use crate::levers::{sample_losses, select_old, shrink_perturb, L2Anchor};
 use crate::metrics::{step_accuracy, CurvePoint, Evaluation, Summary};
 use crate::optimizer::Optimizer;
 use crate::strategy;
 use crate::state::{RunDir, RunState};
 use crate::targets::ClassMap;
+use rekindle_dist::{Comm, CommError};
 use rekindle_data::{DataError, Loader, Normalize, ReplayBuffer, Scenario, Shard, Stream, StreamConfig, SyntheticSpec};
 use rekindle_model::{load_checkpoint, Flops, ModelError, Vit};
 use rekindle_tensor::Backend;
@@ -27,6 +29,8 @@ pub enum TrainError {
     Data(#[from] DataError),
     #[error(transparent)]
     Model(#[from] ModelError),
+    #[error(transparent)]
+    Comm(#[from] CommError),
     #[error("non-finite loss ({loss}) at time step {step}, stage `{stage}`, iteration {iteration}: lower optim.lr or set optim.clip_grad")]
     NonFinite { step: usize, stage: String, iteration: usize, loss: f32 },
     #[error("data: {0}")]
@@ -56,11 +60,20 @@ fn open_data(spec: &str, config: &TrainConfig, test: bool) -> Result<Shard, Data
     SyntheticSpec { classes: s.classes, per_class, size: s.size, seed, drift: s.drift }.generate(if test { "synthetic test" } else { "synthetic train" })
 }
 
-/// Trains the whole stream. With `run_dir`, checkpoints every time step there; with `resume`,
-/// first continues from that directory's last completed time step.
-pub fn train(config: &TrainConfig, be: &mut dyn Backend, run_dir: Option<&Path>, resume: bool, mut report: impl FnMut(Progress)) -> Result<Summary, TrainError> {
+/// Trains the whole stream on `comm`'s ranks. With `run_dir`, rank 0 checkpoints every time step
+/// there; with `resume`, every rank first continues from that directory's last completed time
+/// step, whatever world size wrote it. Every rank returns the same summary.
+pub fn train(config: &TrainConfig, be: &mut dyn Backend, comm: &dyn Comm, run_dir: Option<&Path>, resume: bool, mut report: impl FnMut(Progress)) -> Result<Summary, TrainError> {
     let start = Instant::now();
     let mut model_config = config.model_config()?;
+    let b = &config.budget;
+    if accumulation(b.effective_batch, b.micro_batch, comm.world()).is_none() {
+        return Err(ConfigError::Invalid {
+            key: "budget.micro_batch".into(),
+            reason: format!("the effective batch {} is not a whole number of micro-batches of {} on each of {} ranks", b.effective_batch, b.micro_batch, comm.world()),
+        }
+        .into());
+    }
     let train = Arc::new(open_data(&config.data.train, config, false)?);
     let test = Arc::new(open_data(&config.data.test, config, true)?);
     let spec = train.spec();
@@ -131,7 +144,7 @@ pub fn train(config: &TrainConfig, be: &mut dyn Backend, run_dir: Option<&Path>,
         let rounds = config.strategy.name.trains_rounds();
         let pool = if rounds {
             let (new, old) = strategy::round_pool(config, &stream, t);
-            let old = setup_round(config, be, &mut vit, &mut engine, &train_loader, train.labels(), &mut extra, &stream, &map, t, old_classes, old, &flops, &mut summary, &mut report)?;
+            let old = setup_round(config, be, &mut vit, &mut engine, &train_loader, train.labels(), &mut extra, &stream, &map, t, old_classes, old, &flops, &mut summary, &mut report, comm)?;
             new.into_iter().chain(old).collect()
         } else {
             step.labelled.clone()
@@ -166,7 +179,7 @@ pub fn train(config: &TrainConfig, be: &mut dyn Backend, run_dir: Option<&Path>,
             for i in 0..stage.steps {
                 let started = Instant::now();
                 let lr = stage.lr.lr(i);
-                let losses = engine.step(be, &vit, &map, &train_loader, &mut optimizer, &src, counts, iteration as u64, lr, &mut extra);
+                let losses = engine.step(be, &vit, &map, &train_loader, &mut optimizer, &src, counts, iteration as u64, lr, &mut extra, comm)?;
                 if !losses.total.is_finite() || !losses.grad_norm.is_finite() {
                     return Err(TrainError::NonFinite { step: t, stage: stage.name.into(), iteration: i, loss: losses.total });
                 }
@@ -180,20 +193,20 @@ pub fn train(config: &TrainConfig, be: &mut dyn Backend, run_dir: Option<&Path>,
                 round_iteration += 1;
                 let k = config.budget.eval_every;
                 if k > 0 && round_iteration % k == 0 && round_iteration < step_iterations {
-                    let row = evaluate(be, &vit, &mut engine, &test_loader, &test, &test_images, &stream, &map, t, config.data.eval_batch);
+                    let row = evaluate(be, &vit, &mut engine, &test_loader, &test, &test_images, &stream, &map, t, config.data.eval_batch, comm)?;
                     let point = CurvePoint { step: t, iteration: round_iteration, round_flops: summary.flops - flops_at_start, accuracy: step_accuracy(&row, t, config.stream.scenario) };
                     summary.curve.push(point);
                     report(Progress::Curve(&point));
                 }
             }
         }
-        let row = evaluate(be, &vit, &mut engine, &test_loader, &test, &test_images, &stream, &map, t, config.data.eval_batch);
+        let row = evaluate(be, &vit, &mut engine, &test_loader, &test, &test_images, &stream, &map, t, config.data.eval_batch, comm)?;
         let evaluation = summary.record_eval(t, row, config.stream.scenario);
         let point = CurvePoint { step: t, iteration: round_iteration, round_flops: summary.flops - flops_at_start, accuracy: evaluation.accuracy };
         summary.curve.push(point);
         report(Progress::Curve(&point));
         report(Progress::Evaluated(&evaluation));
-        if let Some(d) = &dir {
+        if let (Some(d), 0) = (&dir, comm.rank()) {
             summary.wall_seconds += start.elapsed().as_secs_f64() - wall_saved;
             wall_saved = start.elapsed().as_secs_f64();
             let state = RunState { completed_steps: t + 1, iteration, classes: map.clone(), buffer: buffer.clone(), summary: summary.clone(), optimizer_step: optimizer.step_count() };
@@ -204,7 +217,7 @@ pub fn train(config: &TrainConfig, be: &mut dyn Backend, run_dir: Option<&Path>,
     Ok(summary)
 }
 
-/// `a[t][·]`: the accuracy on each step's test set so far.
+/// `a[t][·]`: the accuracy on each step's test set so far; each rank predicts its part.
 #[allow(clippy::too_many_arguments)]
 fn evaluate(
     be: &mut dyn Backend,
@@ -217,15 +230,18 @@ fn evaluate(
     map: &ClassMap,
     t: usize,
     batch: usize,
-) -> Vec<f64> {
-    let rows = engine.predict(be, vit, loader, images, batch);
-    let correct: Vec<bool> = rows.iter().zip(test.labels()).map(|(&r, &l)| map.class(r) == l).collect();
-    (0..=t)
+    comm: &dyn Comm,
+) -> Result<Vec<f64>, CommError> {
+    let correct = gather_parts(comm, images.len(), |part| {
+        let rows = engine.predict(be, vit, loader, &images[part.clone()], batch);
+        rows.iter().zip(&images[part]).map(|(&r, &i)| (map.class(r) == test.labels()[i as usize]) as u8 as f32).collect()
+    })?;
+    Ok((0..=t)
         .map(|i| {
             let subset = stream.test_images(i, test.labels(), test.timestamps());
-            subset.iter().filter(|&&j| correct[j as usize]).count() as f64 / subset.len().max(1) as f64
+            subset.iter().filter(|&&j| correct[j as usize] > 0.5).count() as f64 / subset.len().max(1) as f64
         })
-        .collect()
+        .collect())
 }
 
 /// Prepares round `t > 0` of `scratch`, `warmstart`, `ckca` or `continuous` from the model as
@@ -248,6 +264,7 @@ fn setup_round(
     flops: &Flops,
     summary: &mut Summary,
     report: &mut impl FnMut(Progress),
+    comm: &dyn Comm,
 ) -> Result<Vec<u32>, TrainError> {
     if let Some(anchor) = extra.anchor.take() {
         anchor.free(be);
@@ -267,10 +284,14 @@ fn setup_round(
     let c = &config.continuous;
     let mut old = old;
     if (c.drop_easy > 0.0 || c.drop_hard > 0.0) && !old.is_empty() {
-        // Each old sample is scored once, by the old model, over the classes it knew.
-        let logits = engine.logits(be, vit, loader, &old, config.data.eval_batch);
-        let rows: Vec<usize> = old.iter().map(|&i| map.row(labels[i as usize])).collect();
-        let losses = sample_losses(&logits, &rows, &map.mask(&stream.classes_seen(t - 1)));
+        // Each old sample is scored once, by the old model, over the classes it knew; each rank
+        // scores its part.
+        let known = map.mask(&stream.classes_seen(t - 1));
+        let losses = gather_parts(comm, old.len(), |part| {
+            let logits = engine.logits(be, vit, loader, &old[part.clone()], config.data.eval_batch);
+            let rows: Vec<usize> = old[part].iter().map(|&i| map.row(labels[i as usize])).collect();
+            sample_losses(&logits, &rows, &known)
+        })?;
         summary.count_flops(flops.classify_forward * old.len() as f64);
         let before = old.len();
         old = select_old(&old, &losses, c.drop_easy, c.drop_hard);

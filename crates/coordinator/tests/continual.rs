@@ -260,7 +260,7 @@ fn weights(config: &TrainConfig, dir: &std::path::Path) -> Vec<f32> {
 
 fn run(config: &TrainConfig, dir: &std::path::Path) -> Summary {
     let mut be = CpuBackend::new(2);
-    train(config, &mut be, Some(dir), false, |_| {}).unwrap()
+    train(config, &mut be, &rekindle_dist::Single, Some(dir), false, |_| {}).unwrap()
 }
 
 #[test]

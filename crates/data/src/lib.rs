@@ -13,7 +13,7 @@ mod synthetic;
 pub use augment::{Augment, Normalize};
 pub use buffer::{Balance, ReplayBuffer};
 pub use error::DataError;
-pub use loader::{batch_seed, rank_part, Batch, BatchRequest, Loader};
+pub use loader::{batch_seed, rank_range, Batch, BatchRequest, Loader};
 pub use shard::{Record, Shard, ShardSpec, ShardWriter};
 pub use stream::{Scenario, Step, Stream, StreamConfig};
 pub use synthetic::SyntheticSpec;

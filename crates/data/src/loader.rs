@@ -2,9 +2,10 @@
 //! normalised f32 images (`[n, C, size, size]`), decoding and augmenting on its own worker pool.
 //!
 //! - Order: batches come out in the order they were submitted.
-//! - Determinism: image `k` of a batch draws its augmentation from `(batch seed, k)` alone, so the
-//!   result does not depend on thread scheduling; `batch_seed` derives the batch seed from
-//!   (seed, time step, iteration, rank).
+//! - Determinism: image `k` of a batch draws its augmentation from `(seed, first + k)` alone, where
+//!   `first` is the batch's position in the list it was cut from. The result depends neither on
+//!   thread scheduling nor on how the list is cut into micro-batches or split across ranks;
+//!   `batch_seed` derives the list's seed from (seed, time step, iteration, source).
 //! - Memory: the ready queue is bounded (`prefetch`), and returned batches (`recycle`) are reused,
 //!   so nothing is allocated per batch after warm-up.
 
@@ -24,7 +25,10 @@ pub struct BatchRequest {
     pub images: Vec<u32>,
     /// `None`: the eval transform (centre crop, no randomness).
     pub augment: Option<Augment>,
+    /// Seed of the list the images were cut from.
     pub seed: u64,
+    /// Position of `images[0]` in that list.
+    pub first: usize,
 }
 
 /// A ready micro-batch. Its vectors keep their capacity when recycled.
@@ -45,19 +49,19 @@ impl Batch {
     }
 }
 
-/// A batch seed from (seed, time step, iteration, rank).
-pub fn batch_seed(seed: u64, step: u64, iteration: u64, rank: u64) -> u64 {
+/// A list's seed from (seed, time step, iteration, source).
+pub fn batch_seed(seed: u64, step: u64, iteration: u64, source: u64) -> u64 {
     let mut h = seed ^ 0x5851_F42D_4C95_7F2D;
-    for v in [step, iteration, rank] {
+    for v in [step, iteration, source] {
         h = (h ^ v).wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(29);
     }
     h
 }
 
-/// This rank's contiguous part of an effective batch (the first `len % world` ranks get one more).
-pub fn rank_part(images: &[u32], rank: usize, world: usize) -> &[u32] {
-    let (n, w) = (images.len(), world);
-    &images[rank * n / w..(rank + 1) * n / w]
+/// This rank's contiguous part of a list of `len` items; the parts of ranks `0..world` are
+/// disjoint, cover the list, and differ in size by at most one.
+pub fn rank_range(len: usize, rank: usize, world: usize) -> std::ops::Range<usize> {
+    rank * len / world..(rank + 1) * len / world
 }
 
 pub struct Loader {
@@ -135,7 +139,7 @@ fn fill(batch: &mut Batch, shard: &Shard, req: &BatchRequest, size: usize, norm:
     batch.labels.extend(req.images.iter().map(|&i| shard.labels()[i as usize]));
     batch.pixels.par_chunks_mut(per).zip(req.images.par_iter()).enumerate().for_each(|(k, (out, &i))| {
         let crop = match &req.augment {
-            Some(a) => a.crop(&mut ChaCha8Rng::seed_from_u64(req.seed ^ (k as u64).wrapping_mul(0xA24B_AED4_963E_E407)), h, w),
+            Some(a) => a.crop(&mut ChaCha8Rng::seed_from_u64(req.seed ^ ((req.first + k) as u64).wrapping_mul(0xA24B_AED4_963E_E407)), h, w),
             None => centre_crop(h, w),
         };
         render(shard.image(i as usize), h, w, c, crop, size, norm, out);

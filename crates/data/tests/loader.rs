@@ -1,7 +1,7 @@
 //! The loader's transforms, determinism and ordering, and the synthetic generator.
 
 use rekindle_data::augment::{centre_crop, render, Augment, Normalize};
-use rekindle_data::{batch_seed, rank_part, BatchRequest, Loader, SyntheticSpec};
+use rekindle_data::{batch_seed, rank_range, BatchRequest, Loader, SyntheticSpec};
 use std::sync::Arc;
 
 fn synthetic(classes: u32, per_class: usize, size: u32, seed: u64) -> rekindle_data::Shard {
@@ -55,7 +55,7 @@ fn random_resized_crops_stay_inside_and_follow_the_scale() {
 fn loader_is_deterministic_ordered_and_reuses_buffers() {
     let shard = Arc::new(synthetic(5, 20, 24, 1));
     let loader = Loader::new(shard.clone(), 16, Normalize::default_for(3), 2, 2);
-    let request = |seed: u64, first: u32| BatchRequest { images: (first..first + 8).collect(), augment: Some(Augment::LABELLED), seed };
+    let request = |seed: u64, first: u32| BatchRequest { images: (first..first + 8).collect(), augment: Some(Augment::LABELLED), seed, first: 0 };
     for (seed, first) in [(1, 0), (1, 0), (2, 0), (1, 50)] {
         loader.submit(request(seed, first));
     }
@@ -77,12 +77,26 @@ fn loader_is_deterministic_ordered_and_reuses_buffers() {
 }
 
 #[test]
-fn batch_seeds_and_rank_parts() {
+fn augmentation_does_not_depend_on_how_a_list_is_cut() {
+    let shard = Arc::new(synthetic(5, 20, 24, 1));
+    let loader = Loader::new(shard, 16, Normalize::default_for(3), 2, 2);
+    let list: Vec<u32> = (10..22).collect();
+    let cut = |at: usize| BatchRequest { images: list[at..].to_vec(), augment: Some(Augment::LABELLED), seed: 9, first: at };
+    loader.submit(BatchRequest { images: list[..5].to_vec(), ..cut(0) });
+    loader.submit(cut(5));
+    loader.submit(cut(0));
+    let (head, tail, whole) = (loader.next(), loader.next(), loader.next());
+    assert_eq!([head.pixels, tail.pixels].concat(), whole.pixels, "two micro-batches (or two ranks' parts) equal the whole list");
+}
+
+#[test]
+fn batch_seeds_and_rank_ranges() {
     assert_ne!(batch_seed(1, 0, 0, 0), batch_seed(1, 0, 0, 1));
     assert_ne!(batch_seed(1, 0, 1, 0), batch_seed(1, 1, 0, 0));
     let images: Vec<u32> = (0..10).collect();
-    let parts: Vec<&[u32]> = (0..3).map(|r| rank_part(&images, r, 3)).collect();
+    let parts: Vec<&[u32]> = (0..3).map(|r| &images[rank_range(images.len(), r, 3)]).collect();
     assert_eq!(parts.concat(), images, "ranks' parts are disjoint and complete");
+    assert_eq!(parts.iter().map(|p| p.len()).collect::<Vec<_>>(), [3, 3, 4]);
 }
 
 #[test]

@@ -141,5 +141,10 @@ pub fn backward(
     linear::backward(be, Some(sc.datt), g.proj, dres, a.att, w.proj, r, d, d);
     be.attention_backward(sc.dqkv, sc.datt, a.qkv, a.att, a.att_saved, s.attention());
     linear::backward(be, Some(sc.dln), g.qkv, sc.dqkv, a.ln1, w.qkv, r, d, 3 * d);
+    // The key bias adds the same constant to every score of a query row, which softmax ignores,
+    // so its gradient is exactly zero; computed, it is rounding noise that AdamW would turn into
+    // full-size random steps, differing between runs that sum micro-batches or ranks in another
+    // order. Keeping it zero makes data-parallel runs match single-process ones.
+    be.fill(g.qkv.bias.slice(d, d), 0.0);
     be.layernorm_backward(dres, g.norm1.weight, g.norm1.bias, sc.dln, x, w.norm1.weight, a.ln1_mean, a.ln1_rstd, r, d);
 }

@@ -1,5 +1,8 @@
 //! MAE random masking: per sample, uniform noise per patch; `ids_shuffle = argsort(noise)`,
-//! `ids_restore = argsort(ids_shuffle)`; the first `kept` shuffled patches are encoded.
+//! `ids_restore = argsort(ids_shuffle)`; the first `kept` shuffled patches are encoded. Sample
+//! `s` draws its noise from `(seed, first + s)`, where `first` is the micro-batch's position in
+//! its step's list of images, so masks do not depend on how the list is cut into micro-batches
+//! or split across ranks.
 
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -19,8 +22,8 @@ pub struct MaskIds {
 }
 
 impl MaskIds {
-    pub fn random(seed: u64, samples: usize, patches: usize, kept: usize) -> MaskIds {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    /// Masks for samples `first..first + samples` of the list seeded by `seed`.
+    pub fn random(seed: u64, first: usize, samples: usize, patches: usize, kept: usize) -> MaskIds {
         let mut ids = MaskIds {
             samples,
             patches,
@@ -32,6 +35,7 @@ impl MaskIds {
         let mut noise = vec![0.0f32; patches];
         let mut shuffle: Vec<usize> = Vec::with_capacity(patches);
         for s in 0..samples {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed ^ ((first + s) as u64).wrapping_mul(0xD6E8_FEB8_6659_FD93));
             noise.iter_mut().for_each(|n| *n = rng.random());
             shuffle.clear();
             shuffle.extend(0..patches);

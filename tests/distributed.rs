@@ -1,0 +1,229 @@
+//! Data parallelism over MPI ranks, end to end with `mpirun`: two ranks train exactly what one
+//! process trains at the same effective batch; a rank that dies or hangs stops the job within
+//! 60 s with an error; and a run resumes at another world size to the same parameters.
+//!
+//! Needs the `mpi` feature and Open MPI's `mpirun` (the README's test command and CI have both).
+#![cfg(feature = "mpi")]
+
+use safetensors::SafeTensors;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// DietCL (MAE, current labels and buffer in every step) on a tiny synthetic stream; mixup pairs
+/// images within a micro-batch, so it is off here (crops, flips and masks stay on).
+const TINY: &str = "
+seed: 5
+model: {preset: vit-micro-4-28, overrides: {image_size: 16, channels: 3, depth: 2, dim: 32, heads: 2, decoder_dim: 32}}
+data: {synthetic: {classes: 6, train_per_class: 40, test_per_class: 10, size: 16}, eval_batch: 16}
+stream: {scenario: class-incremental, steps: 3, label_rate: 0.25}
+budget: {steps: 8, effective_batch: 32, micro_batch: 8}
+strategy: {name: dietcl}
+optim: {lr: 1.0e-3, min_lr: 1.0e-5}
+augment: {mixing: {prob: 0}}
+threads: 1
+";
+
+fn dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("rekindle-dist-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn config(d: &Path, text: &str) -> String {
+    let path = d.join("tiny.yaml");
+    std::fs::write(&path, text).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+/// `rekindle ARGS` on `ranks` MPI ranks (`ranks = 0`: plain, without mpirun).
+fn rekindle(ranks: usize, args: &[&str]) -> Command {
+    let bin = env!("CARGO_BIN_EXE_rekindle");
+    let mut c = if ranks == 0 {
+        Command::new(bin)
+    } else {
+        let mut c = Command::new("mpirun");
+        // CI runs as root in a container: allow it, let 2 ranks share fewer cores, and use plain
+        // shared memory (no ptrace-based single copy, which containers forbid).
+        c.env("OMPI_ALLOW_RUN_AS_ROOT", "1").env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1");
+        c.args(["-np", &ranks.to_string(), "--oversubscribe", "--mca", "btl_vader_single_copy_mechanism", "none", bin]);
+        c
+    };
+    c.args(args);
+    c
+}
+
+fn run(ranks: usize, args: &[&str]) -> Output {
+    let o = rekindle(ranks, args).output().expect("run rekindle (is Open MPI's mpirun on PATH?)");
+    assert!(o.status.success(), "rekindle {args:?} on {ranks} ranks failed:\n{}", String::from_utf8_lossy(&o.stderr));
+    o
+}
+
+/// Every tensor of a checkpoint, concatenated in name order.
+fn params(path: &Path) -> Vec<f32> {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    let mut names = st.names();
+    names.sort();
+    names.iter().flat_map(|n| st.tensor(n).unwrap().data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect::<Vec<_>>()).collect()
+}
+
+/// ‖a − b‖ / ‖b‖.
+fn relative_error(a: &[f32], b: &[f32]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    let diff: f64 = a.iter().zip(b).map(|(&x, &y)| ((x - y) as f64).powi(2)).sum();
+    let norm: f64 = b.iter().map(|&y| (y as f64).powi(2)).sum();
+    (diff / norm).sqrt()
+}
+
+fn assert_same_params(a: &Path, b: &Path, what: &str) {
+    let (pa, pb) = (params(a), params(b));
+    let e = relative_error(&pa, &pb);
+    eprintln!("{what}: relative parameter error {e:.3e} over {} values", pa.len());
+    assert!(e <= 1e-5, "{what}: relative error {e:.3e} > 1e-5");
+    assert!(pa != params(&a.with_file_name("step-0.safetensors")) || a.ends_with("step-0.safetensors"), "{what}: training changed the model");
+}
+
+#[test]
+fn two_ranks_train_what_one_process_trains() {
+    let d = dir("equivalence");
+    let cfg = config(&d, TINY);
+    let (one, two) = (d.join("one"), d.join("two"));
+    run(0, &["train", &cfg, "--out", one.to_str().unwrap()]);
+    let o = run(2, &["train", &cfg, "--out", two.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("2 ranks"), "rank 0 names the world");
+    for step in 0..3 {
+        let name = format!("checkpoints/step-{step}.safetensors");
+        assert_same_params(&two.join(&name), &one.join(&name), &format!("2 ranks vs 1 process, time step {step}"));
+    }
+    let summary = |d: &Path| -> serde_json::Value { serde_json::from_str(&std::fs::read_to_string(d.join("summary.json")).unwrap()).unwrap() };
+    let (s1, s2) = (summary(&one), summary(&two));
+    assert_eq!(s1["accuracy_matrix"], s2["accuracy_matrix"], "evaluation split across ranks counts the same");
+    assert_eq!((s1["optimizer_steps"].clone(), s1["flops"].clone()), (s2["optimizer_steps"].clone(), s2["flops"].clone()));
+    // Only rank 0 writes: one line per optimizer step, not one per rank.
+    let metrics = std::fs::read_to_string(two.join("metrics.jsonl")).unwrap();
+    assert_eq!(metrics.lines().filter(|l| l.contains("\"type\":\"train\"")).count(), 24);
+}
+
+#[test]
+fn a_micro_batch_the_world_cannot_split_is_refused() {
+    let d = dir("indivisible");
+    let cfg = config(&d, TINY);
+    let o = rekindle(2, &["train", &cfg, "--out", d.join("run").to_str().unwrap(), "--set", "budget.micro_batch=32"]).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(err.contains("budget.micro_batch") && err.contains("on each of 2 ranks"), "{err}");
+}
+
+/// Starts a 2-rank run of `budget_steps` per time step and waits until it is training.
+fn start_long_run(d: &Path, extra: &[&str]) -> (Child, PathBuf) {
+    let cfg = config(d, &TINY.replace("steps: 8,", "steps: 100000,"));
+    let out = d.join("run");
+    let mut args = vec!["train", cfg.as_str(), "--out", out.to_str().unwrap()];
+    args.extend(extra);
+    let child = rekindle(2, &args).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let started = Instant::now();
+    while !std::fs::read_to_string(out.join("metrics.jsonl")).is_ok_and(|m| m.lines().count() >= 3) {
+        assert!(started.elapsed() < Duration::from_secs(60), "the run never started training");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (child, out)
+}
+
+/// The pid of rank `rank` among `mpirun`'s children.
+fn rank_pid(mpirun: u32, rank: usize) -> i32 {
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        let parent = stat.rsplit(')').next().and_then(|rest| rest.split_whitespace().nth(1)).and_then(|p| p.parse::<u32>().ok());
+        let environ = std::fs::read(entry.path().join("environ")).unwrap_or_default();
+        let wanted = format!("OMPI_COMM_WORLD_RANK={rank}");
+        if parent == Some(mpirun) && environ.split(|&b| b == 0).any(|v| v == wanted.as_bytes()) {
+            return pid;
+        }
+    }
+    panic!("no rank {rank} under mpirun {mpirun}");
+}
+
+fn signal(pid: i32, sig: &str) {
+    assert!(Command::new("kill").args([sig, &pid.to_string()]).status().unwrap().success());
+}
+
+/// Waits for `child` to exit; returns its stderr and how long it took.
+fn wait_exit(child: Child, limit: Duration) -> (Output, Duration) {
+    let started = Instant::now();
+    let id = child.id();
+    let watcher = std::thread::spawn(move || child.wait_with_output().unwrap());
+    while !watcher.is_finished() {
+        if started.elapsed() > limit {
+            let _ = Command::new("kill").args(["-9", &id.to_string()]).status();
+            panic!("the job still runs {} s after the rank stopped: it hangs", limit.as_secs());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (watcher.join().unwrap(), started.elapsed())
+}
+
+#[test]
+fn a_killed_rank_stops_the_job_with_an_error() {
+    let d = dir("killed");
+    let (child, _) = start_long_run(&d, &[]);
+    signal(rank_pid(child.id(), 1), "-KILL");
+    let (o, took) = wait_exit(child, Duration::from_secs(60));
+    let err = String::from_utf8_lossy(&o.stderr);
+    eprintln!("exited after {:.1} s: {err}", took.as_secs_f64());
+    assert!(!o.status.success());
+    assert!(err.contains("rank 1") && err.contains("signal 9"), "the error names the dead rank: {err}");
+}
+
+#[test]
+fn a_hung_rank_stops_the_job_through_the_watchdog() {
+    let d = dir("hung");
+    let (child, _) = start_long_run(&d, &["--comm-timeout", "5"]);
+    // A stopped process is alive to mpirun, so only the other rank's watchdog can notice.
+    let hung = rank_pid(child.id(), 1);
+    signal(hung, "-STOP");
+    let (o, took) = wait_exit(child, Duration::from_secs(60));
+    let _ = Command::new("kill").args(["-9", &hung.to_string()]).status();
+    let err = String::from_utf8_lossy(&o.stderr);
+    eprintln!("exited after {:.1} s: {err}", took.as_secs_f64());
+    assert!(!o.status.success());
+    assert!(err.contains("rank 0: all-reduce has waited") && err.contains("a rank has died or hangs"), "{err}");
+}
+
+/// Runs `first` ranks until time step 0 is checkpointed, stops the job, resumes on `then` ranks,
+/// and checks the result against an uninterrupted single-process run.
+fn resume_across_world_sizes(name: &str, first: usize, then: usize) {
+    let d = dir(name);
+    let cfg = config(&d, &TINY.replace("steps: 8,", "steps: 150,"));
+    let (whole, split) = (d.join("whole"), d.join("split"));
+    run(0, &["train", &cfg, "--out", whole.to_str().unwrap()]);
+    let mut child = rekindle(first, &["train", &cfg, "--out", split.to_str().unwrap()]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    // Waits for time step 0's checkpoint; the whole run takes seconds, so the stop lands in step 1.
+    let started = Instant::now();
+    while !split.join("state.json").exists() {
+        assert!(started.elapsed() < Duration::from_secs(60), "time step 0 never finished");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // SIGTERM: mpirun passes it on to its ranks.
+    signal(child.id() as i32, "-TERM");
+    child.wait().unwrap();
+    assert!(!split.join("summary.json").exists(), "stopped before it finished");
+    run(then, &["train", "--resume", split.to_str().unwrap()]);
+    assert_same_params(&split.join("checkpoints/step-2.safetensors"), &whole.join("checkpoints/step-2.safetensors"), &format!("{} then {} vs 1 process", ranks(first), ranks(then)));
+}
+
+fn ranks(n: usize) -> String {
+    if n == 0 { "1 process".into() } else { format!("{n} ranks") }
+}
+
+#[test]
+fn two_ranks_resume_on_one() {
+    resume_across_world_sizes("2to1", 2, 1);
+}
+
+#[test]
+fn one_rank_resumes_on_two() {
+    resume_across_world_sizes("1to2", 0, 2);
+}
