@@ -69,3 +69,27 @@ fn bad_input_gives_a_clear_error_and_nonzero_exit() {
     safetensors::serialize_to_file(vec![("cls_token", view)], None, &missing).unwrap();
     assert_fails(&with(&step, &["--init", missing.to_str().unwrap()]), &["`patch_embed.proj.weight` is missing", "[64, 1, 4, 4]"]);
 }
+
+/// Every config shipped in configs/ parses and passes validation (its data files need not exist).
+#[test]
+fn every_shipped_config_is_valid() {
+    fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path.extension().is_some_and(|e| e == "yaml") {
+                out.push(path);
+            }
+        }
+    }
+    let mut configs = Vec::new();
+    walk(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("configs"), &mut configs);
+    assert!(configs.len() >= 8, "found {configs:?}");
+    for path in configs {
+        let text = std::fs::read_to_string(&path).unwrap();
+        if let Err(e) = rekindle_coordinator::TrainConfig::from_yaml(&path.display().to_string(), &text, &[]) {
+            panic!("{}: {e}", path.display());
+        }
+    }
+}

@@ -227,3 +227,17 @@ fn two_ranks_resume_on_one() {
 fn one_rank_resumes_on_two() {
     resume_across_world_sizes("1to2", 0, 2);
 }
+
+#[test]
+fn bench_scaling_measures_each_world_size() {
+    let model = ["--preset", "vit-micro-4-28", "--batch", "4", "--iters", "2", "--json"];
+    let o = run(2, &[&["bench", "scaling"][..], &model].concat());
+    let out = String::from_utf8_lossy(&o.stdout);
+    let report: serde_json::Value = serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let worlds = report["worlds"].as_array().unwrap();
+    assert_eq!(worlds.iter().map(|w| w["world"].as_u64().unwrap()).collect::<Vec<_>>(), [1, 2], "only rank 0 reports, once per world size");
+    assert!(worlds[0]["bus_gbytes_per_sec"].is_null());
+    assert!(worlds[1]["bus_gbytes_per_sec"].as_f64().unwrap() > 0.0 && worlds[1]["all_reduce_seconds"].as_f64().unwrap() > 0.0);
+    assert!((worlds[0]["efficiency"].as_f64().unwrap() - 1.0).abs() < 1e-12);
+    assert!(report["gradient_mbytes"].as_f64().unwrap() > 0.0);
+}

@@ -1,0 +1,161 @@
+//! `rekindle bench step|data|scaling`: throughput of training steps, of the loader, and of
+//! data-parallel steps across world sizes. [`Workload`] is the training step they share.
+
+mod data;
+mod scaling;
+mod step;
+
+use crate::ModelArgs;
+use anyhow::Result;
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rekindle_model::{ClassifyPass, Flops, MaePass, MaskIds, Vit};
+use rekindle_tensor::{AdamW, Backend, ParamGroup, Tensor};
+use serde::Serialize;
+
+#[derive(clap::Subcommand)]
+pub enum BenchCommand {
+    /// Time full training steps of one model on synthetic data.
+    Step(step::StepArgs),
+    /// Time the data loader: synthetic shard, random resized crop + flip + normalise, in batches.
+    Data(data::DataArgs),
+    /// Time data-parallel training steps at each world size up to the launcher's (run it under
+    /// `mpirun -np N`): step time, all-reduce time and scaling efficiency.
+    Scaling(scaling::ScalingArgs),
+}
+
+pub fn run(cmd: BenchCommand) -> Result<()> {
+    match cmd {
+        BenchCommand::Step(args) => step::run(&args),
+        BenchCommand::Data(args) => data::run(&args),
+        BenchCommand::Scaling(args) => scaling::run(&args),
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Task {
+    /// Supervised classification on full images (soft-target cross-entropy).
+    Classify,
+    /// MAE reconstruction with 75% of the patches removed.
+    Mae,
+}
+
+/// What a timed training step runs, and how it is timed (shared by `step` and `scaling`).
+#[derive(clap::Args)]
+pub struct StepSettings {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Images per step (per rank, under `bench scaling`).
+    #[arg(long, default_value_t = 64)]
+    batch: usize,
+    #[arg(long, value_enum, default_value_t = Task::Classify)]
+    task: Task,
+    /// Timed steps (after `--warmup` untimed ones); medians are reported.
+    #[arg(long, default_value_t = 5)]
+    iters: usize,
+    #[arg(long, default_value_t = 1)]
+    warmup: usize,
+    /// CPU worker threads (0: one per core; under a launcher, the node's cores shared among its ranks).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+impl StepSettings {
+    fn check(&self) -> Result<()> {
+        if self.batch == 0 || self.iters == 0 {
+            anyhow::bail!("--batch and --iters must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+enum Pass {
+    Classify(Box<ClassifyPass>),
+    Mae(Box<MaePass>),
+}
+
+/// One model, one pass of `batch` random images and AdamW state: a training step without data
+/// loading, so the numbers are the model's.
+pub struct Workload {
+    pub vit: Vit,
+    pub batch: usize,
+    pub task: Task,
+    pass: Pass,
+    groups: Vec<ParamGroup>,
+    moments: (Tensor, Tensor),
+    hp: AdamW,
+}
+
+impl Workload {
+    pub fn new(be: &mut dyn Backend, model: &ModelArgs, task: Task, batch: usize) -> Result<Workload> {
+        let vit = model.build(be, 0)?;
+        let config = vit.config.clone();
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let pixels = batch * config.channels * config.image_size * config.image_size;
+        let images: Vec<f32> = (0..pixels).map(|_| rng.random_range(-2.0f32..2.0)).collect();
+        let pass = match task {
+            Task::Classify => {
+                let p = ClassifyPass::new(be, &vit, batch);
+                let mut targets = vec![0.0f32; batch * config.classes];
+                for row in targets.chunks_exact_mut(config.classes) {
+                    row[rng.random_range(0..config.classes)] = 1.0;
+                }
+                be.upload(p.targets, &targets);
+                be.upload(p.images(), &images);
+                Pass::Classify(Box::new(p))
+            }
+            Task::Mae => {
+                let p = MaePass::new(be, &vit, batch);
+                be.upload(p.images(), &images);
+                Pass::Mae(Box::new(p))
+            }
+        };
+        let groups = vit.table.groups(config.depth, 0.65);
+        let moments = (be.alloc(vit.table.total), be.alloc(vit.table.total));
+        let hp = AdamW { lr: 1e-4, beta1: 0.9, beta2: 0.95, eps: 1e-8, weight_decay: 0.05, step: 0, grad_scale: 1.0 };
+        Ok(Workload { vit, batch, task, pass, groups, moments, hp })
+    }
+
+    /// Forward and backward of step `i` into fresh gradients; returns the loss.
+    pub fn forward_backward(&self, be: &mut dyn Backend, i: usize) -> f32 {
+        let vit = &self.vit;
+        vit.zero_grads(be);
+        match &self.pass {
+            Pass::Classify(p) => {
+                p.forward(be, vit);
+                p.backward(be, vit, 1.0)
+            }
+            Pass::Mae(p) => {
+                // A fresh random mask every step, as in MAE training.
+                let c = &vit.config;
+                p.set_mask(be, &MaskIds::random(i as u64, 0, self.batch, c.patches(), c.kept_patches()));
+                p.forward(be, vit);
+                p.backward(be, vit, 1.0)
+            }
+        }
+    }
+
+    pub fn update(&mut self, be: &mut dyn Backend) {
+        self.hp.step += 1;
+        be.adamw(self.vit.params, self.vit.grads, self.moments.0, self.moments.1, &self.groups, &self.hp);
+    }
+
+    /// Training FLOPs per image (forward and backward).
+    pub fn flops_per_image(&self) -> f64 {
+        let flops = Flops::of(&self.vit.config);
+        flops.train(match self.task {
+            Task::Classify => flops.classify_forward,
+            Task::Mae => flops.mae_forward,
+        })
+    }
+}
+
+/// The median of `times` (sorted in place).
+pub fn median(times: &mut [f64]) -> f64 {
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}

@@ -1,0 +1,108 @@
+//! `rekindle bench step`: times whole training steps (forward, backward, AdamW) on synthetic
+//! inputs and reports images/s and achieved GFLOP/s.
+
+use super::{median, StepSettings, Task, Workload};
+use anyhow::Result;
+use rekindle_tensor::{Backend, CpuBackend, OpTime};
+use serde::Serialize;
+use std::time::Instant;
+
+#[derive(clap::Args)]
+pub struct StepArgs {
+    #[command(flatten)]
+    settings: StepSettings,
+    /// Also time every backend op over the timed steps and print where the time goes.
+    #[arg(long)]
+    profile: bool,
+}
+
+#[derive(Serialize)]
+struct StepReport {
+    preset: String,
+    task: Task,
+    batch: usize,
+    threads: usize,
+    device: String,
+    iters: usize,
+    step_seconds_median: f64,
+    step_seconds_mean: f64,
+    images_per_sec: f64,
+    gflops_per_sec: f64,
+    train_gflops_per_image: f64,
+    final_loss: f32,
+}
+
+pub fn run(step_args: &StepArgs) -> Result<()> {
+    let args = &step_args.settings;
+    args.check()?;
+    let mut cpu = CpuBackend::new(args.threads);
+    let mut work = Workload::new(&mut cpu, &args.model, args.task, args.batch)?;
+    let mut times = Vec::with_capacity(args.iters);
+    let mut loss = f32::NAN;
+    for i in 0..args.warmup + args.iters {
+        let start = Instant::now();
+        loss = work.forward_backward(&mut cpu, i);
+        work.update(&mut cpu);
+        if i >= args.warmup {
+            times.push(start.elapsed().as_secs_f64());
+        }
+        if i + 1 == args.warmup && step_args.profile {
+            cpu.start_profile();
+        }
+        if !args.json {
+            eprint!("\rstep {}/{}", i + 1, args.warmup + args.iters);
+        }
+    }
+    if !args.json {
+        eprintln!();
+    }
+    let per_image = work.flops_per_image();
+    let mean = times.iter().sum::<f64>() / times.len() as f64;
+    let total: f64 = times.iter().sum();
+    let median = median(&mut times);
+    let report = StepReport {
+        preset: args.model.preset.clone(),
+        task: args.task,
+        batch: args.batch,
+        threads: args.threads,
+        device: cpu.name(),
+        iters: args.iters,
+        step_seconds_median: median,
+        step_seconds_mean: mean,
+        images_per_sec: args.batch as f64 / median,
+        gflops_per_sec: per_image * args.batch as f64 / median / 1e9,
+        train_gflops_per_image: per_image / 1e9,
+        final_loss: loss,
+    };
+    if step_args.profile {
+        print_profile(&cpu.op_times(), total);
+    }
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!(
+            "{} {:?} batch {} on {}: {:.3} s/step (median of {}), {:.1} images/s, {:.1} GFLOP/s ({:.3} GFLOP per image), loss {:.4}",
+            report.preset,
+            report.task,
+            report.batch,
+            report.device,
+            median,
+            args.iters,
+            report.images_per_sec,
+            report.gflops_per_sec,
+            report.train_gflops_per_image,
+            loss
+        );
+    }
+    Ok(())
+}
+
+/// Per-op wall time over the timed steps, as a share of the step time.
+fn print_profile(ops: &[OpTime], total: f64) {
+    let timed: f64 = ops.iter().map(|o| o.seconds).sum();
+    eprintln!("{:<22} {:>10} {:>8} {:>7}", "op", "seconds", "calls", "share");
+    for o in ops {
+        eprintln!("{:<22} {:>10.4} {:>8} {:>6.1}%", o.op, o.seconds, o.calls, 100.0 * o.seconds / total);
+    }
+    eprintln!("{:<22} {:>10.4} {:>8} {:>6.1}%", "(outside ops)", total - timed, "", 100.0 * (total - timed) / total);
+}
