@@ -241,3 +241,13 @@ fn bench_scaling_measures_each_world_size() {
     assert!((worlds[0]["efficiency"].as_f64().unwrap() - 1.0).abs() < 1e-12);
     assert!(report["gradient_mbytes"].as_f64().unwrap() > 0.0);
 }
+
+#[test]
+fn bench_all_reduce_checks_and_times_each_world_size() {
+    let o = run(2, &["bench", "all-reduce", "--mbytes", "4", "--iters", "3", "--warmup", "1", "--json"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    let report: serde_json::Value = serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let worlds = report["worlds"].as_array().unwrap();
+    assert_eq!(worlds.len(), 2);
+    assert!(worlds[1]["busbw_gbytes_per_sec"].as_f64().unwrap() > 0.0, "{report}");
+}

@@ -1,6 +1,7 @@
 //! `rekindle bench step|data|scaling`: throughput of training steps, of the loader, and of
 //! data-parallel steps across world sizes. [`Workload`] is the training step they share.
 
+mod all_reduce;
 mod data;
 mod scaling;
 mod step;
@@ -10,6 +11,7 @@ use anyhow::Result;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rekindle_model::{ClassifyPass, Flops, MaePass, MaskIds, Vit};
+use rekindle_dist::{Comm, Launch};
 use rekindle_tensor::{AdamW, Backend, ParamGroup, Tensor};
 use serde::Serialize;
 
@@ -22,6 +24,9 @@ pub enum BenchCommand {
     /// Time data-parallel training steps at each world size up to the launcher's (run it under
     /// `mpirun -np N`): step time, all-reduce time and scaling efficiency.
     Scaling(scaling::ScalingArgs),
+    /// Time all-reduces alone at each world size up to the launcher's, over MPI (host buffers)
+    /// or NCCL (`--device cuda`): algorithm and bus bandwidth, as nccl-tests reports them.
+    AllReduce(all_reduce::AllReduceArgs),
 }
 
 pub fn run(cmd: BenchCommand) -> Result<()> {
@@ -29,6 +34,7 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Step(args) => step::run(&args),
         BenchCommand::Data(args) => data::run(&args),
         BenchCommand::Scaling(args) => scaling::run(&args),
+        BenchCommand::AllReduce(args) => all_reduce::run(&args),
     }
 }
 
@@ -158,4 +164,36 @@ impl Workload {
 pub fn median(times: &mut [f64]) -> f64 {
     times.sort_by(f64::total_cmp);
     times[times.len() / 2]
+}
+
+/// World sizes to measure: powers of two below `world`, then `world`.
+#[cfg(feature = "mpi")]
+fn world_sizes(world: usize) -> Vec<usize> {
+    let mut sizes: Vec<usize> = std::iter::successors(Some(1usize), |w| Some(w * 2)).take_while(|&w| w < world).collect();
+    sizes.push(world);
+    sizes
+}
+
+/// Runs `measure` on the first `w` ranks for each world size `w`; the other ranks wait.
+#[cfg(feature = "mpi")]
+fn each_world_size<T>(launch: &Launch, measure: &mut dyn FnMut(&dyn Comm) -> Result<T>) -> Result<Vec<T>> {
+    if launch.world == 1 {
+        return Ok(vec![measure(&rekindle_dist::Single)?]);
+    }
+    let mpi = rekindle_dist::Mpi::init(launch, std::time::Duration::from_secs(600))?;
+    let mut out = Vec::new();
+    for w in world_sizes(launch.world) {
+        if let Some(sub) = mpi.first(w) {
+            out.push(measure(&sub)?);
+        }
+        mpi.idle_barrier();
+    }
+    Ok(out)
+}
+
+/// Without MPI only one process can run; `connect` explains a launch with more.
+#[cfg(not(feature = "mpi"))]
+fn each_world_size<T>(_launch: &Launch, measure: &mut dyn FnMut(&dyn Comm) -> Result<T>) -> Result<Vec<T>> {
+    let comm = rekindle_dist::connect(std::time::Duration::from_secs(600))?;
+    Ok(vec![measure(comm.as_ref())?])
 }

@@ -5,12 +5,12 @@
 //! forward and backward pass, one all-reduce of the fp32 gradients (sum), and AdamW, as in
 //! training; the all-reduce time includes waiting for the slowest rank.
 
-use super::{median, StepSettings, Task, Workload};
+use super::{each_world_size, median, StepSettings, Task, Workload};
 use anyhow::Result;
 use rekindle_dist::{Comm, Launch, Reduce};
 use rekindle_tensor::{Backend, CpuBackend};
 use serde::Serialize;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 #[derive(clap::Args)]
 pub struct ScalingArgs {
@@ -41,13 +41,6 @@ struct ScalingReport {
     comm: String,
     gradient_mbytes: f64,
     worlds: Vec<WorldReport>,
-}
-
-/// World sizes to measure: powers of two below `world`, then `world`.
-fn world_sizes(world: usize) -> Vec<usize> {
-    let mut sizes: Vec<usize> = std::iter::successors(Some(1usize), |w| Some(w * 2)).take_while(|&w| w < world).collect();
-    sizes.push(world);
-    sizes
 }
 
 pub fn run(scaling: &ScalingArgs) -> Result<()> {
@@ -122,28 +115,4 @@ pub fn run(scaling: &ScalingArgs) -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// Runs `measure` on the first `w` ranks for each world size `w`; the other ranks wait.
-#[cfg(feature = "mpi")]
-fn each_world_size<T>(launch: &Launch, measure: &mut dyn FnMut(&dyn Comm) -> Result<T>) -> Result<Vec<T>> {
-    if launch.world == 1 {
-        return Ok(vec![measure(&rekindle_dist::Single)?]);
-    }
-    let mpi = rekindle_dist::Mpi::init(launch, Duration::from_secs(600))?;
-    let mut out = Vec::new();
-    for w in world_sizes(launch.world) {
-        if let Some(sub) = mpi.first(w) {
-            out.push(measure(&sub)?);
-        }
-        mpi.idle_barrier();
-    }
-    Ok(out)
-}
-
-/// Without MPI only one process can run; `connect` explains a launch with more.
-#[cfg(not(feature = "mpi"))]
-fn each_world_size<T>(_launch: &Launch, measure: &mut dyn FnMut(&dyn Comm) -> Result<T>) -> Result<Vec<T>> {
-    let comm = rekindle_dist::connect(Duration::from_secs(600))?;
-    Ok(vec![measure(comm.as_ref())?])
 }

@@ -23,7 +23,7 @@ pub use launch::Launch;
 #[cfg(feature = "mpi")]
 pub use mpi_comm::Mpi;
 #[cfg(feature = "cuda")]
-pub use nccl::Nccl;
+pub use nccl::{Bootstrap, Nccl};
 pub use single::Single;
 pub use watchdog::Watchdog;
 

@@ -31,6 +31,18 @@ fn failed(op: &'static str, rank: usize, e: impl std::fmt::Debug) -> CommError {
 }
 
 impl Nccl {
+    /// Whether the CUDA driver and NCCL libraries can be loaded (cudarc loads them at run time,
+    /// and panics on first use when they are missing).
+    pub fn available() -> Result<(), CommError> {
+        // SAFETY: these only try to open the shared libraries.
+        let (driver, nccl) = unsafe { (cudarc::driver::sys::is_culib_present(), cudarc::nccl::sys::is_culib_present()) };
+        match (driver, nccl) {
+            (true, true) => Ok(()),
+            (false, _) => Err(CommError::Launch("the CUDA driver library (libcuda.so) cannot be loaded: no NVIDIA driver on this machine".into())),
+            (true, false) => Err(CommError::Launch("libnccl.so cannot be loaded: install NCCL, or add its directory (e.g. the nvidia-nccl wheel's lib/) to LD_LIBRARY_PATH".into())),
+        }
+    }
+
     /// Joins the NCCL communicator of `launch`'s ranks on `stream` (its device should be
     /// `launch.local_rank`'s GPU).
     pub fn init(launch: &Launch, stream: Arc<CudaStream>, bootstrap: Bootstrap, timeout: Duration) -> Result<Nccl, CommError> {

@@ -1,0 +1,31 @@
+//! NCCL on this machine's first GPU at world size 1: init through a bootstrap communicator, and
+//! in-place all-reduce (sum and average) over device and host buffers. Skips, saying why, where
+//! the CUDA driver or NCCL cannot be loaded.
+#![cfg(feature = "cuda")]
+
+use rekindle_dist::{Bootstrap, Comm, Launch, Nccl, Reduce, Single};
+use std::time::Duration;
+
+#[test]
+fn nccl_all_reduces_at_world_size_one() {
+    if let Err(e) = Nccl::available() {
+        eprintln!("skipped: {e}");
+        return;
+    }
+    let ctx = cudarc::driver::CudaContext::new(0).expect("a GPU");
+    let stream = ctx.new_stream().unwrap();
+    let nccl = Nccl::init(&Launch::SINGLE, stream.clone(), Bootstrap::Comm(&Single), Duration::from_secs(60)).expect("NCCL init");
+    assert_eq!((nccl.rank(), nccl.world()), (0, 1));
+    let values: Vec<f32> = (0..1_000_003).map(|i| (i % 977) as f32 * 0.25 - 3.0).collect();
+    let mut device = stream.clone_htod(&values).unwrap();
+    nccl.all_reduce_device(&mut device, Reduce::Sum).unwrap();
+    nccl.synchronize("all-reduce").unwrap();
+    assert_eq!(stream.clone_dtoh(&device).unwrap(), values, "a sum over one rank is the identity");
+    let mut host = values.clone();
+    nccl.all_reduce(&mut host, Reduce::Average).unwrap();
+    assert_eq!(host, values);
+    let mut bytes = b"nccl id".to_vec();
+    nccl.broadcast(&mut bytes, 0).unwrap();
+    assert_eq!(bytes, b"nccl id");
+    nccl.barrier().unwrap();
+}
