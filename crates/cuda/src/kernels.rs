@@ -1,0 +1,43 @@
+//! The kernel sources, embedded from `kernels/`. Each module is compiled as `common.cuh`
+//! followed by its `.cu` file, so the shared reductions are written once.
+
+/// Reductions, grid-stride loops and constants shared by every module.
+pub const COMMON: &str = include_str!("../../../kernels/common.cuh");
+
+/// One compilation unit and the kernels it defines.
+#[derive(Clone, Copy, Debug)]
+pub struct Module {
+    pub name: &'static str,
+    pub source: &'static str,
+    pub kernels: &'static [&'static str],
+}
+
+pub const MODULES: &[Module] = &[
+    Module { name: "elementwise", source: include_str!("../../../kernels/elementwise.cu"), kernels: &["fill", "axpy", "add_rows", "gelu_forward", "gelu_backward"] },
+    Module { name: "layernorm", source: include_str!("../../../kernels/layernorm.cu"), kernels: &["layernorm_forward", "layernorm_backward_input", "layernorm_param_partials"] },
+    Module { name: "reduce", source: include_str!("../../../kernels/reduce.cu"), kernels: &["column_partials", "column_sum_accumulate", "sum_partials", "sum_f64"] },
+    Module {
+        name: "attention",
+        source: include_str!("../../../kernels/attention.cu"),
+        kernels: &[
+            "attention_forward_d32",
+            "attention_forward_d64",
+            "attention_delta",
+            "attention_backward_dq_d32",
+            "attention_backward_dq_d64",
+            "attention_backward_dkv_d32",
+            "attention_backward_dkv_d64",
+        ],
+    },
+    Module { name: "tokens", source: include_str!("../../../kernels/tokens.cu"), kernels: &["gather_rows", "gather_rows_backward_input", "gather_rows_backward_fill", "mean_pool_forward", "mean_pool_backward"] },
+    Module { name: "images", source: include_str!("../../../kernels/images.cu"), kernels: &["patchify", "render_images"] },
+    Module { name: "losses", source: include_str!("../../../kernels/losses.cu"), kernels: &["cross_entropy", "mae_patch_loss", "mae_total"] },
+    Module { name: "optim", source: include_str!("../../../kernels/optim.cu"), kernels: &["adamw", "sgd"] },
+];
+
+impl Module {
+    /// The text NVRTC compiles.
+    pub fn full_source(&self) -> String {
+        format!("{COMMON}\n// ---- {}.cu ----\n{}", self.name, self.source)
+    }
+}

@@ -1,0 +1,189 @@
+// Fused multi-head attention over timm's fused qkv activation [B, T, 3C] (C = H * D), forward and
+// backward, for head dim D = 32 or 64. Scores never reach global memory: each thread owns one
+// query (forward, dQ) or one key (dK, dV), keeps its row in registers, and streams the other side
+// through shared memory in tiles of TILE rows, with an online softmax. The forward saves one
+// log-sum-exp per (batch, head, query); the backward recomputes the probabilities from it.
+//
+// Layout: q of (b, i, h) starts at b*T*3C + i*3C + h*D, k at +C, v at +2C; the output of
+// (b, i, h) at b*T*C + i*C + h*D. Grid: (ceil(T / TILE), B * H); block: TILE threads.
+
+#define TILE 64
+
+// This block's (batch, head) and this thread's row (query or key), and the layout's strides.
+struct Heads {
+    int T, H, C, b, h, bh, row;
+    __device__ static Heads here(int T, int H, int D) {
+        int bh = blockIdx.y;
+        return Heads{T, H, H * D, bh / H, bh % H, bh, (int)(blockIdx.x * TILE + threadIdx.x)};
+    }
+    __device__ u64 qkv_row(int b, int i) const { return ((u64)b * T + i) * 3 * C; }
+    __device__ u64 out_row(int b, int i) const { return ((u64)b * T + i) * C; }
+};
+
+// Rows start..start+TILE of head h's keys and values into shared memory (zeros past T).
+template <int D>
+__device__ void load_kv_tile(float (*ks)[D], float (*vs)[D], const float* qkv, Heads s, int b, int h, int start) {
+    for (int e = threadIdx.x; e < TILE * D; e += blockDim.x) {
+        int r = e / D, d = e % D, j = start + r;
+        ks[r][d] = j < s.T ? qkv[s.qkv_row(b, j) + s.C + h * D + d] : 0.0f;
+        vs[r][d] = j < s.T ? qkv[s.qkv_row(b, j) + 2 * s.C + h * D + d] : 0.0f;
+    }
+}
+
+template <int D>
+__device__ void attention_forward_impl(float* out, float* lse, const float* qkv, int B, int T, int H, float scale) {
+    __shared__ float ks[TILE][D];
+    __shared__ float vs[TILE][D];
+    Heads s = Heads::here(T, H, D);
+    int b = s.b, h = s.h, bh = s.bh, i = s.row;
+    bool live = i < T;
+    float q[D], acc[D];
+    float m = NEG_INF, l = 0.0f;
+    for (int d = 0; d < D; d++) {
+        q[d] = live ? qkv[s.qkv_row(b, i) + h * D + d] * scale : 0.0f;
+        acc[d] = 0.0f;
+    }
+    for (int start = 0; start < T; start += TILE) {
+        __syncthreads();
+        load_kv_tile<D>(ks, vs, qkv, s, b, h, start);
+        __syncthreads();
+        int count = min(TILE, T - start);
+        for (int r = 0; r < count && live; r++) {
+            float score = 0.0f;
+            for (int d = 0; d < D; d++) score += q[d] * ks[r][d];
+            float m_new = fmaxf(m, score);
+            float correction = expf(m - m_new), p = expf(score - m_new);
+            l = l * correction + p;
+            for (int d = 0; d < D; d++) acc[d] = acc[d] * correction + p * vs[r][d];
+            m = m_new;
+        }
+    }
+    if (!live) return;
+    float inv = 1.0f / l;
+    for (int d = 0; d < D; d++) out[s.out_row(b, i) + h * D + d] = acc[d] * inv;
+    lse[(u64)bh * T + i] = m + logf(l);
+}
+
+extern "C" __global__ void attention_forward_d32(float* out, float* lse, const float* qkv, int B, int T, int H, float scale) {
+    attention_forward_impl<32>(out, lse, qkv, B, T, H, scale);
+}
+extern "C" __global__ void attention_forward_d64(float* out, float* lse, const float* qkv, int B, int T, int H, float scale) {
+    attention_forward_impl<64>(out, lse, qkv, B, T, H, scale);
+}
+
+// The backward kernels' entry points for head dims 32 and 64: `name_d32`, `name_d64`.
+#define BACKWARD_ENTRY_POINTS(name, impl)                                                                              \
+    extern "C" __global__ void name##_d32(float* dqkv, const float* dout, const float* qkv, const float* lse,          \
+                                          const float* delta, int B, int T, int H, float scale) {                     \
+        impl<32>(dqkv, dout, qkv, lse, delta, B, T, H, scale);                                                         \
+    }                                                                                                                  \
+    extern "C" __global__ void name##_d64(float* dqkv, const float* dout, const float* qkv, const float* lse,          \
+                                          const float* delta, int B, int T, int H, float scale) {                     \
+        impl<64>(dqkv, dout, qkv, lse, delta, B, T, H, scale);                                                         \
+    }
+
+// delta[b, h, i] = dot(dout_i, out_i) over head h's columns: the row sums of dP * P.
+extern "C" __global__ void attention_delta(float* delta, const float* dout, const float* out, int B, int T, int H, int D) {
+    GRID_STRIDE(e, (u64)B * H * T) {
+        int i = (int)(e % T), bh = (int)(e / T), b = bh / H, h = bh % H;
+        u64 row = ((u64)b * T + i) * H * D + (u64)h * D;
+        float s = 0.0f;
+        for (int d = 0; d < D; d++) s += dout[row + d] * out[row + d];
+        delta[e] = s;
+    }
+}
+
+// dQ_i = scale * sum_j P_ij (dP_ij - delta_i) K_j with P_ij = exp(scale q_i.k_j - lse_i) and
+// dP_ij = dout_i . v_j; one thread per query, keys and values streamed through shared memory.
+template <int D>
+__device__ void attention_backward_dq_impl(float* dqkv, const float* dout, const float* qkv, const float* lse, const float* delta,
+                                           int B, int T, int H, float scale) {
+    __shared__ float ks[TILE][D];
+    __shared__ float vs[TILE][D];
+    Heads s = Heads::here(T, H, D);
+    int b = s.b, h = s.h, bh = s.bh, i = s.row;
+    bool live = i < T;
+    float q[D], g[D], dq[D];
+    for (int d = 0; d < D; d++) {
+        q[d] = live ? qkv[s.qkv_row(b, i) + h * D + d] * scale : 0.0f;
+        g[d] = live ? dout[s.out_row(b, i) + h * D + d] : 0.0f;
+        dq[d] = 0.0f;
+    }
+    float row_lse = live ? lse[(u64)bh * T + i] : 0.0f, row_delta = live ? delta[(u64)bh * T + i] : 0.0f;
+    for (int start = 0; start < T; start += TILE) {
+        __syncthreads();
+        load_kv_tile<D>(ks, vs, qkv, s, b, h, start);
+        __syncthreads();
+        int count = min(TILE, T - start);
+        for (int r = 0; r < count && live; r++) {
+            float score = 0.0f, dp = 0.0f;
+            for (int d = 0; d < D; d++) {
+                score += q[d] * ks[r][d];
+                dp += g[d] * vs[r][d];
+            }
+            float ds = expf(score - row_lse) * (dp - row_delta);
+            for (int d = 0; d < D; d++) dq[d] += ds * ks[r][d];
+        }
+    }
+    if (!live) return;
+    for (int d = 0; d < D; d++) dqkv[s.qkv_row(b, i) + h * D + d] = dq[d] * scale;
+}
+
+BACKWARD_ENTRY_POINTS(attention_backward_dq, attention_backward_dq_impl)
+
+// dV_j = sum_i P_ij dout_i and dK_j = scale * sum_i P_ij (dP_ij - delta_i) q_i; one thread per
+// key, queries, output gradients, lse and delta streamed through shared memory.
+template <int D>
+__device__ void attention_backward_dkv_impl(float* dqkv, const float* dout, const float* qkv, const float* lse, const float* delta,
+                                            int B, int T, int H, float scale) {
+    __shared__ float qs[TILE][D];
+    __shared__ float gs[TILE][D];
+    __shared__ float lses[TILE];
+    __shared__ float deltas[TILE];
+    Heads s = Heads::here(T, H, D);
+    int b = s.b, h = s.h, bh = s.bh, j = s.row;
+    bool live = j < T;
+    float k[D], v[D], dk[D], dv[D];
+    for (int d = 0; d < D; d++) {
+        k[d] = live ? qkv[s.qkv_row(b, j) + s.C + h * D + d] : 0.0f;
+        v[d] = live ? qkv[s.qkv_row(b, j) + 2 * s.C + h * D + d] : 0.0f;
+        dk[d] = 0.0f;
+        dv[d] = 0.0f;
+    }
+    for (int start = 0; start < T; start += TILE) {
+        __syncthreads();
+        for (int e = threadIdx.x; e < TILE * D; e += blockDim.x) {
+            int r = e / D, d = e % D, i = start + r;
+            qs[r][d] = i < T ? qkv[s.qkv_row(b, i) + h * D + d] * scale : 0.0f;
+            gs[r][d] = i < T ? dout[s.out_row(b, i) + h * D + d] : 0.0f;
+        }
+        for (int r = threadIdx.x; r < TILE; r += blockDim.x) {
+            int i = start + r;
+            lses[r] = i < T ? lse[(u64)bh * T + i] : 0.0f;
+            deltas[r] = i < T ? delta[(u64)bh * T + i] : 0.0f;
+        }
+        __syncthreads();
+        int count = min(TILE, T - start);
+        for (int r = 0; r < count && live; r++) {
+            float score = 0.0f, dp = 0.0f;
+            for (int d = 0; d < D; d++) {
+                score += qs[r][d] * k[d];
+                dp += gs[r][d] * v[d];
+            }
+            float p = expf(score - lses[r]);
+            float ds = p * (dp - deltas[r]);
+            // qs holds scale * q, so dk needs no further scaling.
+            for (int d = 0; d < D; d++) {
+                dv[d] += p * gs[r][d];
+                dk[d] += ds * qs[r][d];
+            }
+        }
+    }
+    if (!live) return;
+    for (int d = 0; d < D; d++) {
+        dqkv[s.qkv_row(b, j) + s.C + h * D + d] = dk[d];
+        dqkv[s.qkv_row(b, j) + 2 * s.C + h * D + d] = dv[d];
+    }
+}
+
+BACKWARD_ENTRY_POINTS(attention_backward_dkv, attention_backward_dkv_impl)
