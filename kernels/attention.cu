@@ -1,5 +1,6 @@
 // Fused multi-head attention over timm's fused qkv activation [B, T, 3C] (C = H * D), forward and
-// backward, for head dim D = 32 or 64. Scores never reach global memory: each thread owns one
+// backward, for head dim D = 8, 16, 32 or 64 (ViT-B and its MAE decoder use 64 and 32; the small
+// test models 8 and 16). Scores never reach global memory: each thread owns one
 // query (forward, dQ) or one key (dK, dV), keeps its row in registers, and streams the other side
 // through shared memory in tiles of TILE rows, with an online softmax. The forward saves one
 // log-sum-exp per (batch, head, query); the backward recomputes the probabilities from it.
@@ -64,23 +65,27 @@ __device__ void attention_forward_impl(float* out, float* lse, const float* qkv,
     lse[(u64)bh * T + i] = m + logf(l);
 }
 
-extern "C" __global__ void attention_forward_d32(float* out, float* lse, const float* qkv, int B, int T, int H, float scale) {
-    attention_forward_impl<32>(out, lse, qkv, B, T, H, scale);
-}
-extern "C" __global__ void attention_forward_d64(float* out, float* lse, const float* qkv, int B, int T, int H, float scale) {
-    attention_forward_impl<64>(out, lse, qkv, B, T, H, scale);
-}
-
-// The backward kernels' entry points for head dims 32 and 64: `name_d32`, `name_d64`.
-#define BACKWARD_ENTRY_POINTS(name, impl)                                                                              \
-    extern "C" __global__ void name##_d32(float* dqkv, const float* dout, const float* qkv, const float* lse,          \
-                                          const float* delta, int B, int T, int H, float scale) {                     \
-        impl<32>(dqkv, dout, qkv, lse, delta, B, T, H, scale);                                                         \
-    }                                                                                                                  \
-    extern "C" __global__ void name##_d64(float* dqkv, const float* dout, const float* qkv, const float* lse,          \
-                                          const float* delta, int B, int T, int H, float scale) {                     \
-        impl<64>(dqkv, dout, qkv, lse, delta, B, T, H, scale);                                                         \
+#define FORWARD_ENTRY_POINT(D)                                                                                         \
+    extern "C" __global__ void attention_forward_d##D(float* out, float* lse, const float* qkv, int B, int T, int H,    \
+                                                      float scale) {                                                   \
+        attention_forward_impl<D>(out, lse, qkv, B, T, H, scale);                                                      \
     }
+FORWARD_ENTRY_POINT(8)
+FORWARD_ENTRY_POINT(16)
+FORWARD_ENTRY_POINT(32)
+FORWARD_ENTRY_POINT(64)
+
+// A backward kernel's entry point for head dim D: `name_dD`.
+#define BACKWARD_ENTRY_POINT(name, impl, D)                                                                            \
+    extern "C" __global__ void name##_d##D(float* dqkv, const float* dout, const float* qkv, const float* lse,          \
+                                           const float* delta, int B, int T, int H, float scale) {                    \
+        impl<D>(dqkv, dout, qkv, lse, delta, B, T, H, scale);                                                          \
+    }
+#define BACKWARD_ENTRY_POINTS(name, impl)                                                                              \
+    BACKWARD_ENTRY_POINT(name, impl, 8)                                                                                \
+    BACKWARD_ENTRY_POINT(name, impl, 16)                                                                               \
+    BACKWARD_ENTRY_POINT(name, impl, 32)                                                                               \
+    BACKWARD_ENTRY_POINT(name, impl, 64)
 
 // delta[b, h, i] = dot(dout_i, out_i) over head h's columns: the row sums of dP * P.
 extern "C" __global__ void attention_delta(float* delta, const float* dout, const float* out, int B, int T, int H, int D) {

@@ -5,7 +5,6 @@ use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use rekindle_coordinator::{train, Progress, TrainConfig};
 use rekindle_dist::{Comm, Launch};
-use rekindle_tensor::CpuBackend;
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -29,6 +28,10 @@ pub struct TrainArgs {
     /// decides another rank has died or hangs, and exits with status 75 instead of waiting forever.
     #[arg(long, value_name = "SECS", default_value_t = 300)]
     comm_timeout: u64,
+    /// Where the model runs: `cpu`, `cuda:N`, or `cuda` (with several ranks, each rank's local
+    /// rank picks its GPU).
+    #[arg(long, default_value = "cpu")]
+    device: String,
 }
 
 pub fn run(args: &TrainArgs) -> Result<()> {
@@ -54,13 +57,14 @@ fn run_rank(args: &TrainArgs, launch: &Launch, comm: &dyn Comm) -> Result<()> {
     let name = config_path.file_stem().map_or("run".into(), |s| s.to_string_lossy().into_owned());
     let out = args.resume.clone().or_else(|| args.out.clone()).unwrap_or_else(|| PathBuf::from("runs").join(name));
     let threads = if config.threads == 0 { launch.threads_per_rank() } else { config.threads };
-    let mut be = CpuBackend::new(threads);
+    let mut be = crate::backend(&args.device, threads, launch.local_rank)?;
+    let be = be.as_mut();
     if !lead {
-        train(&config, &mut be, comm, Some(&out), args.resume.is_some(), |_| {})?;
+        train(&config, be, comm, Some(&out), args.resume.is_some(), |_| {})?;
         return Ok(());
     }
     if comm.world() > 1 {
-        eprintln!("{} ({} threads per rank), launched by {}", comm.describe(), threads, launch.source);
+        eprintln!("{} on {}, launched by {}", comm.describe(), be.name(), launch.source);
     }
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
     // A resumed run keeps its recorded config; overrides given to the resume are printed instead.
@@ -76,7 +80,7 @@ fn run_rank(args: &TrainArgs, launch: &Launch, comm: &dyn Comm) -> Result<()> {
 
     let bar = ProgressBar::hidden();
     let mut io_error = None;
-    let summary = train(&config, &mut be, comm, Some(&out), args.resume.is_some(), |p| {
+    let summary = train(&config, be, comm, Some(&out), args.resume.is_some(), |p| {
         let line = match p {
             Progress::Stage { step, steps, stage, iterations } => {
                 bar.finish_and_clear();

@@ -6,6 +6,7 @@
 #![cfg(feature = "mpi")]
 
 use safetensors::SafeTensors;
+use rekindle_tensor::relative_error;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -67,14 +68,6 @@ fn params(path: &Path) -> Vec<f32> {
     let mut names = st.names();
     names.sort();
     names.iter().flat_map(|n| st.tensor(n).unwrap().data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect::<Vec<_>>()).collect()
-}
-
-/// ‖a − b‖ / ‖b‖.
-fn relative_error(a: &[f32], b: &[f32]) -> f64 {
-    assert_eq!(a.len(), b.len());
-    let diff: f64 = a.iter().zip(b).map(|(&x, &y)| ((x - y) as f64).powi(2)).sum();
-    let norm: f64 = b.iter().map(|&y| (y as f64).powi(2)).sum();
-    (diff / norm).sqrt()
 }
 
 fn assert_same_params(a: &Path, b: &Path, what: &str) {

@@ -1,6 +1,7 @@
 //! The hand-written forward and backward against PyTorch/timm (fixtures from
 //! `scripts/reference/make_fixtures.py`, computed in float64): logits and losses to relative
-//! error ≤ 1e-5, every parameter gradient to ‖a − b‖/‖b‖ ≤ 1e-4.
+//! error ≤ 1e-5, every parameter gradient to ‖a − b‖/‖b‖ ≤ 1e-4. Each test runs on the CPU backend
+//! and, in a build with the `cuda` feature on a machine with a GPU, on the CUDA backend too.
 
 mod common;
 
@@ -8,9 +9,20 @@ use common::{rel_err, Fixture};
 use rekindle_model::{sincos_2d, ClassifyPass, MaePass, Vit};
 use rekindle_tensor::{Backend, CpuBackend};
 
+/// The CPU backend, and GPU 0 where there is one.
+fn backends() -> Vec<Box<dyn Backend>> {
+    let mut all: Vec<Box<dyn Backend>> = vec![Box::new(CpuBackend::new(2))];
+    #[cfg(feature = "cuda")]
+    match rekindle_cuda::CudaBackend::new(0) {
+        Ok(gpu) => all.push(Box::new(gpu)),
+        Err(e) => eprintln!("CUDA backend skipped: {e}"),
+    }
+    all
+}
+
 const FIXTURES: [&str; 2] = ["vit_grey28", "vit_w48"];
 
-fn model(be: &mut CpuBackend, f: &Fixture) -> Vit {
+fn model(be: &mut dyn Backend, f: &Fixture) -> Vit {
     let vit = Vit::new(be, &f.config, 0).unwrap();
     for e in &vit.table.entries {
         vit.upload_tensor(be, &e.name, &f.f32(&format!("param.{}", e.name)));
@@ -20,7 +32,7 @@ fn model(be: &mut CpuBackend, f: &Fixture) -> Vit {
 
 /// Every `{prefix}.*` gradient in the fixture matches the model's, and the fixture has one for
 /// every tensor the path uses (the others must have stayed exactly zero).
-fn check_grads(be: &mut CpuBackend, vit: &Vit, f: &Fixture, prefix: &str) {
+fn check_grads(be: &mut dyn Backend, vit: &Vit, f: &Fixture, prefix: &str) {
     let names = f.names();
     let mut checked = 0;
     for e in &vit.table.entries {
@@ -49,38 +61,40 @@ fn position_tables_match_mae() {
 
 #[test]
 fn classification_matches_timm() {
-    for name in FIXTURES {
+    for (name, mut be) in FIXTURES.iter().flat_map(|&n| backends().into_iter().map(move |b| (n, b))) {
         let f = Fixture::load(name);
-        let mut be = CpuBackend::new(2);
-        let vit = model(&mut be, &f);
-        let pass = ClassifyPass::new(&mut be, &vit, f.batch);
+        let name = format!("{name} on {}", be.name());
+        let be = be.as_mut();
+        let vit = model(be, &f);
+        let pass = ClassifyPass::new(be, &vit, f.batch);
         be.upload(pass.images(), &f.f32("images"));
         be.upload(pass.targets, &f.f32("targets"));
         be.upload(pass.class_mask, &f.f32("class_mask"));
-        vit.zero_grads(&mut be);
-        pass.forward(&mut be, &vit);
+        vit.zero_grads(be);
+        pass.forward(be, &vit);
         let mut logits = vec![0.0; pass.logits.len];
         be.download(pass.logits, &mut logits);
         let err = rel_err(&logits, &f.f32("logits"));
         assert!(err <= 1e-5, "{name}: logits relative error {err:e}");
-        let loss = pass.backward(&mut be, &vit, 1.0);
+        let loss = pass.backward(be, &vit, 1.0);
         let want = f.scalar("loss_cls");
         assert!(((loss - want) / want).abs() <= 1e-5, "{name}: loss {loss} vs {want}");
-        check_grads(&mut be, &vit, &f, "grad_cls");
+        check_grads(be, &vit, &f, "grad_cls");
     }
 }
 
 #[test]
 fn mae_matches_reference() {
-    for name in FIXTURES {
+    for (name, mut be) in FIXTURES.iter().flat_map(|&n| backends().into_iter().map(move |b| (n, b))) {
         let f = Fixture::load(name);
-        let mut be = CpuBackend::new(2);
-        let vit = model(&mut be, &f);
-        let pass = MaePass::new(&mut be, &vit, f.batch);
+        let name = format!("{name} on {}", be.name());
+        let be = be.as_mut();
+        let vit = model(be, &f);
+        let pass = MaePass::new(be, &vit, f.batch);
         be.upload(pass.images(), &f.f32("images"));
-        pass.set_mask(&mut be, &f.mask_ids());
-        vit.zero_grads(&mut be);
-        pass.forward(&mut be, &vit);
+        pass.set_mask(be, &f.mask_ids());
+        vit.zero_grads(be);
+        pass.forward(be, &vit);
         let (c, n) = (&f.config, f.batch);
         let mut pred = vec![0.0; pass.pred().len];
         be.download(pass.pred(), &mut pred);
@@ -89,9 +103,9 @@ fn mae_matches_reference() {
         let pred: Vec<f32> = pred.chunks_exact((1 + c.patches()) * row).take(n).flat_map(|s| s[row..].to_vec()).collect();
         let err = rel_err(&pred, &f.f32("pred"));
         assert!(err <= 1e-5, "{name}: pred relative error {err:e}");
-        let loss = pass.backward(&mut be, &vit, 1.0);
+        let loss = pass.backward(be, &vit, 1.0);
         let want = f.scalar("loss_mae");
         assert!(((loss - want) / want).abs() <= 1e-5, "{name}: loss {loss} vs {want}");
-        check_grads(&mut be, &vit, &f, "grad_mae");
+        check_grads(be, &vit, &f, "grad_mae");
     }
 }

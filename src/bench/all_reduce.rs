@@ -65,7 +65,7 @@ fn check_sum(values: &[f32], world: usize) -> Result<()> {
 }
 
 pub fn run(args: &AllReduceArgs) -> Result<()> {
-    if args.iters == 0 || !(args.mbytes > 0.0) {
+    if args.iters == 0 || args.mbytes.is_nan() || args.mbytes <= 0.0 {
         bail!("--iters must be at least 1 and --mbytes positive");
     }
     let launch = Launch::from_env()?;

@@ -8,7 +8,6 @@
 use super::{each_world_size, median, StepSettings, Task, Workload};
 use anyhow::Result;
 use rekindle_dist::{Comm, Launch, Reduce};
-use rekindle_tensor::{Backend, CpuBackend};
 use serde::Serialize;
 use std::time::Instant;
 
@@ -48,8 +47,9 @@ pub fn run(scaling: &ScalingArgs) -> Result<()> {
     args.check()?;
     let launch = Launch::from_env()?;
     let threads = if args.threads == 0 { launch.threads_per_rank() } else { args.threads };
-    let mut cpu = CpuBackend::new(threads);
-    let mut work = Workload::new(&mut cpu, &args.model, args.task, args.batch)?;
+    let mut be = crate::backend(&args.device, threads, launch.local_rank)?;
+    let be = be.as_mut();
+    let mut work = Workload::new(be, &args.model, args.task, args.batch)?;
     let mut grads = vec![0.0f32; work.vit.table.total];
     let mut describe = String::new();
     let mut measure = |comm: &dyn Comm| -> Result<(usize, f64, f64)> {
@@ -57,15 +57,16 @@ pub fn run(scaling: &ScalingArgs) -> Result<()> {
         let (mut steps, mut reduces) = (Vec::new(), Vec::new());
         for i in 0..args.warmup + args.iters {
             let start = Instant::now();
-            work.forward_backward(&mut cpu, i);
+            work.forward_backward(be, i);
             let reduce = Instant::now();
             if comm.world() > 1 {
-                cpu.download(work.vit.grads, &mut grads);
+                be.download(work.vit.grads, &mut grads);
                 comm.all_reduce(&mut grads, Reduce::Sum)?;
-                cpu.upload(work.vit.grads, &grads);
+                be.upload(work.vit.grads, &grads);
             }
             let reduced = reduce.elapsed().as_secs_f64();
-            work.update(&mut cpu);
+            work.update(be);
+            be.synchronize();
             if i >= args.warmup {
                 steps.push(start.elapsed().as_secs_f64());
                 reduces.push(reduced);

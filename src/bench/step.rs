@@ -3,7 +3,7 @@
 
 use super::{median, StepSettings, Task, Workload};
 use anyhow::Result;
-use rekindle_tensor::{Backend, CpuBackend, OpTime};
+use rekindle_tensor::OpTime;
 use serde::Serialize;
 use std::time::Instant;
 
@@ -35,19 +35,21 @@ struct StepReport {
 pub fn run(step_args: &StepArgs) -> Result<()> {
     let args = &step_args.settings;
     args.check()?;
-    let mut cpu = CpuBackend::new(args.threads);
-    let mut work = Workload::new(&mut cpu, &args.model, args.task, args.batch)?;
+    let mut be = crate::backend(&args.device, args.threads, 0)?;
+    let be = be.as_mut();
+    let mut work = Workload::new(be, &args.model, args.task, args.batch)?;
     let mut times = Vec::with_capacity(args.iters);
     let mut loss = f32::NAN;
     for i in 0..args.warmup + args.iters {
         let start = Instant::now();
-        loss = work.forward_backward(&mut cpu, i);
-        work.update(&mut cpu);
+        loss = work.forward_backward(be, i);
+        work.update(be);
+        be.synchronize();
         if i >= args.warmup {
             times.push(start.elapsed().as_secs_f64());
         }
         if i + 1 == args.warmup && step_args.profile {
-            cpu.start_profile();
+            be.start_profile();
         }
         if !args.json {
             eprint!("\rstep {}/{}", i + 1, args.warmup + args.iters);
@@ -65,7 +67,7 @@ pub fn run(step_args: &StepArgs) -> Result<()> {
         task: args.task,
         batch: args.batch,
         threads: args.threads,
-        device: cpu.name(),
+        device: be.name(),
         iters: args.iters,
         step_seconds_median: median,
         step_seconds_mean: mean,
@@ -75,7 +77,7 @@ pub fn run(step_args: &StepArgs) -> Result<()> {
         final_loss: loss,
     };
     if step_args.profile {
-        print_profile(&cpu.op_times(), total);
+        print_profile(&be.op_times(), total);
     }
     if args.json {
         println!("{}", serde_json::to_string(&report)?);

@@ -4,7 +4,7 @@
 
 use rekindle_coordinator::{train, TrainConfig};
 use rekindle_model::Vit;
-use rekindle_tensor::CpuBackend;
+use rekindle_tensor::{relative_error, CpuBackend};
 
 fn config(strategy: &str, micro_batch: usize, seed: u64) -> TrainConfig {
     let yaml = format!(
@@ -36,12 +36,6 @@ fn trained(strategy: &str, micro_batch: usize, seed: u64) -> Vec<f32> {
     let params = vit.download_params(&mut be);
     std::fs::remove_dir_all(&dir).unwrap();
     params
-}
-
-fn relative_error(a: &[f32], b: &[f32]) -> f64 {
-    let diff: f64 = a.iter().zip(b).map(|(&x, &y)| ((x - y) as f64).powi(2)).sum();
-    let norm: f64 = b.iter().map(|&y| (y as f64).powi(2)).sum();
-    (diff / norm).sqrt()
 }
 
 #[test]

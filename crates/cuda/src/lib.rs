@@ -5,3 +5,6 @@
 
 pub mod kernels;
 pub mod nvrtc;
+mod backend;
+
+pub use backend::{CudaBackend, CudaError};

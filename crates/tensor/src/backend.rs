@@ -10,7 +10,7 @@
 //! Ops are enqueued on the backend: a CPU backend runs them at once, a device backend may run them
 //! asynchronously. Only `download` and the ops that return host values synchronise.
 
-use crate::{Indices, Tensor};
+use crate::{Indices, OpTime, Tensor};
 
 /// One (optionally batched) matrix product `C = alpha · op(A) · op(B) [+ C] [+ bias]`.
 ///
@@ -151,6 +151,15 @@ pub struct Sgd {
 pub trait Backend {
     /// A short name for logs ("cpu", "cuda:0").
     fn name(&self) -> String;
+    /// Waits until every enqueued op has finished (timings need it; a CPU backend is always done).
+    fn synchronize(&mut self) {}
+    /// Starts (or restarts) timing every op, for `op_times`; backends without per-op timing ignore it.
+    fn start_profile(&mut self) {}
+    /// Wall time and call count per op since `start_profile`, slowest first (empty where not
+    /// measured).
+    fn op_times(&self) -> Vec<OpTime> {
+        Vec::new()
+    }
 
     // --- memory ---------------------------------------------------------------------------------
 
@@ -164,6 +173,18 @@ pub trait Backend {
     fn upload_indices(&mut self, dst: Indices, src: &[i32]);
     fn download(&mut self, src: Tensor, dst: &mut [f32]);
     fn fill(&mut self, dst: Tensor, value: f32);
+    /// A new buffer holding `values`.
+    fn upload_new(&mut self, values: &[f32]) -> Tensor {
+        let t = self.alloc(values.len());
+        self.upload(t, values);
+        t
+    }
+    /// The values of view `t`.
+    fn download_vec(&mut self, t: Tensor) -> Vec<f32> {
+        let mut v = vec![0.0; t.len];
+        self.download(t, &mut v);
+        v
+    }
     fn copy(&mut self, dst: Tensor, src: Tensor);
 
     // --- linear algebra ---------------------------------------------------------------------------

@@ -7,9 +7,11 @@
 //! same trait with device pointers behind the handles.
 
 mod backend;
+mod compare;
 mod cpu;
 mod handles;
 
 pub use backend::{AdamW, AttentionShape, Backend, Gemm, ParamGroup, PatchOrder, PatchShape, Sgd};
+pub use compare::relative_error;
 pub use cpu::{CpuBackend, OpTime};
 pub use handles::{Indices, Tensor};

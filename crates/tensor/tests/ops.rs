@@ -6,7 +6,7 @@
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
-use rekindle_tensor::{AttentionShape, Backend, CpuBackend, Gemm, Indices, PatchOrder, PatchShape, Tensor};
+use rekindle_tensor::{relative_error, AttentionShape, Backend, CpuBackend, Gemm, Indices, PatchOrder, PatchShape};
 
 fn backends() -> Vec<Box<dyn Backend>> {
     vec![Box::new(CpuBackend::new(2))]
@@ -14,24 +14,6 @@ fn backends() -> Vec<Box<dyn Backend>> {
 
 fn randn(rng: &mut ChaCha8Rng, n: usize) -> Vec<f32> {
     (0..n).map(|_| StandardNormal.sample(rng)).collect()
-}
-
-fn upload(be: &mut dyn Backend, v: &[f32]) -> Tensor {
-    let t = be.alloc(v.len());
-    be.upload(t, v);
-    t
-}
-
-fn download(be: &mut dyn Backend, t: Tensor) -> Vec<f32> {
-    let mut v = vec![0.0; t.len];
-    be.download(t, &mut v);
-    v
-}
-
-fn rel_err(a: &[f32], b: &[f32]) -> f64 {
-    let num: f64 = a.iter().zip(b).map(|(x, y)| (*x as f64 - *y as f64).powi(2)).sum();
-    let den: f64 = b.iter().map(|y| (*y as f64).powi(2)).sum();
-    (num / den.max(1e-30)).sqrt()
 }
 
 fn dot(a: &[f32], b: &[f32]) -> f64 {
@@ -51,7 +33,7 @@ fn check_gradient(what: &str, x: &[f32], analytic: &[f32], mut loss: impl FnMut(
         probe[i] = x[i];
         numeric[i] = ((up - down) / (2.0 * H as f64)) as f32;
     }
-    let err = rel_err(analytic, &numeric);
+    let err = relative_error(analytic, &numeric);
     assert!(err < 2e-3, "{what}: analytic vs finite-difference gradient, relative error {err:e}");
     assert!(analytic.iter().any(|&g| g != 0.0), "{what}: gradient is identically zero");
 }
@@ -71,7 +53,7 @@ fn gemm_matches_reference_loops() {
                 let c0 = randn(&mut rng, batch * sc);
                 let bias = randn(&mut rng, n);
                 let alpha = 0.75;
-                let (ta, tb, tc, tbias) = (upload(be, &a), upload(be, &b), upload(be, &c0), upload(be, &bias));
+                let (ta, tb, tc, tbias) = (be.upload_new(&a), be.upload_new(&b), be.upload_new(&c0), be.upload_new(&bias));
                 be.gemm(&Gemm {
                     trans_a,
                     trans_b,
@@ -84,7 +66,7 @@ fn gemm_matches_reference_loops() {
                     stride_c: sc,
                     ..Gemm::new(m, n, k, ta, tb, tc)
                 });
-                let got = download(be, tc);
+                let got = be.download_vec(tc);
                 let mut want = c0.clone();
                 for p in 0..batch {
                     for i in 0..m {
@@ -102,7 +84,7 @@ fn gemm_matches_reference_loops() {
                     }
                 }
                 // Only the m·n block of each batch is written; the padding between blocks keeps c0.
-                let err = rel_err(&got, &want);
+                let err = relative_error(&got, &want);
                 assert!(err < 1e-6, "gemm {m}x{n}x{k} batch {batch} ta {trans_a} tb {trans_b}: {err:e}");
             }
         }
@@ -118,16 +100,16 @@ fn linear_backward_matches_finite_differences() {
         let (rows, inf, outf) = (6, 5, 4);
         let (x, w, b, r) = (randn(&mut rng, rows * inf), randn(&mut rng, outf * inf), randn(&mut rng, outf), randn(&mut rng, rows * outf));
         let forward = |be: &mut dyn Backend, x: &[f32], w: &[f32], b: &[f32]| {
-            let (tx, tw, tb, ty) = (upload(be, x), upload(be, w), upload(be, b), be.alloc(rows * outf));
+            let (tx, tw, tb, ty) = (be.upload_new(x), be.upload_new(w), be.upload_new(b), be.alloc(rows * outf));
             be.gemm(&Gemm { trans_b: true, bias: Some(tb), ..Gemm::new(rows, outf, inf, tx, tw, ty) });
-            dot(&download(be, ty), &r)
+            dot(&be.download_vec(ty), &r)
         };
-        let (tx, tw, tr) = (upload(be, &x), upload(be, &w), upload(be, &r));
-        let (dx, dw, db) = (be.alloc(rows * inf), upload(be, &vec![0.0; outf * inf]), be.alloc(outf));
+        let (tx, tw, tr) = (be.upload_new(&x), be.upload_new(&w), be.upload_new(&r));
+        let (dx, dw, db) = (be.alloc(rows * inf), be.upload_new(&vec![0.0; outf * inf]), be.alloc(outf));
         be.gemm(&Gemm::new(rows, inf, outf, tr, tw, dx));
         be.gemm(&Gemm { trans_a: true, accumulate: true, ..Gemm::new(outf, inf, rows, tr, tx, dw) });
         be.bias_backward(db, tr, rows, outf);
-        let (dx, dw, db) = (download(be, dx), download(be, dw), download(be, db));
+        let (dx, dw, db) = (be.download_vec(dx), be.download_vec(dw), be.download_vec(db));
         check_gradient("linear dx", &x, &dx, |v| forward(be, v, &w, &b));
         check_gradient("linear dw", &w, &dw, |v| forward(be, &x, v, &b));
         check_gradient("linear db", &b, &db, |v| forward(be, &x, &w, v));
@@ -143,9 +125,9 @@ fn layernorm_backward_matches_finite_differences() {
         let (x, w, b, r) = (randn(&mut rng, rows * width), randn(&mut rng, width), randn(&mut rng, width), randn(&mut rng, rows * width));
         let (tm, ts) = (be.alloc(rows), be.alloc(rows));
         let forward = |be: &mut dyn Backend, x: &[f32], w: &[f32], b: &[f32]| {
-            let (tx, tw, tb, ty) = (upload(be, x), upload(be, w), upload(be, b), be.alloc(rows * width));
+            let (tx, tw, tb, ty) = (be.upload_new(x), be.upload_new(w), be.upload_new(b), be.alloc(rows * width));
             be.layernorm_forward(ty, tm, ts, tx, tw, tb, rows, width, 1e-6);
-            let y = download(be, ty);
+            let y = be.download_vec(ty);
             (dot(&y, &r), y)
         };
         let (_, y) = forward(be, &x, &w, &b);
@@ -158,12 +140,12 @@ fn layernorm_backward_matches_finite_differences() {
                 assert!((yr[j] as f64 - want).abs() < 1e-5, "layernorm forward");
             }
         }
-        let (tx, tw, tr) = (upload(be, &x), upload(be, &w), upload(be, &r));
+        let (tx, tw, tr) = (be.upload_new(&x), be.upload_new(&w), be.upload_new(&r));
         let dx0 = randn(&mut rng, rows * width); // accumulates: start from a non-zero buffer
-        let (dx, dw, db) = (upload(be, &dx0), be.alloc(width), be.alloc(width));
+        let (dx, dw, db) = (be.upload_new(&dx0), be.alloc(width), be.alloc(width));
         be.layernorm_backward(dx, dw, db, tr, tx, tw, tm, ts, rows, width);
-        let dx: Vec<f32> = download(be, dx).iter().zip(&dx0).map(|(a, b)| a - b).collect();
-        let (dw, db) = (download(be, dw), download(be, db));
+        let dx: Vec<f32> = be.download_vec(dx).iter().zip(&dx0).map(|(a, b)| a - b).collect();
+        let (dw, db) = (be.download_vec(dw), be.download_vec(db));
         check_gradient("layernorm dx", &x, &dx, |v| forward(be, v, &w, &b).0);
         check_gradient("layernorm dweight", &w, &dw, |v| forward(be, &x, v, &b).0);
         check_gradient("layernorm dbias", &b, &db, |v| forward(be, &x, &w, v).0);
@@ -178,17 +160,17 @@ fn gelu_matches_erf_and_finite_differences() {
         let x: Vec<f32> = randn(&mut rng, 64).iter().map(|v| 3.0 * v).collect();
         let r = randn(&mut rng, 64);
         let forward = |be: &mut dyn Backend, x: &[f32]| {
-            let (tx, ty) = (upload(be, x), be.alloc(x.len()));
+            let (tx, ty) = (be.upload_new(x), be.alloc(x.len()));
             be.gelu_forward(ty, tx);
-            download(be, ty)
+            be.download_vec(ty)
         };
         for (y, &v) in forward(be, &x).iter().zip(&x) {
             let want = 0.5 * v as f64 * (1.0 + libm::erf(v as f64 / 2f64.sqrt()));
             assert!((*y as f64 - want).abs() < 1e-6 * (1.0 + want.abs()), "gelu({v}) = {y}, want {want}");
         }
-        let (tx, tr, tdx) = (upload(be, &x), upload(be, &r), be.alloc(64));
+        let (tx, tr, tdx) = (be.upload_new(&x), be.upload_new(&r), be.alloc(64));
         be.gelu_backward(tdx, tx, tr);
-        let dx = download(be, tdx);
+        let dx = be.download_vec(tdx);
         check_gradient("gelu", &x, &dx, |v| dot(&forward(be, v), &r));
     }
 }
@@ -225,16 +207,16 @@ fn attention_matches_reference_and_finite_differences() {
         let r = randn(&mut rng, s.batch * s.tokens * s.width());
         let saved = be.alloc(be.attention_saved_len(s));
         let forward = |be: &mut dyn Backend, x: &[f32]| {
-            let (tx, ty) = (upload(be, x), be.alloc(s.batch * s.tokens * s.width()));
+            let (tx, ty) = (be.upload_new(x), be.alloc(s.batch * s.tokens * s.width()));
             be.attention_forward(ty, saved, tx, s);
-            download(be, ty)
+            be.download_vec(ty)
         };
         let out = forward(be, &qkv);
-        assert!(rel_err(&out, &attention_reference(&qkv, s)) < 1e-6, "attention forward");
-        let (tx, tr, ty, tdx) = (upload(be, &qkv), upload(be, &r), upload(be, &out), be.alloc(n));
+        assert!(relative_error(&out, &attention_reference(&qkv, s)) < 1e-6, "attention forward");
+        let (tx, tr, ty, tdx) = (be.upload_new(&qkv), be.upload_new(&r), be.upload_new(&out), be.alloc(n));
         be.attention_forward(ty, saved, tx, s);
         be.attention_backward(tdx, tr, tx, ty, saved, s);
-        let dx = download(be, tdx);
+        let dx = be.download_vec(tdx);
         check_gradient("attention dqkv", &qkv, &dx, |v| dot(&forward(be, v), &r));
     }
 }
@@ -255,17 +237,17 @@ fn gather_rows_backward_matches_finite_differences() {
         let ids = indices(be, &[-1, 2, 0, 2, -1, 3, -1, 1, 0, 2]);
         let (x, fill, r) = (randn(&mut rng, samples * in_rows * width), randn(&mut rng, width), randn(&mut rng, samples * out_rows * width));
         let forward = |be: &mut dyn Backend, x: &[f32], fill: &[f32]| {
-            let (tx, tf, ty) = (upload(be, x), upload(be, fill), be.alloc(samples * out_rows * width));
+            let (tx, tf, ty) = (be.upload_new(x), be.upload_new(fill), be.alloc(samples * out_rows * width));
             be.gather_rows(ty, tx, ids, tf, samples, in_rows, out_rows, width);
-            download(be, ty)
+            be.download_vec(ty)
         };
         let y = forward(be, &x, &fill);
         assert_eq!(&y[0..3], &fill[..], "row 0 of sample 0 is the fill");
         assert_eq!(&y[3..6], &x[6..9], "row 1 of sample 0 is source row 2");
         assert_eq!(&y[15..18], &x[12 + 9..12 + 12], "row 0 of sample 1 is its source row 3");
-        let (tr, dx, dfill) = (upload(be, &r), be.alloc(x.len()), be.alloc(width));
+        let (tr, dx, dfill) = (be.upload_new(&r), be.alloc(x.len()), be.alloc(width));
         be.gather_rows_backward(dx, dfill, tr, ids, samples, in_rows, out_rows, width);
-        let (dx, dfill) = (download(be, dx), download(be, dfill));
+        let (dx, dfill) = (be.download_vec(dx), be.download_vec(dfill));
         check_gradient("gather dinp", &x, &dx, |v| dot(&forward(be, v, &fill), &r));
         check_gradient("gather dfill", &fill, &dfill, |v| dot(&forward(be, &x, v), &r));
     }
@@ -279,16 +261,16 @@ fn mean_pool_backward_matches_finite_differences() {
         let (samples, rows, width, skip) = (2, 5, 3, 1);
         let (x, r) = (randn(&mut rng, samples * rows * width), randn(&mut rng, samples * width));
         let forward = |be: &mut dyn Backend, x: &[f32]| {
-            let (tx, ty) = (upload(be, x), be.alloc(samples * width));
+            let (tx, ty) = (be.upload_new(x), be.alloc(samples * width));
             be.mean_pool_forward(ty, tx, samples, rows, width, skip);
-            download(be, ty)
+            be.download_vec(ty)
         };
         let y = forward(be, &x);
         let want0 = (1..rows).map(|r| x[r * width] as f64).sum::<f64>() / (rows - 1) as f64;
         assert!((y[0] as f64 - want0).abs() < 1e-6, "mean pool skips the CLS row");
-        let (tr, dx) = (upload(be, &r), be.alloc(x.len()));
+        let (tr, dx) = (be.upload_new(&r), be.alloc(x.len()));
         be.mean_pool_backward(dx, tr, samples, rows, width, skip);
-        let dx = download(be, dx);
+        let dx = be.download_vec(dx);
         check_gradient("mean pool", &x, &dx, |v| dot(&forward(be, v), &r));
     }
 }
@@ -306,11 +288,11 @@ fn cross_entropy_matches_finite_differences_and_masks_exactly() {
             row.iter_mut().for_each(|t| *t /= s);
         }
         let mask = [1.0, 0.0, 1.0, 1.0, 0.0, 1.0];
-        let (tt, tm, losses, dz) = (upload(be, &targets), upload(be, &mask), be.alloc(rows), be.alloc(rows * classes));
+        let (tt, tm, losses, dz) = (be.upload_new(&targets), be.upload_new(&mask), be.alloc(rows), be.alloc(rows * classes));
         let loss = |be: &mut dyn Backend, z: &[f32]| {
-            let tz = upload(be, z);
+            let tz = be.upload_new(z);
             be.cross_entropy(losses, dz, tz, tt, tm, rows, classes, 0.5);
-            download(be, losses)
+            be.download_vec(losses)
         };
         // Reference: loss_r = −Σ_{k active} t_k · log softmax over active classes (z_k).
         let got = loss(be, &logits);
@@ -320,7 +302,7 @@ fn cross_entropy_matches_finite_differences_and_masks_exactly() {
             let want: f64 = (0..classes).filter(|&k| mask[k] != 0.0).map(|k| -(targets[r * classes + k] as f64) * (z[k] as f64 - lse)).sum();
             assert!((got[r] as f64 - want).abs() < 1e-6, "cross-entropy row {r}: {} vs {want}", got[r]);
         }
-        let grad = download(be, dz);
+        let grad = be.download_vec(dz);
         for r in 0..rows {
             assert_eq!(grad[r * classes + 1], 0.0, "masked class gets exactly zero gradient");
             assert_eq!(grad[r * classes + 4], 0.0, "masked class gets exactly zero gradient");
@@ -339,11 +321,11 @@ fn mae_loss_matches_reference_and_finite_differences() {
         let pred = randn(&mut rng, samples * (patches + 1) * plen);
         let target = randn(&mut rng, samples * patches * plen);
         let mask: [f32; 8] = [1.0, 0.0, 1.0, 1.0, 0.0, 1.0, 0.0, 1.0];
-        let (tt, tm, tl, dp) = (upload(be, &target), upload(be, &mask), be.alloc(1), be.alloc(pred.len()));
+        let (tt, tm, tl, dp) = (be.upload_new(&target), be.upload_new(&mask), be.alloc(1), be.alloc(pred.len()));
         let loss = |be: &mut dyn Backend, p: &[f32]| {
-            let tp = upload(be, p);
+            let tp = be.upload_new(p);
             be.mae_loss(tl, dp, tp, tt, tm, samples, patches, plen, 2.0);
-            download(be, tl)[0] as f64
+            be.download_vec(tl)[0] as f64
         };
         let mut want = 0.0f64;
         for s in 0..samples {
@@ -359,7 +341,7 @@ fn mae_loss_matches_reference_and_finite_differences() {
         want /= mask.iter().map(|&m| m as f64).sum::<f64>();
         let got = loss(be, &pred);
         assert!((got - want).abs() < 1e-6 * want, "mae loss {got} vs {want}");
-        let grad = download(be, dp);
+        let grad = be.download_vec(dp);
         assert!(grad[..plen].iter().all(|&g| g == 0.0), "the CLS row gets no gradient");
         check_gradient("mae loss", &pred, &grad, |p| 2.0 * loss(be, p));
     }
@@ -372,10 +354,10 @@ fn patchify_orders_and_round_trips() {
         let s = PatchShape { batch: 2, channels: 3, image_size: 8, patch: 4 };
         let n = s.batch * s.channels * s.image_size * s.image_size;
         let images: Vec<f32> = (0..n).map(|i| i as f32).collect();
-        let (ti, tp, back) = (upload(be, &images), be.alloc(n), be.alloc(n));
+        let (ti, tp, back) = (be.upload_new(&images), be.alloc(n), be.alloc(n));
         for order in [PatchOrder::ChannelRowCol, PatchOrder::RowColChannel] {
             be.patchify(tp, ti, s, order);
-            let p = download(be, tp);
+            let p = be.download_vec(tp);
             // Sample 1, patch (row 1, col 0) = index 2, pixel (channel 2, y 3, x 1).
             let pixel = ((3 + 2) * 8 + (4 + 3)) * 8 + 1;
             let inner = match order {
@@ -384,7 +366,7 @@ fn patchify_orders_and_round_trips() {
             };
             assert_eq!(p[(4 + 2) * 48 + inner], pixel as f32, "{order:?}");
             be.unpatchify(back, tp, s, order);
-            assert_eq!(download(be, back), images, "{order:?} round trip");
+            assert_eq!(be.download_vec(back), images, "{order:?} round trip");
         }
     }
 }
@@ -395,16 +377,16 @@ fn add_and_copy_ops() {
         let be = be.as_mut();
         let mut rng = ChaCha8Rng::seed_from_u64(10);
         let (x, y, table) = (randn(&mut rng, 12), randn(&mut rng, 12), randn(&mut rng, 6));
-        let (tx, ty, tt, tc) = (upload(be, &x), upload(be, &y), upload(be, &table), be.alloc(12));
+        let (tx, ty, tt, tc) = (be.upload_new(&x), be.upload_new(&y), be.upload_new(&table), be.alloc(12));
         be.axpy(tx, -2.5, ty);
-        let sum = download(be, tx);
+        let sum = be.download_vec(tx);
         assert!(sum.iter().zip(x.iter().zip(&y)).all(|(s, (a, b))| *s == a + -2.5 * b));
         be.add_rows(ty, tt, 2, 3);
-        let got = download(be, ty);
+        let got = be.download_vec(ty);
         assert!((0..12).all(|i| got[i] == y[i] + table[i % 6]));
         be.copy(tc, ty);
-        assert_eq!(download(be, tc), got);
+        assert_eq!(be.download_vec(tc), got);
         be.fill(tc, 0.5);
-        assert!(download(be, tc).iter().all(|&v| v == 0.5));
+        assert!(be.download_vec(tc).iter().all(|&v| v == 0.5));
     }
 }

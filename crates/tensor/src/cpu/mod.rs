@@ -37,7 +37,7 @@ pub struct CpuBackend {
     profile: Option<Mutex<HashMap<&'static str, (f64, u64)>>>,
 }
 
-/// Time spent in one op kind (see [`CpuBackend::op_times`]).
+/// Time spent in one op kind (see [`Backend::op_times`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct OpTime {
     pub op: &'static str,
@@ -95,20 +95,6 @@ impl CpuBackend {
         entry.1 += 1;
         r
     }
-
-    /// Starts (or restarts) timing every op; see [`CpuBackend::op_times`].
-    pub fn start_profile(&mut self) {
-        self.profile = Some(Mutex::new(HashMap::new()));
-    }
-
-    /// Wall time and call count per op since `start_profile`, slowest first.
-    pub fn op_times(&self) -> Vec<OpTime> {
-        let Some(profile) = &self.profile else { return Vec::new() };
-        let mut v: Vec<OpTime> =
-            profile.lock().expect("profile lock").iter().map(|(op, (s, c))| OpTime { op, seconds: *s, calls: *c }).collect();
-        v.sort_by(|a, b| b.seconds.total_cmp(&a.seconds));
-        v
-    }
 }
 
 /// Panics when an output view overlaps an input view (an aliasing bug in the caller).
@@ -127,6 +113,19 @@ fn check_len(t: Tensor, len: usize, what: &str) {
 impl Backend for CpuBackend {
     fn name(&self) -> String {
         format!("cpu ({} threads)", self.threads)
+    }
+
+    fn start_profile(&mut self) {
+        self.profile = Some(Mutex::new(HashMap::new()));
+    }
+
+    /// Wall time and call count per op since `start_profile`, slowest first.
+    fn op_times(&self) -> Vec<OpTime> {
+        let Some(profile) = &self.profile else { return Vec::new() };
+        let mut v: Vec<OpTime> =
+            profile.lock().expect("profile lock").iter().map(|(op, (s, c))| OpTime { op, seconds: *s, calls: *c }).collect();
+        v.sort_by(|a, b| b.seconds.total_cmp(&a.seconds));
+        v
     }
 
     fn alloc(&mut self, len: usize) -> Tensor {
