@@ -35,6 +35,21 @@ fn bench_step_prints_json_for_both_tasks() {
     }
 }
 
+#[test]
+fn bench_kernels_times_every_op_against_measured_ceilings() {
+    let out = rekindle(&["bench", "kernels", "--preset", "vit-micro-4-28", "--batch", "2", "--iters", "1", "--threads", "1", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(r["ceilings"]["copy_gbytes_per_sec"].as_f64().unwrap() > 0.0 && r["ceilings"]["gemm_tflops"].as_f64().unwrap() > 0.0);
+    let kernels = r["kernels"].as_array().unwrap();
+    for name in ["attention forward", "attention backward", "layernorm backward", "mae loss", "cross-entropy", "adamw"] {
+        let k = kernels.iter().find(|k| k["kernel"] == name).unwrap_or_else(|| panic!("no {name} in {r}"));
+        assert!(k["seconds"].as_f64().unwrap() > 0.0 && k["fraction_of_ceiling"].as_f64().unwrap() > 0.0, "{k}");
+    }
+    let out = rekindle(&["bench", "kernels", "--device", "cuda:7"]);
+    assert!(!out.status.success() && (stderr(&out).contains("cuda") || stderr(&out).contains("CUDA")), "{}", stderr(&out));
+}
+
 fn assert_fails(args: &[&str], needles: &[&str]) {
     let out = rekindle(args);
     let err = stderr(&out);

@@ -3,6 +3,7 @@
 
 mod all_reduce;
 mod data;
+mod kernels;
 mod scaling;
 mod step;
 
@@ -21,6 +22,9 @@ pub enum BenchCommand {
     Step(step::StepArgs),
     /// Time the data loader: synthetic shard, random resized crop + flip + normalise, in batches.
     Data(data::DataArgs),
+    /// Time each op of a training step at one model's shapes, against the device's measured copy
+    /// and GEMM ceilings.
+    Kernels(kernels::KernelArgs),
     /// Time data-parallel training steps at each world size up to the launcher's (run it under
     /// `mpirun -np N`): step time, all-reduce time and scaling efficiency.
     Scaling(scaling::ScalingArgs),
@@ -34,6 +38,7 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Step(args) => step::run(&args),
         BenchCommand::Data(args) => data::run(&args),
         BenchCommand::Scaling(args) => scaling::run(&args),
+        BenchCommand::Kernels(args) => kernels::run(&args),
         BenchCommand::AllReduce(args) => all_reduce::run(&args),
     }
 }
