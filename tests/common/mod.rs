@@ -5,8 +5,11 @@ use safetensors::tensor::Dtype;
 use safetensors::SafeTensors;
 use std::path::PathBuf;
 
+/// `tests/fixtures/NAME.safetensors`, or under `$REKINDLE_FIXTURES` (test binaries copied to
+/// another machine, such as a GPU host without a Rust toolchain, point it at their fixtures).
 pub fn fixture_path(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(format!("{name}.safetensors"))
+    let dir = std::env::var("REKINDLE_FIXTURES").map(PathBuf::from).unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures"));
+    dir.join(format!("{name}.safetensors"))
 }
 
 /// A fixture written by `scripts/reference/make_fixtures.py`.

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# The GPU checks, in one command, on a GPU host (CUDA driver and toolkit, PyTorch; no Rust needed):
+#
+#   bash scripts/gpu/bundle.sh          # on the build machine: fills gpu-bundle/
+#   bash scripts/gpu/run.sh OUT_DIR     # on the GPU host, from the repository root
+#
+# Writes to OUT_DIR:
+# - tests.log        the CUDA backend against the CPU backend op by op (fp32, <= 1e-5), the whole
+#                    model against the PyTorch fixtures on the GPU, NCCL at world size 1, and the
+#                    NVRTC compile check;
+# - sanitizer-*.log  compute-sanitizer memcheck and racecheck over the parity and fixture tests;
+# - kernels.json     `rekindle bench kernels` at vit-base-16 shapes, against the measured ceilings;
+# - torch-kernels.json  the PyTorch counterparts at the same shapes (scripts/gpu/bench_kernels_torch.py);
+# - step-*.json      `rekindle bench step` for classification and MAE;
+# - all-reduce.json  `rekindle bench all-reduce --device cuda` (NCCL);
+# - nvidia-smi.txt   the device.
+set -uo pipefail
+out=${1:?usage: scripts/gpu/run.sh OUT_DIR}
+mkdir -p "$out"
+cd "$(dirname "$0")/../.."
+bundle=gpu-bundle
+[ -f "$bundle/bundle.tar.xz" ] && tar -C "$bundle" -xJf "$bundle/bundle.tar.xz"
+[ -x "$bundle/rekindle" ] || { echo "error: $bundle/rekindle missing; run scripts/gpu/bundle.sh on the build machine first" >&2; exit 1; }
+export REKINDLE_FIXTURES=$PWD/tests/fixtures
+# NCCL and NVRTC from the PyTorch wheels, where the toolkit does not provide them.
+py_libs=$(python3 - <<'PY' 2>/dev/null
+import importlib, os
+dirs = []
+for mod in ("nvidia.nccl", "nvidia.cu13", "nvidia.cuda_nvrtc"):
+    try:
+        m = importlib.import_module(mod)
+        for p in getattr(m, "__path__", []):
+            if os.path.isdir(os.path.join(p, "lib")):
+                dirs.append(os.path.join(p, "lib"))
+    except ImportError:
+        pass
+print(":".join(dirs))
+PY
+)
+export PATH=$PATH:/usr/local/cuda/bin
+export LD_LIBRARY_PATH=${py_libs}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}:/usr/local/cuda/lib64
+nvidia-smi > "$out/nvidia-smi.txt" 2>&1
+
+status=0
+run() { echo "+ $*" >> "$out/tests.log"; "$@" >> "$out/tests.log" 2>&1 || { echo "FAILED: $*" >> "$out/tests.log"; status=1; }; }
+for t in compile parity pytorch_fixtures nccl; do
+  run "$bundle/tests/$t" --nocapture --test-threads 1
+done
+if command -v compute-sanitizer >/dev/null 2>&1; then
+  for tool in memcheck racecheck; do
+    for t in parity pytorch_fixtures; do
+      compute-sanitizer --tool "$tool" --error-exitcode 9 "$bundle/tests/$t" --test-threads 1 > "$out/sanitizer-$tool-$t.log" 2>&1 \
+        || { echo "FAILED: compute-sanitizer $tool $t" >> "$out/tests.log"; status=1; }
+    done
+  done
+else
+  echo "compute-sanitizer not found (add the toolkit's bin/ to PATH)" >> "$out/tests.log"
+fi
+
+"$bundle/rekindle" bench kernels --device cuda:0 --preset vit-base-16 --batch 64 --json > "$out/kernels.json" 2> "$out/kernels.err"
+python3 scripts/gpu/bench_kernels_torch.py --batch 64 > "$out/torch-kernels.json" 2> "$out/torch-kernels.err"
+for task in classify mae; do
+  "$bundle/rekindle" bench step --device cuda:0 --preset vit-base-16 --task "$task" --batch 64 --iters 5 --json > "$out/step-$task.json" 2> "$out/step-$task.err"
+done
+"$bundle/rekindle" bench all-reduce --device cuda --mbytes 450 --json > "$out/all-reduce.json" 2> "$out/all-reduce.err"
+echo "exit $status" >> "$out/tests.log"
+tail -n 40 "$out/tests.log"
+exit $status
