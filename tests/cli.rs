@@ -25,8 +25,8 @@ fn info_reports_vit_base_counts() {
 }
 
 #[test]
-fn bench_step_prints_json_for_both_tasks() {
-    for task in ["classify", "mae"] {
+fn bench_step_prints_json_for_every_task() {
+    for task in ["classify", "mae", "dietcl"] {
         let out = rekindle(&["bench", "step", "--preset", "vit-micro-4-28", "--batch", "4", "--task", task, "--iters", "1", "--warmup", "0", "--threads", "1", "--json"]);
         assert!(out.status.success(), "{}", stderr(&out));
         let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();

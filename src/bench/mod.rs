@@ -50,6 +50,9 @@ pub enum Task {
     Classify,
     /// MAE reconstruction with 75% of the patches removed.
     Mae,
+    /// DietCL's stage-1 step: 40% of the images through MAE, 60% through classification, one
+    /// update.
+    Dietcl,
 }
 
 /// What a timed training step runs, and how it is timed (shared by `step` and `scaling`).
@@ -92,13 +95,13 @@ enum Pass {
     Mae(Box<MaePass>),
 }
 
-/// One model, one pass of `batch` random images and AdamW state: a training step without data
-/// loading, so the numbers are the model's.
+/// One model, the passes of one step over random images, and AdamW state: a training step
+/// without data loading, so the numbers are the model's.
 pub struct Workload {
     pub vit: Vit,
     pub batch: usize,
-    pub task: Task,
-    pass: Pass,
+    /// Each pass and its number of images.
+    passes: Vec<(Pass, usize)>,
     groups: Vec<ParamGroup>,
     moments: (Tensor, Tensor),
     hp: AdamW,
@@ -109,48 +112,62 @@ impl Workload {
         let vit = model.build(be, 0)?;
         let config = vit.config.clone();
         let mut rng = ChaCha8Rng::seed_from_u64(0);
-        let pixels = batch * config.channels * config.image_size * config.image_size;
-        let images: Vec<f32> = (0..pixels).map(|_| rng.random_range(-2.0f32..2.0)).collect();
-        let pass = match task {
-            Task::Classify => {
-                let p = ClassifyPass::new(be, &vit, batch);
-                let mut targets = vec![0.0f32; batch * config.classes];
+        let mae_images = match task {
+            Task::Classify => 0,
+            Task::Mae => batch,
+            Task::Dietcl => (0.4 * batch as f64).round() as usize,
+        };
+        let mut passes = Vec::new();
+        for (mae, n) in [(true, mae_images), (false, batch - mae_images)] {
+            if n == 0 {
+                continue;
+            }
+            let images: Vec<f32> = (0..n * config.channels * config.image_size * config.image_size).map(|_| rng.random_range(-2.0f32..2.0)).collect();
+            let pass = if mae {
+                let p = MaePass::new(be, &vit, n);
+                be.upload(p.images(), &images);
+                Pass::Mae(Box::new(p))
+            } else {
+                let p = ClassifyPass::new(be, &vit, n);
+                let mut targets = vec![0.0f32; n * config.classes];
                 for row in targets.chunks_exact_mut(config.classes) {
                     row[rng.random_range(0..config.classes)] = 1.0;
                 }
                 be.upload(p.targets, &targets);
                 be.upload(p.images(), &images);
                 Pass::Classify(Box::new(p))
-            }
-            Task::Mae => {
-                let p = MaePass::new(be, &vit, batch);
-                be.upload(p.images(), &images);
-                Pass::Mae(Box::new(p))
-            }
-        };
+            };
+            passes.push((pass, n));
+        }
         let groups = vit.table.groups(config.depth, 0.65);
         let moments = (be.alloc(vit.table.total), be.alloc(vit.table.total));
         let hp = AdamW { lr: 1e-4, beta1: 0.9, beta2: 0.95, eps: 1e-8, weight_decay: 0.05, step: 0, grad_scale: 1.0 };
-        Ok(Workload { vit, batch, task, pass, groups, moments, hp })
+        Ok(Workload { vit, batch, passes, groups, moments, hp })
     }
 
-    /// Forward and backward of step `i` into fresh gradients; returns the loss.
+    /// Forward and backward of step `i` into fresh gradients (each pass weighted by its share of
+    /// the images); returns the summed loss.
     pub fn forward_backward(&self, be: &mut dyn Backend, i: usize) -> f32 {
         let vit = &self.vit;
         vit.zero_grads(be);
-        match &self.pass {
-            Pass::Classify(p) => {
-                p.forward(be, vit);
-                p.backward(be, vit, 1.0)
-            }
-            Pass::Mae(p) => {
-                // A fresh random mask every step, as in MAE training.
-                let c = &vit.config;
-                p.set_mask(be, &MaskIds::random(i as u64, 0, self.batch, c.patches(), c.kept_patches()));
-                p.forward(be, vit);
-                p.backward(be, vit, 1.0)
-            }
+        let mut loss = 0.0;
+        for (pass, n) in &self.passes {
+            let share = *n as f32 / self.batch as f32;
+            loss += match pass {
+                Pass::Classify(p) => {
+                    p.forward(be, vit);
+                    p.backward(be, vit, share)
+                }
+                Pass::Mae(p) => {
+                    // A fresh random mask every step, as in MAE training.
+                    let c = &vit.config;
+                    p.set_mask(be, &MaskIds::random(i as u64, 0, *n, c.patches(), c.kept_patches()));
+                    p.forward(be, vit);
+                    p.backward(be, vit, share)
+                }
+            };
         }
+        loss
     }
 
     pub fn update(&mut self, be: &mut dyn Backend) {
@@ -158,14 +175,28 @@ impl Workload {
         be.adamw(self.vit.params, self.vit.grads, self.moments.0, self.moments.1, &self.groups, &self.hp);
     }
 
-    /// Training FLOPs per image (forward and backward).
-    pub fn flops_per_image(&self) -> f64 {
+    /// Training FLOPs of one step (forward and backward of every pass).
+    pub fn flops_per_step(&self) -> f64 {
         let flops = Flops::of(&self.vit.config);
-        flops.train(match self.task {
-            Task::Classify => flops.classify_forward,
-            Task::Mae => flops.mae_forward,
-        })
+        self.passes
+            .iter()
+            .map(|(pass, n)| {
+                let forward = match pass {
+                    Pass::Classify(_) => flops.classify_forward,
+                    Pass::Mae(_) => flops.mae_forward,
+                };
+                flops.train(forward) * *n as f64
+            })
+            .sum()
     }
+}
+
+/// Dense bf16 tensor-core peak of a GPU by name (the usual MFU denominator), where known.
+pub fn bf16_peak_tflops(device: &str) -> Option<f64> {
+    [("H100", 989.4), ("H200", 989.4), ("H800", 989.4), ("GH200", 989.4), ("B200", 2250.0), ("A100", 312.0), ("L40S", 362.1), ("A10", 125.0)]
+        .iter()
+        .find(|(name, _)| device.contains(name))
+        .map(|&(_, peak)| peak)
 }
 
 /// The median of `times` (sorted in place).

@@ -1,7 +1,7 @@
 //! `rekindle bench step`: times whole training steps (forward, backward, AdamW) on synthetic
 //! inputs and reports images/s and achieved GFLOP/s.
 
-use super::{median, StepSettings, Task, Workload};
+use super::{bf16_peak_tflops, median, StepSettings, Task, Workload};
 use anyhow::Result;
 use rekindle_tensor::OpTime;
 use serde::Serialize;
@@ -29,6 +29,8 @@ struct StepReport {
     images_per_sec: f64,
     gflops_per_sec: f64,
     train_gflops_per_image: f64,
+    /// Achieved FLOP/s over the GPU's dense bf16 peak (None on CPU or an unknown GPU).
+    mfu: Option<f64>,
     final_loss: f32,
 }
 
@@ -58,7 +60,7 @@ pub fn run(step_args: &StepArgs) -> Result<()> {
     if !args.json {
         eprintln!();
     }
-    let per_image = work.flops_per_image();
+    let per_image = work.flops_per_step() / args.batch as f64;
     let mean = times.iter().sum::<f64>() / times.len() as f64;
     let total: f64 = times.iter().sum();
     let median = median(&mut times);
@@ -74,6 +76,7 @@ pub fn run(step_args: &StepArgs) -> Result<()> {
         images_per_sec: args.batch as f64 / median,
         gflops_per_sec: per_image * args.batch as f64 / median / 1e9,
         train_gflops_per_image: per_image / 1e9,
+        mfu: bf16_peak_tflops(&be.name()).map(|peak| per_image * args.batch as f64 / median / (peak * 1e12)),
         final_loss: loss,
     };
     if step_args.profile {
@@ -83,7 +86,7 @@ pub fn run(step_args: &StepArgs) -> Result<()> {
         println!("{}", serde_json::to_string(&report)?);
     } else {
         println!(
-            "{} {:?} batch {} on {}: {:.3} s/step (median of {}), {:.1} images/s, {:.1} GFLOP/s ({:.3} GFLOP per image), loss {:.4}",
+            "{} {:?} batch {} on {}: {:.3} s/step (median of {}), {:.1} images/s, {:.1} GFLOP/s ({:.3} GFLOP per image){}, loss {:.4}",
             report.preset,
             report.task,
             report.batch,
@@ -93,6 +96,7 @@ pub fn run(step_args: &StepArgs) -> Result<()> {
             report.images_per_sec,
             report.gflops_per_sec,
             report.train_gflops_per_image,
+            report.mfu.map_or(String::new(), |m| format!(", MFU {:.1}% of dense bf16 peak", 100.0 * m)),
             loss
         );
     }
