@@ -105,12 +105,12 @@ pub fn backend(device: &str, threads: usize, local_rank: usize) -> Result<Box<dy
     }
 }
 
-#[cfg(feature = "cuda")]
+#[cfg(feature = "gpu")]
 fn cuda_backend(ordinal: usize) -> Result<Box<dyn Backend>> {
     Ok(Box::new(rekindle_cuda::CudaBackend::new(ordinal)?))
 }
 
-#[cfg(not(feature = "cuda"))]
+#[cfg(not(feature = "gpu"))]
 fn cuda_backend(_ordinal: usize) -> Result<Box<dyn Backend>> {
     anyhow::bail!("--device cuda needs a build with GPU support: cargo build --release --features cuda")
 }

@@ -12,7 +12,7 @@ use rekindle_tensor::{Backend, CpuBackend};
 /// The CPU backend, and GPU 0 where there is one.
 fn backends() -> Vec<Box<dyn Backend>> {
     let mut all: Vec<Box<dyn Backend>> = vec![Box::new(CpuBackend::new(2))];
-    #[cfg(feature = "cuda")]
+    #[cfg(feature = "gpu")]
     match rekindle_cuda::CudaBackend::new(0) {
         Ok(gpu) => all.push(Box::new(gpu)),
         Err(e) => eprintln!("CUDA backend skipped: {e}"),

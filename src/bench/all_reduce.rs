@@ -129,7 +129,7 @@ fn host_times(comm: &dyn Comm, n: usize, count: usize) -> Result<Vec<f64>> {
 
 /// Seconds per NCCL all-reduce of `n` values on this rank's GPU, `count` times; the first result
 /// is checked. The NCCL id travels over `comm`.
-#[cfg(feature = "cuda")]
+#[cfg(feature = "gpu")]
 fn nccl_times(launch: &Launch, comm: &dyn Comm, n: usize, count: usize) -> Result<Vec<f64>> {
     use rekindle_dist::{Bootstrap, Nccl};
     Nccl::available()?;
@@ -156,7 +156,7 @@ fn nccl_times(launch: &Launch, comm: &dyn Comm, n: usize, count: usize) -> Resul
     Ok(times)
 }
 
-#[cfg(not(feature = "cuda"))]
+#[cfg(not(feature = "gpu"))]
 fn nccl_times(_launch: &Launch, _comm: &dyn Comm, _n: usize, _count: usize) -> Result<Vec<f64>> {
     bail!("--device cuda needs a build with GPU support: cargo build --release --features mpi,cuda")
 }
