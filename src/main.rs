@@ -5,6 +5,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod bench;
 mod data;
+mod device;
 mod eval;
 mod info;
 mod plot;
@@ -16,7 +17,8 @@ mod train;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 use rekindle_model::{load_checkpoint, ModelConfig, Vit};
-use rekindle_tensor::{Backend, CpuBackend};
+use rekindle_tensor::Backend;
+pub use device::backend;
 use std::path::PathBuf;
 
 #[derive(Parser)]
@@ -90,29 +92,6 @@ impl ModelArgs {
         }
         Ok(vit)
     }
-}
-
-/// The backend `--device` names: `cpu` (with `threads` worker threads, 0 = every core), `cuda:N`,
-/// or `cuda` (the GPU of this process's local rank).
-pub fn backend(device: &str, threads: usize, local_rank: usize) -> Result<Box<dyn Backend>> {
-    match device {
-        "cpu" => Ok(Box::new(CpuBackend::new(threads))),
-        "cuda" => cuda_backend(local_rank),
-        d => match d.strip_prefix("cuda:").map(str::parse::<usize>) {
-            Some(Ok(ordinal)) => cuda_backend(ordinal),
-            _ => anyhow::bail!("--device {d}: expected cpu, cuda or cuda:N (e.g. cuda:0)"),
-        },
-    }
-}
-
-#[cfg(feature = "gpu")]
-fn cuda_backend(ordinal: usize) -> Result<Box<dyn Backend>> {
-    Ok(Box::new(rekindle_cuda::CudaBackend::new(ordinal)?))
-}
-
-#[cfg(not(feature = "gpu"))]
-fn cuda_backend(_ordinal: usize) -> Result<Box<dyn Backend>> {
-    anyhow::bail!("--device cuda needs a build with GPU support: cargo build --release --features cuda")
 }
 
 fn main() {

@@ -38,14 +38,14 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let launch = Launch::from_env()?;
     let comm = rekindle_dist::connect(Duration::from_secs(args.comm_timeout))?;
     let (rank, world) = (comm.rank(), comm.world());
-    let result = run_rank(args, &launch, comm.as_ref());
+    let result = run_rank(args, &launch, comm);
     if world > 1 {
         return result.with_context(|| format!("rank {rank} of {world}"));
     }
     result
 }
 
-fn run_rank(args: &TrainArgs, launch: &Launch, comm: &dyn Comm) -> Result<()> {
+fn run_rank(args: &TrainArgs, launch: &Launch, comm: Box<dyn Comm>) -> Result<()> {
     let lead = comm.rank() == 0;
     let config_path = match (&args.config, &args.resume) {
         (Some(c), _) => c.clone(),
@@ -57,8 +57,8 @@ fn run_rank(args: &TrainArgs, launch: &Launch, comm: &dyn Comm) -> Result<()> {
     let name = config_path.file_stem().map_or("run".into(), |s| s.to_string_lossy().into_owned());
     let out = args.resume.clone().or_else(|| args.out.clone()).unwrap_or_else(|| PathBuf::from("runs").join(name));
     let threads = if config.threads == 0 { launch.threads_per_rank() } else { config.threads };
-    let mut be = crate::backend(&args.device, threads, launch.local_rank)?;
-    let be = be.as_mut();
+    let (mut be, comm) = crate::device::backend_and_comm(&args.device, threads, launch, comm, Duration::from_secs(args.comm_timeout))?;
+    let (be, comm) = (be.as_mut(), comm.as_ref());
     if !lead {
         train(&config, be, comm, Some(&out), args.resume.is_some(), |_| {})?;
         return Ok(());

@@ -146,7 +146,7 @@ fn nccl_times(launch: &Launch, comm: &dyn Comm, n: usize, count: usize) -> Resul
             stream.synchronize()?;
         }
         let start = Instant::now();
-        nccl.all_reduce_device(&mut data, Reduce::Sum)?;
+        nccl.all_reduce_slice(&mut data, Reduce::Sum)?;
         nccl.synchronize("all-reduce")?;
         times.push(start.elapsed().as_secs_f64());
         if i == 0 {

@@ -185,9 +185,19 @@ impl Engine {
         Ok(StepLosses { mae, current, buffer: buf, feat, kd, l2, total, grad_norm })
     }
 
-    /// Sums the gradients and the loss sums over the ranks, in one all-reduce.
+    /// Sums the gradients and the loss sums over the ranks: in place on the device where the
+    /// communicator can (NCCL, on the backend's stream), else in one all-reduce of a host copy
+    /// with the loss sums packed behind the gradients.
     fn reduce(&mut self, be: &mut dyn Backend, vit: &Vit, sums: &mut [f64; LOSSES], comm: &dyn Comm) -> Result<(), CommError> {
         let n = vit.table.total;
+        if let Some(address) = be.device_address(vit.grads) {
+            if comm.all_reduce_device(address, n, Reduce::Sum)? {
+                let mut losses = sums.map(|s| s as f32);
+                comm.all_reduce(&mut losses, Reduce::Sum)?;
+                *sums = losses.map(|s| s as f64);
+                return Ok(());
+            }
+        }
         self.reduced.resize(n + LOSSES, 0.0);
         be.download(vit.grads, &mut self.reduced[..n]);
         self.reduced[n..].iter_mut().zip(sums.iter()).for_each(|(r, &s)| *r = s as f32);

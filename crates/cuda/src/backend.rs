@@ -126,6 +126,11 @@ impl CudaBackend {
         })
     }
 
+    /// The stream every op runs on; a collective enqueued on it (NCCL) is ordered with them.
+    pub fn stream(&self) -> Arc<CudaStream> {
+        self.stream.clone()
+    }
+
     fn function(&self, name: &'static str) -> &CudaFunction {
         self.functions.get(name).unwrap_or_else(|| panic!("kernel {name} is not in crates/cuda/src/kernels.rs"))
     }
@@ -215,6 +220,10 @@ impl Backend for CudaBackend {
 
     fn synchronize(&mut self) {
         self.wait();
+    }
+
+    fn device_address(&self, t: Tensor) -> Option<u64> {
+        Some(self.address(t))
     }
 
     fn alloc(&mut self, len: usize) -> Tensor {

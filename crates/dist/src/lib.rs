@@ -23,7 +23,7 @@ pub use launch::Launch;
 #[cfg(feature = "mpi")]
 pub use mpi_comm::Mpi;
 #[cfg(feature = "cuda")]
-pub use nccl::{Bootstrap, Nccl};
+pub use nccl::{Bootstrap, Nccl, WithNccl};
 pub use single::Single;
 pub use watchdog::Watchdog;
 
@@ -56,6 +56,12 @@ pub trait Comm {
     fn local_rank(&self) -> usize;
     /// `data ← reduce over ranks of data`, in place, on every rank.
     fn all_reduce(&self, data: &mut [f32], op: Reduce) -> Result<(), CommError>;
+    /// `len` f32 at device address `address` ← their reduction over ranks, in place, enqueued on
+    /// the stream of the backend that owns them. Returns `false`, doing nothing, where this
+    /// communicator cannot read device memory; the caller then reduces a host copy.
+    fn all_reduce_device(&self, _address: u64, _len: usize, _op: Reduce) -> Result<bool, CommError> {
+        Ok(false)
+    }
     /// `data ← root's data` on every rank (its length may change).
     fn broadcast(&self, data: &mut Vec<u8>, root: usize) -> Result<(), CommError>;
     fn barrier(&self) -> Result<(), CommError>;

@@ -1,13 +1,16 @@
-//! GPU ranks over NCCL (cudarc, loaded at run time). The NCCL id is made by rank 0 and handed to
-//! the others by a bootstrap [`Comm`] (MPI) or a [`rendezvous`](crate::rendezvous) file.
+//! GPU ranks over NCCL (cudarc's bindings, loaded at run time). Rank 0 makes the NCCL id, and a
+//! bootstrap [`Comm`] (MPI) or a [`rendezvous`](crate::rendezvous) file hands it to the others.
 //!
-//! Training reduces device buffers with [`Nccl::all_reduce_device`] on the communicator's own
-//! stream. The [`Comm`] methods over host buffers stage through the device, for the few small
-//! host-side reductions (losses, evaluation counts).
+//! The communicator enqueues its collectives on the stream it was given. Training gives it the
+//! model backend's own stream, so the gradient all-reduce runs after the backward pass and before
+//! the optimizer without any host synchronisation. The [`Comm`] methods over host buffers stage
+//! through the device, for the few small host-side reductions; [`WithNccl`] pairs NCCL for
+//! gradients with MPI for those.
 
 use crate::{Comm, CommError, Launch, Reduce, Watchdog};
-use cudarc::driver::{CudaSlice, CudaStream};
-use cudarc::nccl::{Comm as NcclComm, Id, ReduceOp};
+use cudarc::driver::{CudaSlice, CudaStream, DevicePtrMut};
+use cudarc::nccl::{result as nccl, sys};
+use std::ffi::c_void;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,7 +24,10 @@ pub enum Bootstrap<'a> {
 }
 
 pub struct Nccl {
-    comm: NcclComm,
+    comm: sys::ncclComm_t,
+    stream: Arc<CudaStream>,
+    rank: usize,
+    world: usize,
     local_rank: usize,
     watchdog: Watchdog,
 }
@@ -30,12 +36,19 @@ fn failed(op: &'static str, rank: usize, e: impl std::fmt::Debug) -> CommError {
     CommError::Collective { op, rank, reason: format!("{e:?}") }
 }
 
+fn reduce_op(op: Reduce) -> sys::ncclRedOp_t {
+    match op {
+        Reduce::Sum => sys::ncclRedOp_t::ncclSum,
+        Reduce::Average => sys::ncclRedOp_t::ncclAvg,
+    }
+}
+
 impl Nccl {
     /// Whether the CUDA driver and NCCL libraries can be loaded (cudarc loads them at run time,
     /// and panics on first use when they are missing).
     pub fn available() -> Result<(), CommError> {
         // SAFETY: these only try to open the shared libraries.
-        let (driver, nccl) = unsafe { (cudarc::driver::sys::is_culib_present(), cudarc::nccl::sys::is_culib_present()) };
+        let (driver, nccl) = unsafe { (cudarc::driver::sys::is_culib_present(), sys::is_culib_present()) };
         match (driver, nccl) {
             (true, true) => Ok(()),
             (false, _) => Err(CommError::Launch("the CUDA driver library (libcuda.so) cannot be loaded: no NVIDIA driver on this machine".into())),
@@ -43,82 +56,115 @@ impl Nccl {
         }
     }
 
-    /// Joins the NCCL communicator of `launch`'s ranks on `stream` (its device should be
-    /// `launch.local_rank`'s GPU).
+    /// Joins the NCCL communicator of `launch`'s ranks; collectives go on `stream`, whose device
+    /// should be `launch.local_rank`'s GPU.
     pub fn init(launch: &Launch, stream: Arc<CudaStream>, bootstrap: Bootstrap, timeout: Duration) -> Result<Nccl, CommError> {
+        Nccl::available()?;
         let rank = launch.rank;
-        let mut bytes = if rank == 0 { Id::new().map_err(|e| failed("ncclGetUniqueId", rank, e))?.internal().iter().map(|&c| c as u8).collect() } else { Vec::new() };
+        let mut bytes = if rank == 0 { nccl::get_uniqueid().map_err(|e| failed("ncclGetUniqueId", rank, e))?.internal.iter().map(|&c| c as u8).collect() } else { Vec::new() };
         match bootstrap {
             Bootstrap::Comm(c) => c.broadcast(&mut bytes, 0)?,
             Bootstrap::File(path) if rank == 0 => crate::rendezvous::publish(path, &bytes)?,
             Bootstrap::File(path) => bytes = crate::rendezvous::wait_for(path, timeout)?,
         }
-        let internal: [core::ffi::c_char; 128] = std::array::from_fn(|i| bytes.get(i).copied().unwrap_or(0) as core::ffi::c_char);
         if bytes.len() != 128 {
             return Err(CommError::Launch(format!("the NCCL id from rank 0 has {} bytes, not 128", bytes.len())));
         }
+        let id = sys::ncclUniqueId { internal: std::array::from_fn(|i| bytes[i] as core::ffi::c_char) };
         let watchdog = Watchdog::start(rank, timeout);
-        let comm = {
+        let mut comm = std::mem::MaybeUninit::uninit();
+        {
             let _watched = watchdog.watch("NCCL init");
-            NcclComm::from_rank(stream, rank, launch.world, Id::uninit(internal)).map_err(|e| failed("ncclCommInitRank", rank, e))?
-        };
+            stream.context().bind_to_thread().map_err(|e| failed("binding the CUDA context", rank, e))?;
+            // SAFETY: `comm` is written by a successful ncclCommInitRank; every rank passes the
+            // same id and world size.
+            unsafe { nccl::comm_init_rank(comm.as_mut_ptr(), launch.world as i32, id, rank as i32) }.map_err(|e| failed("ncclCommInitRank", rank, e))?;
+        }
         if let (Bootstrap::File(path), 0) = (bootstrap, rank) {
             // Every rank has joined, so the id is no longer needed.
             let _ = std::fs::remove_file(path);
         }
-        Ok(Nccl { comm, local_rank: launch.local_rank, watchdog })
+        // SAFETY: initialised by the successful call above.
+        let comm = unsafe { comm.assume_init() };
+        Ok(Nccl { comm, stream, rank, world: launch.world, local_rank: launch.local_rank, watchdog })
     }
 
-    /// All-reduces a device buffer in place on the communicator's stream (asynchronous: order
-    /// later work on that stream, or synchronise it).
-    pub fn all_reduce_device(&self, data: &mut CudaSlice<f32>, op: Reduce) -> Result<(), CommError> {
-        let op = match op {
-            Reduce::Sum => ReduceOp::Sum,
-            Reduce::Average => ReduceOp::Avg,
-        };
-        self.comm.all_reduce_in_place(data, &op).map(|_| ()).map_err(|e| failed("ncclAllReduce", self.rank(), e))
+    /// Enqueues an in-place all-reduce of `len` f32 at device address `address` on the
+    /// communicator's stream.
+    pub fn all_reduce_address(&self, address: u64, len: usize, op: Reduce) -> Result<(), CommError> {
+        let p = address as *mut c_void;
+        // SAFETY: the caller passes the address of `len` f32 on this communicator's device.
+        unsafe { nccl::all_reduce(p, p, len, sys::ncclDataType_t::ncclFloat32, reduce_op(op), self.comm, self.stream.cu_stream() as _) }
+            .map(|_| ())
+            .map_err(|e| failed("ncclAllReduce", self.rank, e))
+    }
+
+    /// All-reduces a device buffer in place on the communicator's stream (asynchronous).
+    pub fn all_reduce_slice(&self, data: &mut CudaSlice<f32>, op: Reduce) -> Result<(), CommError> {
+        let len = data.len();
+        let (address, _record) = data.device_ptr_mut(&self.stream);
+        self.all_reduce_address(address, len, op)
     }
 
     /// Waits for the communicator's stream, under the watchdog.
     pub fn synchronize(&self, op: &'static str) -> Result<(), CommError> {
         let _watched = self.watchdog.watch(op);
-        self.comm.stream().synchronize().map_err(|e| failed(op, self.rank(), e))
+        self.stream.synchronize().map_err(|e| failed(op, self.rank, e))
     }
 
-    fn staged<T: cudarc::driver::DeviceRepr + cudarc::driver::ValidAsZeroBits + cudarc::nccl::NcclType>(&self, op: &'static str, data: &mut [T], f: impl FnOnce(&NcclComm, &mut CudaSlice<T>) -> Result<(), cudarc::nccl::result::NcclError>) -> Result<(), CommError> {
-        let stream = self.comm.stream();
-        let rank = self.rank();
-        let mut device = stream.clone_htod(data).map_err(|e| failed(op, rank, e))?;
-        f(&self.comm, &mut device).map_err(|e| failed(op, rank, e))?;
-        stream.memcpy_dtoh(&device, data).map_err(|e| failed(op, rank, e))?;
+    /// `data` through a device buffer: upload, `collective` on its address, download.
+    fn staged<T: cudarc::driver::DeviceRepr + cudarc::driver::ValidAsZeroBits>(&self, op: &'static str, data: &mut [T], collective: impl FnOnce(u64) -> Result<(), CommError>) -> Result<(), CommError> {
+        let mut device = self.stream.clone_htod(data).map_err(|e| failed(op, self.rank, e))?;
+        let address = device.device_ptr_mut(&self.stream).0;
+        collective(address)?;
+        self.stream.memcpy_dtoh(&device, data).map_err(|e| failed(op, self.rank, e))?;
         self.synchronize(op)
+    }
+}
+
+impl Drop for Nccl {
+    fn drop(&mut self) {
+        // SAFETY: the communicator was initialised and is destroyed once.
+        let _ = unsafe { nccl::comm_destroy(self.comm) };
     }
 }
 
 impl Comm for Nccl {
     fn rank(&self) -> usize {
-        self.comm.rank()
+        self.rank
     }
     fn world(&self) -> usize {
-        self.comm.world_size()
+        self.world
     }
     fn local_rank(&self) -> usize {
         self.local_rank
     }
 
     fn all_reduce(&self, data: &mut [f32], op: Reduce) -> Result<(), CommError> {
-        let op = match op {
-            Reduce::Sum => ReduceOp::Sum,
-            Reduce::Average => ReduceOp::Avg,
-        };
-        self.staged("all-reduce", data, |c, d| c.all_reduce_in_place(d, &op).map(|_| ()))
+        let len = data.len();
+        self.staged("all-reduce", data, |address| self.all_reduce_address(address, len, op))
+    }
+
+    fn all_reduce_device(&self, address: u64, len: usize, op: Reduce) -> Result<bool, CommError> {
+        self.all_reduce_address(address, len, op).map(|_| true)
     }
 
     fn broadcast(&self, data: &mut Vec<u8>, root: usize) -> Result<(), CommError> {
-        let mut len = [data.len() as u64];
-        self.staged("broadcast", &mut len, |c, d| c.broadcast_in_place(d, root as i32).map(|_| ()))?;
-        data.resize(len[0] as usize, 0);
-        self.staged("broadcast", data, |c, d| c.broadcast_in_place(d, root as i32).map(|_| ()))
+        let bcast = |address: u64, count: usize| {
+            let p = address as *mut c_void;
+            // SAFETY: `address` holds `count` bytes on this communicator's device.
+            unsafe { nccl::broadcast(p, p, count, sys::ncclDataType_t::ncclUint8, root as i32, self.comm, self.stream.cu_stream() as _) }
+                .map(|_| ())
+                .map_err(|e| failed("ncclBroadcast", self.rank, e))
+        };
+        let mut len = (data.len() as u64).to_le_bytes();
+        self.staged("broadcast", &mut len, |address| bcast(address, 8))?;
+        data.resize(u64::from_le_bytes(len) as usize, 0);
+        if data.is_empty() {
+            return Ok(());
+        }
+        let count = data.len();
+        self.staged("broadcast", data, |address| bcast(address, count))
     }
 
     fn barrier(&self) -> Result<(), CommError> {
@@ -126,6 +172,40 @@ impl Comm for Nccl {
     }
 
     fn describe(&self) -> String {
-        format!("NCCL, {} ranks", self.world())
+        format!("NCCL, {} ranks", self.world)
+    }
+}
+
+/// GPU ranks: NCCL sums the gradients on the device; a host communicator (MPI) carries
+/// everything else (losses, evaluation counts, broadcasts).
+pub struct WithNccl {
+    pub host: Box<dyn Comm>,
+    pub nccl: Nccl,
+}
+
+impl Comm for WithNccl {
+    fn rank(&self) -> usize {
+        self.host.rank()
+    }
+    fn world(&self) -> usize {
+        self.host.world()
+    }
+    fn local_rank(&self) -> usize {
+        self.host.local_rank()
+    }
+    fn all_reduce(&self, data: &mut [f32], op: Reduce) -> Result<(), CommError> {
+        self.host.all_reduce(data, op)
+    }
+    fn all_reduce_device(&self, address: u64, len: usize, op: Reduce) -> Result<bool, CommError> {
+        self.nccl.all_reduce_address(address, len, op).map(|_| true)
+    }
+    fn broadcast(&self, data: &mut Vec<u8>, root: usize) -> Result<(), CommError> {
+        self.host.broadcast(data, root)
+    }
+    fn barrier(&self) -> Result<(), CommError> {
+        self.host.barrier()
+    }
+    fn describe(&self) -> String {
+        format!("{} for host values, NCCL for gradients", self.host.describe())
     }
 }

@@ -18,9 +18,13 @@ fn nccl_all_reduces_at_world_size_one() {
     assert_eq!((nccl.rank(), nccl.world()), (0, 1));
     let values: Vec<f32> = (0..1_000_003).map(|i| (i % 977) as f32 * 0.25 - 3.0).collect();
     let mut device = stream.clone_htod(&values).unwrap();
-    nccl.all_reduce_device(&mut device, Reduce::Sum).unwrap();
+    nccl.all_reduce_slice(&mut device, Reduce::Sum).unwrap();
     nccl.synchronize("all-reduce").unwrap();
     assert_eq!(stream.clone_dtoh(&device).unwrap(), values, "a sum over one rank is the identity");
+    let address = cudarc::driver::DevicePtrMut::device_ptr_mut(&mut device, &stream).0;
+    assert!(nccl.all_reduce_device(address, values.len(), Reduce::Average).unwrap(), "NCCL reads device memory");
+    nccl.synchronize("all-reduce").unwrap();
+    assert_eq!(stream.clone_dtoh(&device).unwrap(), values);
     let mut host = values.clone();
     nccl.all_reduce(&mut host, Reduce::Average).unwrap();
     assert_eq!(host, values);

@@ -153,6 +153,11 @@ pub trait Backend {
     fn name(&self) -> String;
     /// Waits until every enqueued op has finished (timings need it; a CPU backend is always done).
     fn synchronize(&mut self) {}
+    /// The device address of view `t`, for collectives that read device memory in place (NCCL);
+    /// `None` for host memory.
+    fn device_address(&self, _t: Tensor) -> Option<u64> {
+        None
+    }
     /// Starts (or restarts) timing every op, for `op_times`; backends without per-op timing ignore it.
     fn start_profile(&mut self) {}
     /// Wall time and call count per op since `start_profile`, slowest first (empty where not
