@@ -38,7 +38,15 @@ print(":".join(dirs))
 PY
 )
 export PATH=$PATH:/usr/local/cuda/bin
-export LD_LIBRARY_PATH=${py_libs}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}:/usr/local/cuda/lib64
+# cudarc opens NCCL as libnccl.so (or .so.<CUDA major>), but wheels and runtime packages ship only
+# libnccl.so.2: give it the name cudarc looks for.
+mkdir -p "$bundle/lib"
+for dir in ${py_libs//:/ } /usr/lib/x86_64-linux-gnu /usr/local/cuda/lib64; do
+  if [ -e "$dir/libnccl.so.2" ] && [ ! -e "$bundle/lib/libnccl.so" ]; then
+    ln -s "$dir/libnccl.so.2" "$bundle/lib/libnccl.so"
+  fi
+done
+export LD_LIBRARY_PATH=$PWD/$bundle/lib:${py_libs}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}:/usr/local/cuda/lib64
 nvidia-smi > "$out/nvidia-smi.txt" 2>&1
 
 status=0

@@ -52,7 +52,11 @@ impl Nccl {
         match (driver, nccl) {
             (true, true) => Ok(()),
             (false, _) => Err(CommError::Launch("the CUDA driver library (libcuda.so) cannot be loaded: no NVIDIA driver on this machine".into())),
-            (true, false) => Err(CommError::Launch("libnccl.so cannot be loaded: install NCCL, or add its directory (e.g. the nvidia-nccl wheel's lib/) to LD_LIBRARY_PATH".into())),
+            (true, false) => Err(CommError::Launch(
+                "NCCL cannot be loaded: cudarc opens it as libnccl.so, which NCCL's dev package provides; with only libnccl.so.2 \
+                 (pip wheels, runtime packages), link it as libnccl.so in a directory on LD_LIBRARY_PATH"
+                    .into(),
+            )),
         }
     }
 
