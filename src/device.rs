@@ -1,7 +1,7 @@
 //! `--device`: which backend runs the model, and, for GPU ranks, NCCL for the gradients.
 
 use anyhow::Result;
-use rekindle_dist::{Comm, Launch};
+use rekindle_dist::{Comm, Launch, WithDevice};
 use rekindle_tensor::{Backend, CpuBackend};
 use std::time::Duration;
 
@@ -21,32 +21,61 @@ fn cuda_ordinal(device: &str, local_rank: usize) -> Result<Option<usize>> {
 /// The backend `--device` names: `cpu` (with `threads` worker threads, 0 = every core), `cuda:N`,
 /// or `cuda` (the GPU of this process's local rank).
 pub fn backend(device: &str, threads: usize, local_rank: usize) -> Result<Box<dyn Backend>> {
-    match cuda_ordinal(device, local_rank)? {
-        None => Ok(Box::new(CpuBackend::new(threads))),
-        Some(ordinal) => Ok(cuda::backend(ordinal)?.0),
+    Ok(Opened::new(device, threads, local_rank)?.backend)
+}
+
+/// An opened backend, and what GPU ranks need to join NCCL on its stream.
+pub struct Opened {
+    pub backend: Box<dyn Backend>,
+    pub ranks: DeviceRanks,
+}
+
+/// The backend's stream on a GPU (NCCL joins it), nothing on CPU.
+pub struct DeviceRanks {
+    stream: Option<cuda::Stream>,
+}
+
+impl Opened {
+    pub fn new(device: &str, threads: usize, local_rank: usize) -> Result<Opened> {
+        match cuda_ordinal(device, local_rank)? {
+            None => Ok(Opened { backend: Box::new(CpuBackend::new(threads)), ranks: DeviceRanks { stream: None } }),
+            Some(ordinal) => {
+                let (backend, stream) = cuda::backend(ordinal)?;
+                Ok(Opened { backend, ranks: DeviceRanks { stream: Some(stream) } })
+            }
+        }
     }
 }
 
-/// The backend and the communicator a training rank uses. GPU ranks of a multi-rank job join an
-/// NCCL communicator on the backend's stream, which then sums the gradients on the device; the
-/// launcher's communicator (MPI) still carries the small host values.
-pub fn backend_and_comm(device: &str, threads: usize, launch: &Launch, comm: Box<dyn Comm>, timeout: Duration) -> Result<(Box<dyn Backend>, Box<dyn Comm>)> {
-    match cuda_ordinal(device, launch.local_rank)? {
-        None => Ok((Box::new(CpuBackend::new(threads)), comm)),
-        Some(ordinal) => {
-            let (be, stream) = cuda::backend(ordinal)?;
-            if comm.world() == 1 {
-                return Ok((be, comm));
+impl DeviceRanks {
+    /// On a GPU with several ranks, an NCCL communicator over `host`'s ranks on the backend's
+    /// stream (the id travels over `host`); `None` on CPU or for one rank.
+    pub fn nccl(&self, launch: &Launch, host: &dyn Comm, timeout: Duration) -> Result<Option<Box<dyn Comm>>> {
+        match &self.stream {
+            Some(stream) if host.world() > 1 => {
+                let ranks = Launch { rank: host.rank(), world: host.world(), ..launch.clone() };
+                Ok(Some(cuda::nccl(&ranks, stream, host, timeout)?))
             }
-            Ok((be, cuda::with_nccl(launch, stream, comm, timeout)?))
+            _ => Ok(None),
         }
+    }
+}
+
+/// The backend and the communicator a training rank uses. GPU ranks of a multi-rank job sum
+/// their gradients with NCCL on the backend's stream; the launcher's communicator (MPI) still
+/// carries the small host values.
+pub fn backend_and_comm(device: &str, threads: usize, launch: &Launch, comm: Box<dyn Comm>, timeout: Duration) -> Result<(Box<dyn Backend>, Box<dyn Comm>)> {
+    let Opened { backend, ranks } = Opened::new(device, threads, launch.local_rank)?;
+    match ranks.nccl(launch, comm.as_ref(), timeout)? {
+        Some(nccl) => Ok((backend, Box::new(WithDevice { host: comm, device: nccl }))),
+        None => Ok((backend, comm)),
     }
 }
 
 #[cfg(feature = "gpu")]
 mod cuda {
     use super::*;
-    use rekindle_dist::{Bootstrap, Nccl, WithNccl};
+    use rekindle_dist::{Bootstrap, Nccl};
 
     pub type Stream = std::sync::Arc<cudarc::driver::CudaStream>;
 
@@ -56,9 +85,8 @@ mod cuda {
         Ok((Box::new(be), stream))
     }
 
-    pub fn with_nccl(launch: &Launch, stream: Stream, host: Box<dyn Comm>, timeout: Duration) -> Result<Box<dyn Comm>> {
-        let nccl = Nccl::init(launch, stream, Bootstrap::Comm(host.as_ref()), timeout)?;
-        Ok(Box::new(WithNccl { host, nccl }))
+    pub fn nccl(launch: &Launch, stream: &Stream, bootstrap: &dyn Comm, timeout: Duration) -> Result<Box<dyn Comm>> {
+        Ok(Box::new(Nccl::init(launch, stream.clone(), Bootstrap::Comm(bootstrap), timeout)?))
     }
 }
 
@@ -69,13 +97,11 @@ mod cuda {
     /// Never built without the `gpu` feature.
     pub enum Stream {}
 
-    const NO_GPU: &str = "--device cuda needs a build with GPU support: cargo build --release --features cuda (or cuda-12)";
-
     pub fn backend(_ordinal: usize) -> Result<(Box<dyn Backend>, Stream)> {
-        anyhow::bail!(NO_GPU)
+        anyhow::bail!("--device cuda needs a build with GPU support: cargo build --release --features cuda (or cuda-12)")
     }
 
-    pub fn with_nccl(_launch: &Launch, stream: Stream, _host: Box<dyn Comm>, _timeout: Duration) -> Result<Box<dyn Comm>> {
-        match stream {}
+    pub fn nccl(_launch: &Launch, stream: &Stream, _bootstrap: &dyn Comm, _timeout: Duration) -> Result<Box<dyn Comm>> {
+        match *stream {}
     }
 }

@@ -47,22 +47,32 @@ pub fn run(scaling: &ScalingArgs) -> Result<()> {
     args.check()?;
     let launch = Launch::from_env()?;
     let threads = if args.threads == 0 { launch.threads_per_rank() } else { args.threads };
-    let mut be = crate::backend(&args.device, threads, launch.local_rank)?;
+    let crate::device::Opened { backend: mut be, ranks } = crate::device::Opened::new(&args.device, threads, launch.local_rank)?;
     let be = be.as_mut();
     let mut work = Workload::new(be, &args.model, args.task, args.batch)?;
     let mut grads = vec![0.0f32; work.vit.table.total];
     let mut describe = String::new();
     let mut measure = |comm: &dyn Comm| -> Result<(usize, f64, f64)> {
-        describe = comm.describe();
+        // On GPUs, NCCL over these ranks sums the gradients on the device, as in training.
+        let nccl = ranks.nccl(&launch, comm, std::time::Duration::from_secs(600))?;
+        describe = nccl.as_ref().map_or_else(|| comm.describe(), |n| n.describe());
         let (mut steps, mut reduces) = (Vec::new(), Vec::new());
         for i in 0..args.warmup + args.iters {
             let start = Instant::now();
             work.forward_backward(be, i);
+            be.synchronize();
             let reduce = Instant::now();
-            if comm.world() > 1 {
-                be.download(work.vit.grads, &mut grads);
-                comm.all_reduce(&mut grads, Reduce::Sum)?;
-                be.upload(work.vit.grads, &grads);
+            match (&nccl, be.device_address(work.vit.grads)) {
+                (Some(nccl), Some(address)) => {
+                    nccl.all_reduce_device(address, grads.len(), Reduce::Sum)?;
+                    be.synchronize();
+                }
+                _ if comm.world() > 1 => {
+                    be.download(work.vit.grads, &mut grads);
+                    comm.all_reduce(&mut grads, Reduce::Sum)?;
+                    be.upload(work.vit.grads, &grads);
+                }
+                _ => {}
             }
             let reduced = reduce.elapsed().as_secs_f64();
             work.update(be);

@@ -18,13 +18,15 @@ mod nccl;
 pub mod rendezvous;
 mod single;
 mod watchdog;
+mod with_device;
 
 pub use launch::Launch;
 #[cfg(feature = "mpi")]
 pub use mpi_comm::Mpi;
 #[cfg(feature = "cuda")]
-pub use nccl::{Bootstrap, Nccl, WithNccl};
+pub use nccl::{Bootstrap, Nccl};
 pub use single::Single;
+pub use with_device::WithDevice;
 pub use watchdog::Watchdog;
 
 use std::time::Duration;

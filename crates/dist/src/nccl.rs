@@ -4,8 +4,8 @@
 //! The communicator enqueues its collectives on the stream it was given. Training gives it the
 //! model backend's own stream, so the gradient all-reduce runs after the backward pass and before
 //! the optimizer without any host synchronisation. The [`Comm`] methods over host buffers stage
-//! through the device, for the few small host-side reductions; [`WithNccl`] pairs NCCL for
-//! gradients with MPI for those.
+//! through the device, for the few small host-side reductions; [`WithDevice`](crate::WithDevice)
+//! pairs NCCL for gradients with MPI for those.
 
 use crate::{Comm, CommError, Launch, Reduce, Watchdog};
 use cudarc::driver::{CudaSlice, CudaStream, DevicePtrMut};
@@ -177,39 +177,5 @@ impl Comm for Nccl {
 
     fn describe(&self) -> String {
         format!("NCCL, {} ranks", self.world)
-    }
-}
-
-/// GPU ranks: NCCL sums the gradients on the device; a host communicator (MPI) carries
-/// everything else (losses, evaluation counts, broadcasts).
-pub struct WithNccl {
-    pub host: Box<dyn Comm>,
-    pub nccl: Nccl,
-}
-
-impl Comm for WithNccl {
-    fn rank(&self) -> usize {
-        self.host.rank()
-    }
-    fn world(&self) -> usize {
-        self.host.world()
-    }
-    fn local_rank(&self) -> usize {
-        self.host.local_rank()
-    }
-    fn all_reduce(&self, data: &mut [f32], op: Reduce) -> Result<(), CommError> {
-        self.host.all_reduce(data, op)
-    }
-    fn all_reduce_device(&self, address: u64, len: usize, op: Reduce) -> Result<bool, CommError> {
-        self.nccl.all_reduce_address(address, len, op).map(|_| true)
-    }
-    fn broadcast(&self, data: &mut Vec<u8>, root: usize) -> Result<(), CommError> {
-        self.host.broadcast(data, root)
-    }
-    fn barrier(&self) -> Result<(), CommError> {
-        self.host.barrier()
-    }
-    fn describe(&self) -> String {
-        format!("{} for host values, NCCL for gradients", self.host.describe())
     }
 }
