@@ -145,7 +145,7 @@ impl Stream {
     }
 
     /// The test images that evaluate step `t`: class-incremental, those of step `t`'s classes (the
-    /// a[·][t] column); data-incremental, all of them; time-incremental, those with time ≤ the
+    /// `a[·][t]` column); data-incremental, all of them; time-incremental, those with time ≤ the
     /// end of step `t`.
     pub fn test_images(&self, t: usize, test_labels: &[u32], test_timestamps: Option<&[i64]>) -> Vec<u32> {
         let step = &self.steps[t];
