@@ -21,48 +21,49 @@ struct Heads {
     __device__ u64 out_row(int b, int i) const { return ((u64)b * T + i) * C; }
 };
 
-// Rows start..start+TILE of head h's keys and values into shared memory (zeros past T).
-template <int D>
-__device__ void load_kv_tile(float (*ks)[D], float (*vs)[D], const float* qkv, Heads s, int b, int h, int start) {
-    for (int e = threadIdx.x; e < TILE * D; e += blockDim.x) {
-        int r = e / D, d = e % D, j = start + r;
-        ks[r][d] = j < s.T ? qkv[s.qkv_row(b, j) + s.C + h * D + d] : 0.0f;
-        vs[r][d] = j < s.T ? qkv[s.qkv_row(b, j) + 2 * s.C + h * D + d] : 0.0f;
+// Streams head s.h's keys and values through shared memory, TILE rows at a time (zeros past T),
+// and calls `visit(k, v)` with each key's row on threads whose own row is live.
+template <int D, typename Visit>
+__device__ void for_each_key(const float* qkv, Heads s, bool live, Visit visit) {
+    __shared__ float ks[TILE][D];
+    __shared__ float vs[TILE][D];
+    for (int start = 0; start < s.T; start += TILE) {
+        __syncthreads();
+        for (int e = threadIdx.x; e < TILE * D; e += blockDim.x) {
+            int r = e / D, d = e % D, j = start + r;
+            ks[r][d] = j < s.T ? qkv[s.qkv_row(s.b, j) + s.C + s.h * D + d] : 0.0f;
+            vs[r][d] = j < s.T ? qkv[s.qkv_row(s.b, j) + 2 * s.C + s.h * D + d] : 0.0f;
+        }
+        __syncthreads();
+        int count = min(TILE, s.T - start);
+        for (int r = 0; r < count && live; r++) visit(ks[r], vs[r]);
     }
 }
 
 template <int D>
 __device__ void attention_forward_impl(float* out, float* lse, const float* qkv, int B, int T, int H, float scale) {
-    __shared__ float ks[TILE][D];
-    __shared__ float vs[TILE][D];
     Heads s = Heads::here(T, H, D);
-    int b = s.b, h = s.h, bh = s.bh, i = s.row;
+    int i = s.row;
     bool live = i < T;
     float q[D], acc[D];
     float m = NEG_INF, l = 0.0f;
     for (int d = 0; d < D; d++) {
-        q[d] = live ? qkv[s.qkv_row(b, i) + h * D + d] * scale : 0.0f;
+        q[d] = live ? qkv[s.qkv_row(s.b, i) + s.h * D + d] * scale : 0.0f;
         acc[d] = 0.0f;
     }
-    for (int start = 0; start < T; start += TILE) {
-        __syncthreads();
-        load_kv_tile<D>(ks, vs, qkv, s, b, h, start);
-        __syncthreads();
-        int count = min(TILE, T - start);
-        for (int r = 0; r < count && live; r++) {
-            float score = 0.0f;
-            for (int d = 0; d < D; d++) score += q[d] * ks[r][d];
-            float m_new = fmaxf(m, score);
-            float correction = expf(m - m_new), p = expf(score - m_new);
-            l = l * correction + p;
-            for (int d = 0; d < D; d++) acc[d] = acc[d] * correction + p * vs[r][d];
-            m = m_new;
-        }
-    }
+    for_each_key<D>(qkv, s, live, [&](const float* k, const float* v) {
+        float score = 0.0f;
+        for (int d = 0; d < D; d++) score += q[d] * k[d];
+        float m_new = fmaxf(m, score);
+        float correction = expf(m - m_new), p = expf(score - m_new);
+        l = l * correction + p;
+        for (int d = 0; d < D; d++) acc[d] = acc[d] * correction + p * v[d];
+        m = m_new;
+    });
     if (!live) return;
     float inv = 1.0f / l;
-    for (int d = 0; d < D; d++) out[s.out_row(b, i) + h * D + d] = acc[d] * inv;
-    lse[(u64)bh * T + i] = m + logf(l);
+    for (int d = 0; d < D; d++) out[s.out_row(s.b, i) + s.h * D + d] = acc[d] * inv;
+    lse[(u64)s.bh * T + i] = m + logf(l);
 }
 
 #define FORWARD_ENTRY_POINT(D)                                                                                         \
@@ -103,35 +104,27 @@ extern "C" __global__ void attention_delta(float* delta, const float* dout, cons
 template <int D>
 __device__ void attention_backward_dq_impl(float* dqkv, const float* dout, const float* qkv, const float* lse, const float* delta,
                                            int B, int T, int H, float scale) {
-    __shared__ float ks[TILE][D];
-    __shared__ float vs[TILE][D];
     Heads s = Heads::here(T, H, D);
-    int b = s.b, h = s.h, bh = s.bh, i = s.row;
+    int i = s.row;
     bool live = i < T;
     float q[D], g[D], dq[D];
     for (int d = 0; d < D; d++) {
-        q[d] = live ? qkv[s.qkv_row(b, i) + h * D + d] * scale : 0.0f;
-        g[d] = live ? dout[s.out_row(b, i) + h * D + d] : 0.0f;
+        q[d] = live ? qkv[s.qkv_row(s.b, i) + s.h * D + d] * scale : 0.0f;
+        g[d] = live ? dout[s.out_row(s.b, i) + s.h * D + d] : 0.0f;
         dq[d] = 0.0f;
     }
-    float row_lse = live ? lse[(u64)bh * T + i] : 0.0f, row_delta = live ? delta[(u64)bh * T + i] : 0.0f;
-    for (int start = 0; start < T; start += TILE) {
-        __syncthreads();
-        load_kv_tile<D>(ks, vs, qkv, s, b, h, start);
-        __syncthreads();
-        int count = min(TILE, T - start);
-        for (int r = 0; r < count && live; r++) {
-            float score = 0.0f, dp = 0.0f;
-            for (int d = 0; d < D; d++) {
-                score += q[d] * ks[r][d];
-                dp += g[d] * vs[r][d];
-            }
-            float ds = expf(score - row_lse) * (dp - row_delta);
-            for (int d = 0; d < D; d++) dq[d] += ds * ks[r][d];
+    float row_lse = live ? lse[(u64)s.bh * T + i] : 0.0f, row_delta = live ? delta[(u64)s.bh * T + i] : 0.0f;
+    for_each_key<D>(qkv, s, live, [&](const float* k, const float* v) {
+        float score = 0.0f, dp = 0.0f;
+        for (int d = 0; d < D; d++) {
+            score += q[d] * k[d];
+            dp += g[d] * v[d];
         }
-    }
+        float ds = expf(score - row_lse) * (dp - row_delta);
+        for (int d = 0; d < D; d++) dq[d] += ds * k[d];
+    });
     if (!live) return;
-    for (int d = 0; d < D; d++) dqkv[s.qkv_row(b, i) + h * D + d] = dq[d] * scale;
+    for (int d = 0; d < D; d++) dqkv[s.qkv_row(s.b, i) + s.h * D + d] = dq[d] * scale;
 }
 
 BACKWARD_ENTRY_POINTS(attention_backward_dq, attention_backward_dq_impl)

@@ -4,7 +4,7 @@ use crate::eval::trained_model;
 use anyhow::{Context, Result};
 use rekindle_data::{BatchRequest, Loader, Normalize, Shard};
 use rekindle_model::{write_tensors, MaePass, MaskIds};
-use rekindle_tensor::{Backend, CpuBackend, PatchOrder, Tensor};
+use rekindle_tensor::{Backend, CpuBackend, PatchOrder};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -28,12 +28,6 @@ pub struct ReconstructArgs {
     seed: u64,
 }
 
-fn download(be: &mut dyn Backend, t: Tensor) -> Vec<f32> {
-    let mut v = vec![0.0; t.len];
-    be.download(t, &mut v);
-    v
-}
-
 pub fn run(args: &ReconstructArgs) -> Result<()> {
     let shard = Arc::new(Shard::open(&args.data)?);
     let mut be = CpuBackend::new(0);
@@ -51,7 +45,7 @@ pub fn run(args: &ReconstructArgs) -> Result<()> {
     pass.set_mask(&mut be, &ids);
     pass.forward(&mut be, &vit);
     let (l, p) = (c.patches(), c.patch_len());
-    let pred_all = download(&mut be, pass.pred());
+    let pred_all = be.download_vec(pass.pred());
     let pred: Vec<f32> = pred_all.chunks_exact((1 + l) * p).flat_map(|s| s[p..].to_vec()).collect();
 
     // The input's patches in the target order; predictions are per-patch normalised, so each is
@@ -60,7 +54,7 @@ pub fn run(args: &ReconstructArgs) -> Result<()> {
     let (images, patches) = (be.alloc(batch.pixels.len()), be.alloc(batch.pixels.len()));
     be.upload(images, &batch.pixels);
     be.patchify(patches, images, shape, PatchOrder::RowColChannel);
-    let target = download(&mut be, patches);
+    let target = be.download_vec(patches);
     let (mut recon, mut masked) = (target.clone(), target.clone());
     for (k, t) in target.chunks_exact(p).enumerate() {
         if ids.mask[k] == 0.0 {
@@ -75,7 +69,7 @@ pub fn run(args: &ReconstructArgs) -> Result<()> {
     for view in [&target, &masked, &recon] {
         be.upload(patches, view);
         be.unpatchify(images, patches, shape, PatchOrder::RowColChannel);
-        panels.push(download(&mut be, images));
+        panels.push(be.download_vec(images));
     }
 
     let (s, ch, gap) = (c.image_size, c.channels, 2);

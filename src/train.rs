@@ -36,7 +36,7 @@ pub struct TrainArgs {
 
 pub fn run(args: &TrainArgs) -> Result<()> {
     let launch = Launch::from_env()?;
-    let comm = rekindle_dist::connect(Duration::from_secs(args.comm_timeout))?;
+    let comm = rekindle_dist::connect(&launch, Duration::from_secs(args.comm_timeout))?;
     let (rank, world) = (comm.rank(), comm.world());
     let result = run_rank(args, &launch, comm);
     if world > 1 {

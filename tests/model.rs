@@ -18,9 +18,7 @@ fn logits(be: &mut CpuBackend, vit: &Vit, x: &[f32], n: usize) -> Vec<f32> {
     let pass = ClassifyPass::new(be, vit, n);
     be.upload(pass.images(), x);
     pass.forward(be, vit);
-    let mut out = vec![0.0; pass.logits.len];
-    be.download(pass.logits, &mut out);
-    out
+    be.download_vec(pass.logits)
 }
 
 fn temp(name: &str) -> PathBuf {

@@ -5,9 +5,9 @@
 
 mod common;
 
-use common::{rel_err, Fixture};
+use common::Fixture;
 use rekindle_model::{sincos_2d, ClassifyPass, MaePass, Vit};
-use rekindle_tensor::{Backend, CpuBackend};
+use rekindle_tensor::{relative_error, Backend, CpuBackend};
 
 /// The CPU backend, and GPU 0 where there is one.
 fn backends() -> Vec<Box<dyn Backend>> {
@@ -39,7 +39,7 @@ fn check_grads(be: &mut dyn Backend, vit: &Vit, f: &Fixture, prefix: &str) {
         let got = vit.download_tensor(be, &e.name, true);
         let key = format!("{prefix}.{}", e.name);
         if names.contains(&key) {
-            let err = rel_err(&got, &f.f32(&key));
+            let err = relative_error(&got, &f.f32(&key));
             assert!(err <= 1e-4, "{key}: relative error {err:e}");
             checked += 1;
         } else {
@@ -54,8 +54,8 @@ fn position_tables_match_mae() {
     for name in FIXTURES {
         let f = Fixture::load(name);
         let c = &f.config;
-        assert!(rel_err(&sincos_2d(c.dim, c.grid()), &f.f32("pos_embed")) < 1e-6, "{name}");
-        assert!(rel_err(&sincos_2d(c.decoder_dim, c.grid()), &f.f32("decoder_pos_embed")) < 1e-6, "{name}");
+        assert!(relative_error(&sincos_2d(c.dim, c.grid()), &f.f32("pos_embed")) < 1e-6, "{name}");
+        assert!(relative_error(&sincos_2d(c.decoder_dim, c.grid()), &f.f32("decoder_pos_embed")) < 1e-6, "{name}");
     }
 }
 
@@ -72,9 +72,8 @@ fn classification_matches_timm() {
         be.upload(pass.class_mask, &f.f32("class_mask"));
         vit.zero_grads(be);
         pass.forward(be, &vit);
-        let mut logits = vec![0.0; pass.logits.len];
-        be.download(pass.logits, &mut logits);
-        let err = rel_err(&logits, &f.f32("logits"));
+        let logits = be.download_vec(pass.logits);
+        let err = relative_error(&logits, &f.f32("logits"));
         assert!(err <= 1e-5, "{name}: logits relative error {err:e}");
         let loss = pass.backward(be, &vit, 1.0);
         let want = f.scalar("loss_cls");
@@ -96,12 +95,11 @@ fn mae_matches_reference() {
         vit.zero_grads(be);
         pass.forward(be, &vit);
         let (c, n) = (&f.config, f.batch);
-        let mut pred = vec![0.0; pass.pred().len];
-        be.download(pass.pred(), &mut pred);
+        let pred = be.download_vec(pass.pred());
         // Drop each sample's CLS row to compare with the reference's [B, L, p·p·C].
         let row = c.patch_len();
         let pred: Vec<f32> = pred.chunks_exact((1 + c.patches()) * row).take(n).flat_map(|s| s[row..].to_vec()).collect();
-        let err = rel_err(&pred, &f.f32("pred"));
+        let err = relative_error(&pred, &f.f32("pred"));
         assert!(err <= 1e-5, "{name}: pred relative error {err:e}");
         let loss = pass.backward(be, &vit, 1.0);
         let want = f.scalar("loss_mae");

@@ -118,18 +118,24 @@ pub fn run(args: &KernelArgs) -> Result<()> {
     let (b, t, d) = (args.batch, c.patches() + 1, c.dim);
     let (rows, hidden, kept) = (b * t, c.dim * c.mlp_ratio, c.kept_patches() + 1);
     let attention = AttentionShape { batch: b, tokens: t, heads: c.heads, head_dim: d / c.heads };
+    let patch_len = c.patch_len();
+    let image_len = c.channels * c.image_size * c.image_size;
+    let pred_len = b * (c.patches() + 1) * patch_len;
+    // `wide` holds the largest activation an op reads (qkv, or the MLP's hidden layer); `out`
+    // receives every op's output.
+    let wide_len = rows * (3 * d).max(hidden);
     let x = random(be, &mut rng, rows * d);
-    let wide = random(be, &mut rng, rows * 3 * d.max(hidden / 3 + 1));
-    let out = be.alloc(rows * 3 * d.max(hidden / 3 + 1));
-    let weight = random(be, &mut rng, 3 * d * d.max(hidden / 3 + 1));
-    let (vec_a, vec_b) = (random(be, &mut rng, d.max(hidden)), random(be, &mut rng, d.max(hidden)));
+    let wide = random(be, &mut rng, wide_len);
+    let out = be.alloc(wide_len.max(pred_len).max(b * image_len).max(b * c.classes));
+    let weight = random(be, &mut rng, d * (3 * d).max(hidden));
+    let (vec_a, vec_b) = (random(be, &mut rng, d), random(be, &mut rng, d));
     let (mean, rstd) = (be.alloc(rows), be.alloc(rows));
     let saved_len = be.attention_saved_len(attention);
     let (saved, att_out) = (be.alloc(saved_len), be.alloc(rows * d));
-    let patch_len = c.patch_len();
 
     let mut rows_out: Vec<(&'static str, String, f64, Work)> = Vec::new();
     let mut record = |name: &'static str, shape: String, seconds: f64, work: Work| rows_out.push((name, shape, seconds, work));
+    // Bytes per f32.
     let f = 4.0;
 
     let s = time(be, args.iters, |be| be.gemm(&Gemm { trans_b: true, ..Gemm::new(rows, 3 * d, d, x, weight, out) }));
@@ -141,16 +147,17 @@ pub fn run(args: &KernelArgs) -> Result<()> {
     record("attention forward", format!("B{b} H{} T{t} D{}", c.heads, attention.head_dim), s, Work::Flops(fwd_flops));
     let s = time(be, args.iters, |be| be.attention_backward(out.slice(0, rows * 3 * d), x, wide.slice(0, rows * 3 * d), att_out, saved, attention));
     record("attention backward", format!("B{b} H{} T{t} D{}", c.heads, attention.head_dim), s, Work::Flops(2.5 * fwd_flops));
-    let s = time(be, args.iters, |be| be.layernorm_forward(out.slice(0, rows * d), mean, rstd, x, vec_a.slice(0, d), vec_b.slice(0, d), rows, d, 1e-6));
+    let s = time(be, args.iters, |be| be.layernorm_forward(out.slice(0, rows * d), mean, rstd, x, vec_a, vec_b, rows, d, 1e-6));
     record("layernorm forward", format!("{rows}x{d}"), s, Work::Bytes(f * 2.0 * (rows * d) as f64));
-    let s = time(be, args.iters, |be| be.layernorm_backward(out.slice(0, rows * d), vec_a.slice(0, d), vec_b.slice(0, d), wide.slice(0, rows * d), x, weight.slice(0, d), mean, rstd, rows, d));
+    let s = time(be, args.iters, |be| be.layernorm_backward(out.slice(0, rows * d), vec_a, vec_b, wide.slice(0, rows * d), x, weight.slice(0, d), mean, rstd, rows, d));
     record("layernorm backward", format!("{rows}x{d}"), s, Work::Bytes(f * 4.0 * (rows * d) as f64));
-    let s = time(be, args.iters, |be| be.gelu_forward(out.slice(0, rows * hidden / 3), wide.slice(0, rows * hidden / 3)));
-    record("gelu forward", format!("{}", rows * hidden / 3), s, Work::Bytes(f * 2.0 * (rows * hidden / 3) as f64));
+    // GELU on a third of the hidden layer, so its input and output gradient both fit in `wide`.
     let n = rows * hidden / 3;
+    let s = time(be, args.iters, |be| be.gelu_forward(out.slice(0, n), wide.slice(0, n)));
+    record("gelu forward", format!("{n}"), s, Work::Bytes(f * 2.0 * n as f64));
     let s = time(be, args.iters, |be| be.gelu_backward(out.slice(0, n), wide.slice(0, n), wide.slice(n, n)));
     record("gelu backward", format!("{n}"), s, Work::Bytes(f * 3.0 * n as f64));
-    let s = time(be, args.iters, |be| be.bias_backward(vec_a.slice(0, d), x, rows, d));
+    let s = time(be, args.iters, |be| be.bias_backward(vec_a, x, rows, d));
     record("bias gradient", format!("{rows}x{d}"), s, Work::Bytes(f * (rows * d) as f64));
     let s = time(be, args.iters, |be| be.mean_pool_forward(out.slice(0, b * d), x, b, t, d, 1));
     record("mean pool forward", format!("{b}x{t}x{d}"), s, Work::Bytes(f * (rows * d) as f64));
@@ -158,14 +165,12 @@ pub fn run(args: &KernelArgs) -> Result<()> {
     let idx: Vec<i32> = (0..b).flat_map(|_| std::iter::once(-1).chain((0..kept as i32 - 1).map(|i| i * 3 % (c.patches() as i32)))).collect();
     let indices = be.alloc_indices(idx.len());
     be.upload_indices(indices, &idx);
-    let s = time(be, args.iters, |be| be.gather_rows(out.slice(0, b * kept * d), x, indices, vec_a.slice(0, d), b, t, kept, d));
+    let s = time(be, args.iters, |be| be.gather_rows(out.slice(0, b * kept * d), x, indices, vec_a, b, t, kept, d));
     record("gather kept patches", format!("{b}x{kept}x{d}"), s, Work::Bytes(f * 2.0 * (b * kept * d) as f64));
-    let image_len = c.channels * c.image_size * c.image_size;
     let images = random(be, &mut rng, b * image_len);
     let s = time(be, args.iters, |be| be.patchify(out.slice(0, b * image_len), images, c.patch_shape(b), PatchOrder::RowColChannel));
     record("patchify", format!("{b}x{image_len}"), s, Work::Bytes(f * 2.0 * (b * image_len) as f64));
     let mask = be.upload_new(&(0..b * c.patches()).map(|i| (i % 4 != 0) as u8 as f32).collect::<Vec<_>>());
-    let pred_len = b * (c.patches() + 1) * patch_len;
     let (pred, loss) = (random(be, &mut rng, pred_len), be.alloc(1));
     let s = time(be, args.iters, |be| be.mae_loss(loss, out.slice(0, pred_len), pred, images, mask, b, c.patches(), patch_len, 1.0));
     record("mae loss", format!("{b}x{}x{patch_len}", c.patches()), s, Work::Bytes(f * 3.0 * (b * c.patches() * patch_len) as f64));

@@ -232,7 +232,7 @@ fn each_world_size<T>(launch: &Launch, measure: &mut dyn FnMut(&dyn Comm) -> Res
 
 /// Without MPI only one process can run; `connect` explains a launch with more.
 #[cfg(not(feature = "mpi"))]
-fn each_world_size<T>(_launch: &Launch, measure: &mut dyn FnMut(&dyn Comm) -> Result<T>) -> Result<Vec<T>> {
-    let comm = rekindle_dist::connect(std::time::Duration::from_secs(600))?;
+fn each_world_size<T>(launch: &Launch, measure: &mut dyn FnMut(&dyn Comm) -> Result<T>) -> Result<Vec<T>> {
+    let comm = rekindle_dist::connect(launch, std::time::Duration::from_secs(600))?;
     Ok(vec![measure(comm.as_ref())?])
 }

@@ -1,4 +1,4 @@
-//! Shared helpers for the integration tests: loading the PyTorch fixtures and comparing tensors.
+//! Shared helpers for the integration tests: loading the PyTorch fixtures.
 
 use rekindle_model::{MaskIds, ModelConfig};
 use safetensors::tensor::Dtype;
@@ -80,12 +80,4 @@ impl Fixture {
             mask: self.f32("mask"),
         }
     }
-}
-
-/// ‖a − b‖ / ‖b‖.
-pub fn rel_err(a: &[f32], b: &[f32]) -> f64 {
-    assert_eq!(a.len(), b.len(), "length");
-    let num: f64 = a.iter().zip(b).map(|(x, y)| (*x as f64 - *y as f64).powi(2)).sum();
-    let den: f64 = b.iter().map(|y| (*y as f64).powi(2)).sum();
-    (num / den).sqrt()
 }

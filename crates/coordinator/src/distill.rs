@@ -136,12 +136,7 @@ impl Distiller {
         let pass = self.passes.entry(n).or_insert_with(|| ClassifyPass::new(be, teacher, n));
         be.copy(pass.images(), student.images());
         pass.forward(be, teacher);
-        let download = |be: &mut dyn Backend, t: Tensor| {
-            let mut v = vec![0.0; t.len];
-            be.download(t, &mut v);
-            v
-        };
-        let (zs, hs, zt, ht) = (download(be, student.logits), download(be, student.pooled), download(be, pass.logits), download(be, pass.pooled));
+        let (zs, hs, zt, ht) = (be.download_vec(student.logits), be.download_vec(student.pooled), be.download_vec(pass.logits), be.download_vec(pass.pooled));
         // The teacher's head matches the student's; KD uses the rows the old model had.
         let zt: Vec<f32> = zt.chunks_exact(k).flat_map(|r| r[..teacher_classes].iter().copied()).collect();
         let terms = terms(

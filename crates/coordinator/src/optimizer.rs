@@ -40,12 +40,7 @@ impl Optimizer {
 
     /// The moments and step count, for checkpoints: (first, second, step).
     pub fn save(&self, be: &mut dyn Backend) -> (Vec<f32>, Option<Vec<f32>>, u32) {
-        let mut get = |t: Tensor| {
-            let mut v = vec![0.0; t.len];
-            be.download(t, &mut v);
-            v
-        };
-        (get(self.first), self.second.map(&mut get), self.step)
+        (be.download_vec(self.first), self.second.map(|t| be.download_vec(t)), self.step)
     }
 
     pub fn step_count(&self) -> u32 {

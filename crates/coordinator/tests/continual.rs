@@ -22,12 +22,6 @@ fn random(rng: &mut ChaCha8Rng, n: usize, scale: f32) -> Vec<f32> {
     (0..n).map(|_| rng.random_range(-scale..scale)).collect()
 }
 
-fn download(be: &mut dyn Backend, t: rekindle_tensor::Tensor) -> Vec<f32> {
-    let mut v = vec![0.0; t.len];
-    be.download(t, &mut v);
-    v
-}
-
 #[test]
 fn ckca_terms_and_gradients_are_zero_at_the_first_iteration() {
     let mut be = CpuBackend::new(2);
@@ -44,7 +38,7 @@ fn ckca_terms_and_gradients_are_zero_at_the_first_iteration() {
     pass.forward(&mut be, &vit);
     vit.zero_grads(&mut be);
     pass.backward(&mut be, &vit, 1.0);
-    let plain = download(&mut be, vit.grads);
+    let plain = be.download_vec(vit.grads);
     for weighting in [KdWeighting::TeacherProb, KdWeighting::TeacherCorrect, KdWeighting::Batch] {
         let settings = CkcaSection { kd_weighting: weighting, ..CkcaSection::default() };
         let mut distiller = Distiller::new(&mut be, &vit, 6, &settings).unwrap();
@@ -54,7 +48,7 @@ fn ckca_terms_and_gradients_are_zero_at_the_first_iteration() {
         assert!(t.dlogits.iter().chain(&t.dfeatures).all(|&g| g == 0.0), "{weighting:?}");
         vit.zero_grads(&mut be);
         pass.backward_with(&mut be, &vit, 1.0, Some(grads));
-        let got = download(&mut be, vit.grads);
+        let got = be.download_vec(vit.grads);
         let worst = got.iter().zip(&plain).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
         assert!(got == plain, "{weighting:?}: the model gradient is plain CE (worst difference {worst})");
     }
@@ -169,7 +163,7 @@ fn l2_gradient_is_two_lambda_theta_minus_reference() {
     let existing = random(&mut rng, theta.len(), 1.0);
     be.upload(vit.grads, &existing);
     let loss = anchor.apply(&mut be, &vit);
-    let grads = download(&mut be, vit.grads);
+    let grads = be.download_vec(vit.grads);
     let mut want_loss = 0.0f64;
     for i in 0..theta.len() {
         let diff = theta[i] - reference[i];
@@ -182,7 +176,7 @@ fn l2_gradient_is_two_lambda_theta_minus_reference() {
     let at_ref = L2Anchor::new(&mut be, &vit, lambda, &theta);
     be.fill(vit.grads, 0.0);
     assert_eq!(at_ref.apply(&mut be, &vit), 0.0);
-    assert!(download(&mut be, vit.grads).iter().all(|&g| g == 0.0));
+    assert!(be.download_vec(vit.grads).iter().all(|&g| g == 0.0));
 }
 
 #[test]

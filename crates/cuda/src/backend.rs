@@ -9,7 +9,7 @@
 use crate::kernels::MODULES;
 use crate::nvrtc;
 use cudarc::cublas::{sys as blas_sys, CudaBlas};
-use cudarc::driver::{result as driver, CudaContext, CudaFunction, CudaSlice, CudaStream, DevicePtr, LaunchConfig, PushKernelArg};
+use cudarc::driver::{result as driver, CudaContext, CudaFunction, CudaSlice, CudaStream, DevicePtr, DeviceRepr, LaunchConfig, PushKernelArg, ValidAsZeroBits};
 use cudarc::nvrtc::Ptx;
 use rekindle_tensor::{AdamW, AttentionShape, Backend, Gemm, Indices, ParamGroup, PatchOrder, PatchShape, Sgd, Tensor};
 use std::collections::HashMap;
@@ -34,6 +34,8 @@ const THREADS: u32 = 256;
 const CHUNK_ROWS: usize = 256;
 /// Blocks of the sum-of-squares partials.
 const SUM_BLOCKS: u32 = 1024;
+/// Rows per block of the one-warp-per-row kernels (LayerNorm).
+const WARP_ROWS: u32 = THREADS / 32;
 /// Rows per block of the attention kernels (kernels/attention.cu's TILE).
 const TILE: u32 = 64;
 
@@ -57,6 +59,21 @@ pub struct CudaBackend {
     /// The optimiser's group table on the device, and the groups it was built from.
     group_table: Option<(Vec<ParamGroup>, Allocation<u8>)>,
     _context: Arc<CudaContext>,
+}
+
+fn allocate<T: DeviceRepr + ValidAsZeroBits>(stream: &Arc<CudaStream>, ordinal: usize, len: usize) -> Allocation<T> {
+    let slice = stream.alloc_zeros::<T>(len.max(1)).unwrap_or_else(|e| panic!("allocating {len} elements on cuda:{ordinal}: {e:?}"));
+    let address = slice.device_ptr(stream).0;
+    Allocation { slice, address }
+}
+
+/// The address of `slot`'s allocation, first grown to at least `len` elements. A replaced
+/// allocation is freed in stream order, after the ops that used it.
+fn reuse<T: DeviceRepr + ValidAsZeroBits>(stream: &Arc<CudaStream>, ordinal: usize, slot: &mut Option<Allocation<T>>, len: usize) -> u64 {
+    if slot.as_ref().is_none_or(|s| s.slice.len() < len) {
+        *slot = Some(allocate(stream, ordinal, len));
+    }
+    slot.as_ref().map(|s| s.address).expect("allocated above")
 }
 
 /// A grid-stride launch over `n` elements.
@@ -135,10 +152,8 @@ impl CudaBackend {
         self.functions.get(name).unwrap_or_else(|| panic!("kernel {name} is not in crates/cuda/src/kernels.rs"))
     }
 
-    fn allocate<T: cudarc::driver::DeviceRepr + cudarc::driver::ValidAsZeroBits>(&self, len: usize) -> Allocation<T> {
-        let slice = self.stream.alloc_zeros::<T>(len.max(1)).unwrap_or_else(|e| panic!("allocating {len} elements on cuda:{}: {e:?}", self.ordinal));
-        let address = slice.device_ptr(&self.stream).0;
-        Allocation { slice, address }
+    fn allocate<T: DeviceRepr + ValidAsZeroBits>(&self, len: usize) -> Allocation<T> {
+        allocate(&self.stream, self.ordinal, len)
     }
 
     /// The device address of view `t`.
@@ -156,17 +171,25 @@ impl CudaBackend {
 
     /// Scratch of at least `len` f32 (reused across calls).
     fn scratch(&mut self, len: usize) -> u64 {
-        if self.scratch.as_ref().is_none_or(|s| s.slice.len() < len) {
-            self.scratch = Some(self.allocate(len));
-        }
-        self.scratch.as_ref().map(|s| s.address).expect("scratch")
+        reuse(&self.stream, self.ordinal, &mut self.scratch, len)
     }
 
     fn scratch_f64(&mut self, len: usize) -> u64 {
-        if self.scratch_f64.as_ref().is_none_or(|s| s.slice.len() < len) {
-            self.scratch_f64 = Some(self.allocate(len));
-        }
-        self.scratch_f64.as_ref().map(|s| s.address).expect("scratch")
+        reuse(&self.stream, self.ordinal, &mut self.scratch_f64, len)
+    }
+
+    /// Copies from `address` into `dst` and waits for the stream, so `dst` is ready to read.
+    fn copy_out<T>(&self, dst: &mut [T], address: u64) {
+        // SAFETY: the caller checked that `address` holds `dst.len()` elements.
+        unsafe { driver::memcpy_dtoh_async(dst, address, self.stream.cu_stream()) }.unwrap_or_else(|e| panic!("download from cuda:{}: {e:?}", self.ordinal));
+        self.wait();
+    }
+
+    /// Copies `src` to `address`. The call returns once the driver has staged the pageable host
+    /// memory, so `src` may change afterwards without waiting for the stream.
+    fn copy_in<T>(&self, address: u64, src: &[T]) {
+        // SAFETY: the caller checked that `address` holds `src.len()` elements.
+        unsafe { driver::memcpy_htod_async(address, src, self.stream.cu_stream()) }.unwrap_or_else(|e| panic!("upload to cuda:{}: {e:?}", self.ordinal));
     }
 
     fn wait(&self) {
@@ -204,8 +227,7 @@ impl CudaBackend {
                 bytes.extend((g.weight_decay as i32).to_le_bytes());
             }
             let table = self.allocate::<u8>(bytes.len());
-            // SAFETY: the allocation holds `bytes.len()` bytes.
-            unsafe { driver::memcpy_htod_async(table.address, &bytes, self.stream.cu_stream()) }.unwrap_or_else(|e| panic!("uploading groups: {e:?}"));
+            self.copy_in(table.address, &bytes);
             self.group_table = Some((groups.to_vec(), table));
         }
         let (_, table) = self.group_table.as_ref().expect("group table");
@@ -238,34 +260,24 @@ impl Backend for CudaBackend {
         Indices { buffer: (self.index_buffers.len() - 1) as u32, offset: 0, len }
     }
 
+    /// The allocation is released in stream order, after the ops already enqueued on it.
     fn free(&mut self, whole: Tensor) {
-        self.wait();
         self.buffers[whole.buffer as usize] = None;
     }
 
     fn upload(&mut self, dst: Tensor, src: &[f32]) {
         assert_eq!(src.len(), dst.len, "upload of {} values into a view of {}", src.len(), dst.len);
-        let address = self.address(dst);
-        // SAFETY: the view holds `src.len()` floats; the copy completes before `src` can change
-        // because the stream is synchronised (pageable host memory is staged by the driver).
-        unsafe { driver::memcpy_htod_async(address, src, self.stream.cu_stream()) }.unwrap_or_else(|e| panic!("upload: {e:?}"));
-        self.wait();
+        self.copy_in(self.address(dst), src);
     }
 
     fn upload_indices(&mut self, dst: Indices, src: &[i32]) {
         assert_eq!(src.len(), dst.len, "upload of {} indices into a view of {}", src.len(), dst.len);
-        let address = self.index_address(dst);
-        // SAFETY: as in `upload`.
-        unsafe { driver::memcpy_htod_async(address, src, self.stream.cu_stream()) }.unwrap_or_else(|e| panic!("upload: {e:?}"));
-        self.wait();
+        self.copy_in(self.index_address(dst), src);
     }
 
     fn download(&mut self, src: Tensor, dst: &mut [f32]) {
         assert_eq!(src.len, dst.len(), "download of a view of {} into {} values", src.len, dst.len());
-        let address = self.address(src);
-        // SAFETY: the view holds `dst.len()` floats; synchronised before `dst` is read.
-        unsafe { driver::memcpy_dtoh_async(dst, address, self.stream.cu_stream()) }.unwrap_or_else(|e| panic!("download: {e:?}"));
-        self.wait();
+        self.copy_out(dst, self.address(src));
     }
 
     fn fill(&mut self, dst: Tensor, value: f32) {
@@ -313,10 +325,9 @@ impl Backend for CudaBackend {
         }
         .unwrap_or_else(|e| panic!("cuBLAS SGEMM {}x{}x{}: {e:?}", g.m, g.n, g.k));
         if let Some(bias) = g.bias {
+            assert!(g.batch == 1 || g.stride_c == g.m * g.n, "a bias needs contiguous batches");
             let (bias, n) = (self.address(bias), g.batch * g.m * g.n);
-            let (cols, stride) = (g.n, g.stride_c.max(g.m * g.n));
-            assert!(g.batch == 1 || stride == g.m * g.n, "a bias needs contiguous batches");
-            launch!(self, "add_rows", stride_config(n), c, bias, cols as u64, n as u64);
+            launch!(self, "add_rows", stride_config(n), c, bias, g.n as u64, n as u64);
         }
     }
 
@@ -347,15 +358,14 @@ impl Backend for CudaBackend {
 
     fn layernorm_forward(&mut self, out: Tensor, mean: Tensor, rstd: Tensor, inp: Tensor, weight: Tensor, bias: Tensor, rows: usize, width: usize, eps: f32) {
         let args = (self.address(out), self.address(mean), self.address(rstd), self.address(inp), self.address(weight), self.address(bias));
-        // One warp per row, eight rows per block.
-        let blocks = (rows as u32).div_ceil(8);
+        let blocks = (rows as u32).div_ceil(WARP_ROWS);
         launch!(self, "layernorm_forward", config((blocks, 1), THREADS), args.0, args.1, args.2, args.3, args.4, args.5, rows as i32, width as i32, eps);
     }
 
     fn layernorm_backward(&mut self, dinp: Tensor, dweight: Tensor, dbias: Tensor, dout: Tensor, inp: Tensor, weight: Tensor, mean: Tensor, rstd: Tensor, rows: usize, width: usize) {
         let (di, dw, db) = (self.address(dinp), self.address(dweight), self.address(dbias));
         let (d, x, w, m, r) = (self.address(dout), self.address(inp), self.address(weight), self.address(mean), self.address(rstd));
-        let blocks = (rows as u32).div_ceil(8);
+        let blocks = (rows as u32).div_ceil(WARP_ROWS);
         launch!(self, "layernorm_backward_input", config((blocks, 1), THREADS), di, d, x, w, m, r, rows as i32, width as i32);
         let chunks = rows.div_ceil(CHUNK_ROWS).max(1);
         let partials = self.scratch(chunks * 2 * width);
@@ -448,9 +458,7 @@ impl Backend for CudaBackend {
         let g = self.address(grads);
         self.device_sum(out, g, grads.len, true);
         let mut value = [0.0f64];
-        // SAFETY: `out` holds one f64; synchronised before reading.
-        unsafe { driver::memcpy_dtoh_async(&mut value, out, self.stream.cu_stream()) }.unwrap_or_else(|e| panic!("download: {e:?}"));
-        self.wait();
+        self.copy_out(&mut value, out);
         value[0] as f32
     }
 

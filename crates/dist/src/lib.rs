@@ -67,15 +67,14 @@ pub trait Comm {
     /// `data ← root's data` on every rank (its length may change).
     fn broadcast(&self, data: &mut Vec<u8>, root: usize) -> Result<(), CommError>;
     fn barrier(&self) -> Result<(), CommError>;
-    /// What carries the collectives, e.g. `single`, `mpi (Open MPI …)`.
+    /// What carries the collectives, e.g. `single process`, `MPI (Open MPI v4.1.4), 2 ranks`.
     fn describe(&self) -> String;
 }
 
-/// The communicator for this process: [`Single`] when the launcher started one process,
-/// `Mpi` when it started several and the binary has the `mpi` feature, and a clear error when it
-/// has not. A collective that waits longer than `timeout` exits the process (see [`Watchdog`]).
-pub fn connect(timeout: Duration) -> Result<Box<dyn Comm>, CommError> {
-    let launch = Launch::from_env()?;
+/// The communicator for the processes `launch` describes: [`Single`] for one process, `Mpi`
+/// for several when the binary has the `mpi` feature, and a clear error when it has not. A
+/// collective that waits longer than `timeout` exits the process (see [`Watchdog`]).
+pub fn connect(launch: &Launch, timeout: Duration) -> Result<Box<dyn Comm>, CommError> {
     if launch.world == 1 {
         return Ok(Box::new(Single));
     }
@@ -83,12 +82,12 @@ pub fn connect(timeout: Duration) -> Result<Box<dyn Comm>, CommError> {
 }
 
 #[cfg(feature = "mpi")]
-fn connect_many(launch: Launch, timeout: Duration) -> Result<Box<dyn Comm>, CommError> {
-    Ok(Box::new(Mpi::init(&launch, timeout)?))
+fn connect_many(launch: &Launch, timeout: Duration) -> Result<Box<dyn Comm>, CommError> {
+    Ok(Box::new(Mpi::init(launch, timeout)?))
 }
 
 #[cfg(not(feature = "mpi"))]
-fn connect_many(launch: Launch, _timeout: Duration) -> Result<Box<dyn Comm>, CommError> {
+fn connect_many(launch: &Launch, _timeout: Duration) -> Result<Box<dyn Comm>, CommError> {
     Err(CommError::Launch(format!(
         "{} started {} ranks, but this rekindle was built without MPI; rebuild with `cargo build --release --features mpi`",
         launch.source, launch.world

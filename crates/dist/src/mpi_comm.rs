@@ -51,16 +51,13 @@ impl Mpi {
     /// Waits at a barrier without spinning, so ranks left out of a measurement leave the cores
     /// to the ranks in it.
     pub fn idle_barrier(&self) {
-        let request = self.comm.immediate_barrier();
-        let mut request = Some(request);
-        while let Some(r) = request.take() {
-            match r.test() {
+        let mut request = self.comm.immediate_barrier();
+        loop {
+            match request.test() {
                 Ok(_) => return,
-                Err(r) => {
-                    request = Some(r);
-                    std::thread::sleep(Duration::from_millis(2));
-                }
+                Err(pending) => request = pending,
             }
+            std::thread::sleep(Duration::from_millis(2));
         }
     }
 }

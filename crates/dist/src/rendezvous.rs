@@ -1,25 +1,13 @@
 //! A file rendezvous on a shared directory, for jobs whose ranks have no MPI to talk through
 //! (`srun` without an MPI library): rank 0 publishes a few bytes (the NCCL id) and the others wait
 //! for them. The file appears whole or not at all: it is written under a temporary name, synced,
-//! then renamed. Its name carries the job and step ids, so a file left by an earlier job is never
-//! read by a later one.
+//! then renamed. The caller names it; a name that carries the job and step ids (Slurm's
+//! `SLURM_JOB_ID.SLURM_STEP_ID`) keeps a file left by an earlier job from being read by a later one.
 
 use crate::CommError;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
-
-/// The rendezvous file for this job in `dir`: `rekindle-<job>.<step>.id` from Slurm's
-/// `SLURM_JOB_ID` and `SLURM_STEP_ID` (or `REKINDLE_JOB_ID` outside Slurm).
-pub fn file_for_job(dir: &Path) -> Result<PathBuf, CommError> {
-    let var = |name: &str| std::env::var(name).ok();
-    let job = var("SLURM_JOB_ID").or_else(|| var("REKINDLE_JOB_ID")).ok_or_else(|| CommError::Rendezvous {
-        path: dir.display().to_string(),
-        reason: "neither SLURM_JOB_ID nor REKINDLE_JOB_ID is set, so the ranks cannot agree on a file name".into(),
-    })?;
-    let step = var("SLURM_STEP_ID").unwrap_or_else(|| "0".into());
-    Ok(dir.join(format!("rekindle-{job}.{step}.id")))
-}
 
 fn failed(path: &Path, reason: impl Into<String>) -> CommError {
     CommError::Rendezvous { path: path.display().to_string(), reason: reason.into() }

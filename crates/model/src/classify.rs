@@ -95,8 +95,6 @@ impl ClassifyPass {
         }
         be.mean_pool_backward(self.dnormed, self.dpooled, n, s.tokens, d, 1);
         self.encoder.backward(be, &vit.w.encoder, &vit.g.encoder, self.dnormed);
-        let mut losses = vec![0.0; n];
-        be.download(self.losses, &mut losses);
-        losses.iter().sum::<f32>() / n as f32
+        be.download_vec(self.losses).iter().sum::<f32>() / n as f32
     }
 }

@@ -72,17 +72,12 @@ impl Vit {
     }
 
     pub fn download_params(&self, be: &mut dyn Backend) -> Vec<f32> {
-        let mut v = vec![0.0; self.table.total];
-        be.download(self.params, &mut v);
-        v
+        be.download_vec(self.params)
     }
 
     /// Values of one named tensor (parameters, or gradients with `grads = true`).
     pub fn download_tensor(&self, be: &mut dyn Backend, name: &str, grads: bool) -> Vec<f32> {
-        let t = self.table.view(if grads { self.grads } else { self.params }, name);
-        let mut v = vec![0.0; t.len];
-        be.download(t, &mut v);
-        v
+        be.download_vec(self.table.view(if grads { self.grads } else { self.params }, name))
     }
 
     pub fn upload_tensor(&self, be: &mut dyn Backend, name: &str, values: &[f32]) {

@@ -23,12 +23,6 @@ fn groups() -> [ParamGroup; 2] {
     ]
 }
 
-fn upload(be: &mut dyn Backend, v: &[f32]) -> Tensor {
-    let t = be.alloc(v.len());
-    be.upload(t, v);
-    t
-}
-
 fn max_rel(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| (x - y).abs() / y.abs().max(1e-3)).fold(0.0, f32::max)
 }
@@ -36,16 +30,14 @@ fn max_rel(a: &[f32], b: &[f32]) -> f32 {
 /// Runs `update` once per fixture gradient step and returns the final parameters.
 fn run(be: &mut dyn Backend, mut update: impl FnMut(&mut dyn Backend, Tensor, Tensor, u32)) -> Vec<f32> {
     let f = fixture();
-    let params = upload(be, &f("params"));
+    let params = be.upload_new(&f("params"));
     let grads = be.alloc(20);
     for (i, g) in f("grads").chunks_exact(20).enumerate() {
         let doubled: Vec<f32> = g.iter().map(|x| 2.0 * x).collect();
         be.upload(grads, &doubled);
         update(be, params, grads, i as u32 + 1);
     }
-    let mut out = vec![0.0; 20];
-    be.download(params, &mut out);
-    out
+    be.download_vec(params)
 }
 
 #[test]
@@ -78,7 +70,7 @@ fn sgd_matches_pytorch() {
 fn sum_squares_is_the_squared_global_norm() {
     let mut be = CpuBackend::new(2);
     let g: Vec<f32> = (0..100_000).map(|i| ((i % 17) as f32 - 8.0) * 1e-2).collect();
-    let t = upload(&mut be, &g);
+    let t = be.upload_new(&g);
     let want: f64 = g.iter().map(|&x| x as f64 * x as f64).sum();
     assert!(((be.sum_squares(t) as f64 - want) / want).abs() < 1e-6);
 }
