@@ -6,7 +6,9 @@
 // log-sum-exp per (batch, head, query); the backward recomputes the probabilities from it.
 //
 // Layout: q of (b, i, h) starts at b*T*3C + i*3C + h*D, k at +C, v at +2C; the output of
-// (b, i, h) at b*T*C + i*C + h*D. Grid: (ceil(T / TILE), B * H); block: TILE threads.
+// (b, i, h) at b*T*C + i*C + h*D. Grid: (ceil(T / TILE), B * H); block: TILE threads. The
+// activations (qkv, out and their gradients) may be f32 or bf16 (`Tensor`); scores, the softmax
+// and accumulators are f32, and lse and delta are f32 rows.
 
 #define TILE 64
 
@@ -24,15 +26,15 @@ struct Heads {
 // Streams head s.h's keys and values through shared memory, TILE rows at a time (zeros past T),
 // and calls `visit(k, v)` with each key's row on threads whose own row is live.
 template <int D, typename Visit>
-__device__ void for_each_key(const float* qkv, Heads s, bool live, Visit visit) {
+__device__ void for_each_key(Tensor qkv, Heads s, bool live, Visit visit) {
     __shared__ float ks[TILE][D];
     __shared__ float vs[TILE][D];
     for (int start = 0; start < s.T; start += TILE) {
         __syncthreads();
         for (int e = threadIdx.x; e < TILE * D; e += blockDim.x) {
             int r = e / D, d = e % D, j = start + r;
-            ks[r][d] = j < s.T ? qkv[s.qkv_row(s.b, j) + s.C + s.h * D + d] : 0.0f;
-            vs[r][d] = j < s.T ? qkv[s.qkv_row(s.b, j) + 2 * s.C + s.h * D + d] : 0.0f;
+            ks[r][d] = j < s.T ? ld(qkv, s.qkv_row(s.b, j) + s.C + s.h * D + d) : 0.0f;
+            vs[r][d] = j < s.T ? ld(qkv, s.qkv_row(s.b, j) + 2 * s.C + s.h * D + d) : 0.0f;
         }
         __syncthreads();
         int count = min(TILE, s.T - start);
@@ -41,14 +43,14 @@ __device__ void for_each_key(const float* qkv, Heads s, bool live, Visit visit) 
 }
 
 template <int D>
-__device__ void attention_forward_impl(float* out, float* lse, const float* qkv, int B, int T, int H, float scale) {
+__device__ void attention_forward_impl(Tensor out, float* lse, Tensor qkv, int B, int T, int H, float scale) {
     Heads s = Heads::here(T, H, D);
     int i = s.row;
     bool live = i < T;
     float q[D], acc[D];
     float m = NEG_INF, l = 0.0f;
     for (int d = 0; d < D; d++) {
-        q[d] = live ? qkv[s.qkv_row(s.b, i) + s.h * D + d] * scale : 0.0f;
+        q[d] = live ? ld(qkv, s.qkv_row(s.b, i) + s.h * D + d) * scale : 0.0f;
         acc[d] = 0.0f;
     }
     for_each_key<D>(qkv, s, live, [&](const float* k, const float* v) {
@@ -62,12 +64,12 @@ __device__ void attention_forward_impl(float* out, float* lse, const float* qkv,
     });
     if (!live) return;
     float inv = 1.0f / l;
-    for (int d = 0; d < D; d++) out[s.out_row(s.b, i) + s.h * D + d] = acc[d] * inv;
+    for (int d = 0; d < D; d++) st(out, s.out_row(s.b, i) + s.h * D + d, acc[d] * inv);
     lse[(u64)s.bh * T + i] = m + logf(l);
 }
 
 #define FORWARD_ENTRY_POINT(D)                                                                                         \
-    extern "C" __global__ void attention_forward_d##D(float* out, float* lse, const float* qkv, int B, int T, int H,    \
+    extern "C" __global__ void attention_forward_d##D(Tensor out, float* lse, Tensor qkv, int B, int T, int H,          \
                                                       float scale) {                                                   \
         attention_forward_impl<D>(out, lse, qkv, B, T, H, scale);                                                      \
     }
@@ -78,7 +80,7 @@ FORWARD_ENTRY_POINT(64)
 
 // A backward kernel's entry point for head dim D: `name_dD`.
 #define BACKWARD_ENTRY_POINT(name, impl, D)                                                                            \
-    extern "C" __global__ void name##_d##D(float* dqkv, const float* dout, const float* qkv, const float* lse,          \
+    extern "C" __global__ void name##_d##D(Tensor dqkv, Tensor dout, Tensor qkv, const float* lse,                      \
                                            const float* delta, int B, int T, int H, float scale) {                    \
         impl<D>(dqkv, dout, qkv, lse, delta, B, T, H, scale);                                                          \
     }
@@ -89,12 +91,12 @@ FORWARD_ENTRY_POINT(64)
     BACKWARD_ENTRY_POINT(name, impl, 64)
 
 // delta[b, h, i] = dot(dout_i, out_i) over head h's columns: the row sums of dP * P.
-extern "C" __global__ void attention_delta(float* delta, const float* dout, const float* out, int B, int T, int H, int D) {
+extern "C" __global__ void attention_delta(float* delta, Tensor dout, Tensor out, int B, int T, int H, int D) {
     GRID_STRIDE(e, (u64)B * H * T) {
         int i = (int)(e % T), bh = (int)(e / T), b = bh / H, h = bh % H;
         u64 row = ((u64)b * T + i) * H * D + (u64)h * D;
         float s = 0.0f;
-        for (int d = 0; d < D; d++) s += dout[row + d] * out[row + d];
+        for (int d = 0; d < D; d++) s += ld(dout, row + d) * ld(out, row + d);
         delta[e] = s;
     }
 }
@@ -102,15 +104,15 @@ extern "C" __global__ void attention_delta(float* delta, const float* dout, cons
 // dQ_i = scale * sum_j P_ij (dP_ij - delta_i) K_j with P_ij = exp(scale q_i.k_j - lse_i) and
 // dP_ij = dout_i . v_j; one thread per query, keys and values streamed through shared memory.
 template <int D>
-__device__ void attention_backward_dq_impl(float* dqkv, const float* dout, const float* qkv, const float* lse, const float* delta,
+__device__ void attention_backward_dq_impl(Tensor dqkv, Tensor dout, Tensor qkv, const float* lse, const float* delta,
                                            int B, int T, int H, float scale) {
     Heads s = Heads::here(T, H, D);
     int i = s.row;
     bool live = i < T;
     float q[D], g[D], dq[D];
     for (int d = 0; d < D; d++) {
-        q[d] = live ? qkv[s.qkv_row(s.b, i) + s.h * D + d] * scale : 0.0f;
-        g[d] = live ? dout[s.out_row(s.b, i) + s.h * D + d] : 0.0f;
+        q[d] = live ? ld(qkv, s.qkv_row(s.b, i) + s.h * D + d) * scale : 0.0f;
+        g[d] = live ? ld(dout, s.out_row(s.b, i) + s.h * D + d) : 0.0f;
         dq[d] = 0.0f;
     }
     float row_lse = live ? lse[(u64)s.bh * T + i] : 0.0f, row_delta = live ? delta[(u64)s.bh * T + i] : 0.0f;
@@ -124,7 +126,7 @@ __device__ void attention_backward_dq_impl(float* dqkv, const float* dout, const
         for (int d = 0; d < D; d++) dq[d] += ds * k[d];
     });
     if (!live) return;
-    for (int d = 0; d < D; d++) dqkv[s.qkv_row(s.b, i) + s.h * D + d] = dq[d] * scale;
+    for (int d = 0; d < D; d++) st(dqkv, s.qkv_row(s.b, i) + s.h * D + d, dq[d] * scale);
 }
 
 BACKWARD_ENTRY_POINTS(attention_backward_dq, attention_backward_dq_impl)
@@ -132,7 +134,7 @@ BACKWARD_ENTRY_POINTS(attention_backward_dq, attention_backward_dq_impl)
 // dV_j = sum_i P_ij dout_i and dK_j = scale * sum_i P_ij (dP_ij - delta_i) q_i; one thread per
 // key, queries, output gradients, lse and delta streamed through shared memory.
 template <int D>
-__device__ void attention_backward_dkv_impl(float* dqkv, const float* dout, const float* qkv, const float* lse, const float* delta,
+__device__ void attention_backward_dkv_impl(Tensor dqkv, Tensor dout, Tensor qkv, const float* lse, const float* delta,
                                             int B, int T, int H, float scale) {
     __shared__ float qs[TILE][D];
     __shared__ float gs[TILE][D];
@@ -143,8 +145,8 @@ __device__ void attention_backward_dkv_impl(float* dqkv, const float* dout, cons
     bool live = j < T;
     float k[D], v[D], dk[D], dv[D];
     for (int d = 0; d < D; d++) {
-        k[d] = live ? qkv[s.qkv_row(b, j) + s.C + h * D + d] : 0.0f;
-        v[d] = live ? qkv[s.qkv_row(b, j) + 2 * s.C + h * D + d] : 0.0f;
+        k[d] = live ? ld(qkv, s.qkv_row(b, j) + s.C + h * D + d) : 0.0f;
+        v[d] = live ? ld(qkv, s.qkv_row(b, j) + 2 * s.C + h * D + d) : 0.0f;
         dk[d] = 0.0f;
         dv[d] = 0.0f;
     }
@@ -152,8 +154,8 @@ __device__ void attention_backward_dkv_impl(float* dqkv, const float* dout, cons
         __syncthreads();
         for (int e = threadIdx.x; e < TILE * D; e += blockDim.x) {
             int r = e / D, d = e % D, i = start + r;
-            qs[r][d] = i < T ? qkv[s.qkv_row(b, i) + h * D + d] * scale : 0.0f;
-            gs[r][d] = i < T ? dout[s.out_row(b, i) + h * D + d] : 0.0f;
+            qs[r][d] = i < T ? ld(qkv, s.qkv_row(b, i) + h * D + d) * scale : 0.0f;
+            gs[r][d] = i < T ? ld(dout, s.out_row(b, i) + h * D + d) : 0.0f;
         }
         for (int r = threadIdx.x; r < TILE; r += blockDim.x) {
             int i = start + r;
@@ -179,8 +181,8 @@ __device__ void attention_backward_dkv_impl(float* dqkv, const float* dout, cons
     }
     if (!live) return;
     for (int d = 0; d < D; d++) {
-        dqkv[s.qkv_row(b, j) + s.C + h * D + d] = dk[d];
-        dqkv[s.qkv_row(b, j) + 2 * s.C + h * D + d] = dv[d];
+        st(dqkv, s.qkv_row(b, j) + s.C + h * D + d, dk[d]);
+        st(dqkv, s.qkv_row(b, j) + 2 * s.C + h * D + d, dv[d]);
     }
 }
 

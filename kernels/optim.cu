@@ -20,8 +20,10 @@ __device__ __forceinline__ int find_group(const Group* groups, int count, u64 i)
 }
 
 // Decoupled weight decay, then the bias-corrected Adam step (PyTorch AdamW); `groups` sorted by
-// offset. bc1 = 1 - beta1^step, bc2_sqrt = sqrt(1 - beta2^step).
-extern "C" __global__ void adamw(float* params, const float* grads, float* m, float* v, const Group* groups, int count, u64 n,
+// offset. bc1 = 1 - beta1^step, bc2_sqrt = sqrt(1 - beta2^step). Where the parameters have a
+// reduced-precision copy for the GEMMs (`copy`, 0 for none), the new value is written there too,
+// so the copy never needs a separate pass.
+extern "C" __global__ void adamw(float* params, Tensor copy, const float* grads, float* m, float* v, const Group* groups, int count, u64 n,
                                  float lr, float beta1, float beta2, float eps, float weight_decay, float grad_scale, float bc1,
                                  float bc2_sqrt) {
     GRID_STRIDE(i, n) {
@@ -34,7 +36,9 @@ extern "C" __global__ void adamw(float* params, const float* grads, float* m, fl
         float vi = beta2 * v[i] + (1.0f - beta2) * grad * grad;
         m[i] = mi;
         v[i] = vi;
-        params[i] = params[i] * decay - (glr / bc1) * mi / (sqrtf(vi) / bc2_sqrt + eps);
+        float p = params[i] * decay - (glr / bc1) * mi / (sqrtf(vi) / bc2_sqrt + eps);
+        params[i] = p;
+        if (copy) st(copy, i, p);
     }
 }
 

@@ -1,13 +1,14 @@
 // Deterministic reductions: column sums in fixed row chunks, chunk partials summed in order, and
 // sums and sums of squares (the global gradient norm, MAE's masked-patch count) in fixed blocks.
 
-// partials[c, j] = sum over rows of chunk c of x[r, j] (grid: column blocks x chunks).
-extern "C" __global__ void column_partials(float* partials, const float* x, int rows, int width, int chunk) {
+// partials[c, j] = sum over rows of chunk c of x[r, j] (grid: column blocks x chunks); x is f32 or
+// bf16 (a bias gradient's output gradient).
+extern "C" __global__ void column_partials(float* partials, Tensor x, int rows, int width, int chunk) {
     int j = blockIdx.x * blockDim.x + threadIdx.x, c = blockIdx.y;
     if (j >= width) return;
     int first = c * chunk, last = min(rows, first + chunk);
     float s = 0.0f;
-    for (int r = first; r < last; r++) s += x[(u64)r * width + j];
+    for (int r = first; r < last; r++) s += ld(x, (u64)r * width + j);
     partials[(u64)c * width + j] = s;
 }
 

@@ -1,9 +1,56 @@
-//! `--device`: which backend runs the model, and, for GPU ranks, NCCL for the gradients.
+//! `--device` and `--precision`: which backend runs the model in what arithmetic, and, for GPU
+//! ranks, NCCL for the gradients.
 
 use anyhow::Result;
 use rekindle_dist::{Comm, Launch, WithDevice};
 use rekindle_tensor::{Backend, CpuBackend};
 use std::time::Duration;
+
+/// Where the model runs and in what arithmetic: the flags every command that runs the model takes.
+#[derive(clap::Args, Clone, Debug)]
+pub struct DeviceArgs {
+    /// Where the model runs: `cpu`, `cuda:N`, or `cuda` (under a launcher, each rank's local
+    /// rank picks its GPU).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// GPU arithmetic. `bf16` (the default on a GPU): bf16 activations and weight copies and
+    /// tensor-core GEMMs accumulating in fp32, with fp32 master weights, gradients and optimizer
+    /// state. `fp32`: the CPU backend's arithmetic, for exact comparisons. The CPU computes in fp32.
+    #[arg(long, value_enum)]
+    pub precision: Option<Precision>,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Precision {
+    Fp32,
+    Bf16,
+}
+
+impl DeviceArgs {
+    /// The backend these flags name (`threads` CPU workers, 0 = every core).
+    pub fn backend(&self, threads: usize) -> Result<Box<dyn Backend>> {
+        Ok(Opened::new(self, threads, 0)?.backend)
+    }
+
+    /// The arithmetic the backend will use: `--precision`, else bf16 on a GPU and fp32 on the CPU.
+    pub fn precision(&self) -> Precision {
+        match (self.precision, self.device.as_str()) {
+            (Some(p), _) => p,
+            (None, "cpu") => Precision::Fp32,
+            (None, _) => Precision::Bf16,
+        }
+    }
+}
+
+impl Precision {
+    /// Bytes per element of an activation buffer.
+    pub fn activation_bytes(self) -> f64 {
+        match self {
+            Precision::Fp32 => 4.0,
+            Precision::Bf16 => 2.0,
+        }
+    }
+}
 
 /// The GPU `device` names: `cuda:N`, or `cuda` for the GPU of this process's local rank; `None`
 /// for `cpu`.
@@ -18,12 +65,6 @@ fn cuda_ordinal(device: &str, local_rank: usize) -> Result<Option<usize>> {
     }
 }
 
-/// The backend `--device` names: `cpu` (with `threads` worker threads, 0 = every core), `cuda:N`,
-/// or `cuda` (the GPU of this process's local rank).
-pub fn backend(device: &str, threads: usize, local_rank: usize) -> Result<Box<dyn Backend>> {
-    Ok(Opened::new(device, threads, local_rank)?.backend)
-}
-
 /// An opened backend, and what GPU ranks need to join NCCL on its stream.
 pub struct Opened {
     pub backend: Box<dyn Backend>,
@@ -36,11 +77,16 @@ pub struct DeviceRanks {
 }
 
 impl Opened {
-    pub fn new(device: &str, threads: usize, local_rank: usize) -> Result<Opened> {
-        match cuda_ordinal(device, local_rank)? {
+    /// The backend `args` names: the CPU with `threads` worker threads (0 = every core), or a GPU
+    /// (`cuda` is the GPU of `local_rank`).
+    pub fn new(args: &DeviceArgs, threads: usize, local_rank: usize) -> Result<Opened> {
+        match cuda_ordinal(&args.device, local_rank)? {
+            None if args.precision == Some(Precision::Bf16) => {
+                anyhow::bail!("--precision bf16 is a GPU arithmetic; the CPU backend computes in fp32 (use --device cuda, or drop --precision)")
+            }
             None => Ok(Opened { backend: Box::new(CpuBackend::new(threads)), ranks: DeviceRanks { stream: None } }),
             Some(ordinal) => {
-                let (backend, stream) = cuda::backend(ordinal)?;
+                let (backend, stream) = cuda::backend(ordinal, args.precision())?;
                 Ok(Opened { backend, ranks: DeviceRanks { stream: Some(stream) } })
             }
         }
@@ -64,8 +110,8 @@ impl DeviceRanks {
 /// The backend and the communicator a training rank uses. GPU ranks of a multi-rank job sum
 /// their gradients with NCCL on the backend's stream; the launcher's communicator (MPI) still
 /// carries the small host values.
-pub fn backend_and_comm(device: &str, threads: usize, launch: &Launch, comm: Box<dyn Comm>, timeout: Duration) -> Result<(Box<dyn Backend>, Box<dyn Comm>)> {
-    let Opened { backend, ranks } = Opened::new(device, threads, launch.local_rank)?;
+pub fn backend_and_comm(args: &DeviceArgs, threads: usize, launch: &Launch, comm: Box<dyn Comm>, timeout: Duration) -> Result<(Box<dyn Backend>, Box<dyn Comm>)> {
+    let Opened { backend, ranks } = Opened::new(args, threads, launch.local_rank)?;
     match ranks.nccl(launch, comm.as_ref(), timeout)? {
         Some(nccl) => Ok((backend, Box::new(WithDevice { host: comm, device: nccl }))),
         None => Ok((backend, comm)),
@@ -79,8 +125,12 @@ mod cuda {
 
     pub type Stream = std::sync::Arc<cudarc::driver::CudaStream>;
 
-    pub fn backend(ordinal: usize) -> Result<(Box<dyn Backend>, Stream)> {
-        let be = rekindle_cuda::CudaBackend::new(ordinal)?;
+    pub fn backend(ordinal: usize, precision: Precision) -> Result<(Box<dyn Backend>, Stream)> {
+        let precision = match precision {
+            Precision::Fp32 => rekindle_cuda::Precision::Fp32,
+            Precision::Bf16 => rekindle_cuda::Precision::Bf16,
+        };
+        let be = rekindle_cuda::CudaBackend::new(ordinal, precision)?;
         let stream = be.stream();
         Ok((Box::new(be), stream))
     }
@@ -97,7 +147,7 @@ mod cuda {
     /// Never built without the `gpu` feature.
     pub enum Stream {}
 
-    pub fn backend(_ordinal: usize) -> Result<(Box<dyn Backend>, Stream)> {
+    pub fn backend(_ordinal: usize, _precision: Precision) -> Result<(Box<dyn Backend>, Stream)> {
         anyhow::bail!("--device cuda needs a build with GPU support: cargo build --release --features cuda (or cuda-12)")
     }
 

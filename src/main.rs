@@ -18,7 +18,6 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 use rekindle_model::{load_checkpoint, ModelConfig, Vit};
 use rekindle_tensor::Backend;
-pub use device::backend;
 use std::path::PathBuf;
 
 #[derive(Parser)]

@@ -28,10 +28,8 @@ pub struct TrainArgs {
     /// decides another rank has died or hangs, and exits with status 75 instead of waiting forever.
     #[arg(long, value_name = "SECS", default_value_t = 300)]
     comm_timeout: u64,
-    /// Where the model runs: `cpu`, `cuda:N`, or `cuda` (with several ranks, each rank's local
-    /// rank picks its GPU).
-    #[arg(long, default_value = "cpu")]
-    device: String,
+    #[command(flatten)]
+    device: crate::device::DeviceArgs,
 }
 
 pub fn run(args: &TrainArgs) -> Result<()> {

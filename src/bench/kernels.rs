@@ -25,9 +25,8 @@ pub struct KernelArgs {
     /// Images per step; the ops run at the encoder's shapes for this batch.
     #[arg(long, default_value_t = 64)]
     batch: usize,
-    /// `cpu`, `cuda:N` or `cuda`.
-    #[arg(long, default_value = "cpu")]
-    device: String,
+    #[command(flatten)]
+    device: crate::device::DeviceArgs,
     /// CPU worker threads (0: one per core).
     #[arg(long, default_value_t = 0)]
     threads: usize,
@@ -84,19 +83,36 @@ fn time(be: &mut dyn Backend, iters: usize, mut op: impl FnMut(&mut dyn Backend)
     start.elapsed().as_secs_f64() / iters as f64
 }
 
-fn random(be: &mut dyn Backend, rng: &mut ChaCha8Rng, n: usize) -> Tensor {
-    let v: Vec<f32> = (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect();
-    be.upload_new(&v)
+/// Where an operand lives, as the model places it: activations (bf16 under mixed precision),
+/// parameters (with their bf16 copy), or plain f32.
+#[derive(Clone, Copy)]
+enum Place {
+    Activation,
+    Weights,
+    F32,
 }
 
+fn random(be: &mut dyn Backend, rng: &mut ChaCha8Rng, n: usize, place: Place) -> Tensor {
+    let v: Vec<f32> = (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+    let t = match place {
+        Place::Activation => be.alloc_activations(n),
+        Place::Weights => be.alloc_weights(n),
+        Place::F32 => be.alloc(n),
+    };
+    be.upload(t, &v);
+    t
+}
+
+/// The copy bandwidth (f32), and the GEMM rate in the backend's arithmetic (bf16 tensor cores
+/// under mixed precision).
 fn ceilings(be: &mut dyn Backend, rng: &mut ChaCha8Rng, on_gpu: bool) -> Ceilings {
     let n = if on_gpu { 1 << 26 } else { 1 << 24 };
-    let (src, dst) = (random(be, rng, n), be.alloc(n));
+    let (src, dst) = (random(be, rng, n, Place::F32), be.alloc(n));
     let copy = time(be, 5, |be| be.copy(dst, src));
     be.free(src);
     be.free(dst);
     let size = if on_gpu { 8192 } else { 1024 };
-    let (a, b, c) = (random(be, rng, size * size), random(be, rng, size * size), be.alloc(size * size));
+    let (a, b, c) = (random(be, rng, size * size, Place::Activation), random(be, rng, size * size, Place::Activation), be.alloc_activations(size * size));
     let gemm = time(be, 3, |be| be.gemm(&Gemm::new(size, size, size, a, b, c)));
     for t in [a, b, c] {
         be.free(t);
@@ -109,10 +125,13 @@ pub fn run(args: &KernelArgs) -> Result<()> {
         bail!("--batch and --iters must be at least 1");
     }
     let c = args.model.config()?;
-    let mut be = crate::backend(&args.device, args.threads, 0)?;
+    let mut be = args.device.backend(args.threads)?;
     let be = be.as_mut();
     let mut rng = ChaCha8Rng::seed_from_u64(0);
-    let on_gpu = args.device != "cpu";
+    let on_gpu = args.device.device != "cpu";
+    let precision = args.device.precision();
+    // Bytes per activation element, and per f32.
+    let (a, f) = (precision.activation_bytes(), 4.0);
     let ceilings = ceilings(be, &mut rng, on_gpu);
 
     let (b, t, d) = (args.batch, c.patches() + 1, c.dim);
@@ -121,73 +140,79 @@ pub fn run(args: &KernelArgs) -> Result<()> {
     let patch_len = c.patch_len();
     let image_len = c.channels * c.image_size * c.image_size;
     let pred_len = b * (c.patches() + 1) * patch_len;
-    // `wide` holds the largest activation an op reads (qkv, or the MLP's hidden layer); `out`
-    // receives every op's output.
+    // Operands sit where the model puts them. `x` is a [rows, d] activation, `wide` the largest
+    // activation an op reads (qkv, or the MLP's hidden layer), `resid` the f32 residual stream;
+    // `out_act` receives the ops' activation outputs and `out` their f32 outputs.
     let wide_len = rows * (3 * d).max(hidden);
-    let x = random(be, &mut rng, rows * d);
-    let wide = random(be, &mut rng, wide_len);
-    let out = be.alloc(wide_len.max(pred_len).max(b * image_len).max(b * c.classes));
-    let weight = random(be, &mut rng, d * (3 * d).max(hidden));
-    let (vec_a, vec_b) = (random(be, &mut rng, d), random(be, &mut rng, d));
+    let x = random(be, &mut rng, rows * d, Place::Activation);
+    let resid = random(be, &mut rng, rows * d, Place::F32);
+    let wide = random(be, &mut rng, wide_len, Place::Activation);
+    let out_act = be.alloc_activations(wide_len);
+    let out = be.alloc((rows * d).max(pred_len).max(b * image_len).max(b * c.classes));
+    let weight = random(be, &mut rng, d * (3 * d).max(hidden), Place::Weights);
+    let grad = be.alloc(weight.len);
+    let (vec_a, vec_b) = (random(be, &mut rng, d, Place::F32), random(be, &mut rng, d, Place::F32));
     let (mean, rstd) = (be.alloc(rows), be.alloc(rows));
     let saved_len = be.attention_saved_len(attention);
-    let (saved, att_out) = (be.alloc(saved_len), be.alloc(rows * d));
+    let (saved, att_out) = (be.alloc(saved_len), be.alloc_activations(rows * d));
 
     let mut rows_out: Vec<(&'static str, String, f64, Work)> = Vec::new();
     let mut record = |name: &'static str, shape: String, seconds: f64, work: Work| rows_out.push((name, shape, seconds, work));
-    // Bytes per f32.
-    let f = 4.0;
 
-    let s = time(be, args.iters, |be| be.gemm(&Gemm { trans_b: true, ..Gemm::new(rows, 3 * d, d, x, weight, out) }));
+    let s = time(be, args.iters, |be| be.gemm(&Gemm { trans_b: true, ..Gemm::new(rows, 3 * d, d, x, weight, out_act) }));
     record("gemm qkv forward", format!("{rows}x{}x{d}", 3 * d), s, Work::Flops(2.0 * (rows * 3 * d * d) as f64));
-    let s = time(be, args.iters, |be| be.gemm(&Gemm { trans_a: true, accumulate: true, ..Gemm::new(hidden, d, rows, wide, x, weight) }));
+    let s = time(be, args.iters, |be| be.gemm(&Gemm { trans_a: true, accumulate: true, ..Gemm::new(hidden, d, rows, wide, x, grad) }));
     record("gemm fc1 weight grad", format!("{hidden}x{d}x{rows}"), s, Work::Flops(2.0 * (rows * hidden * d) as f64));
     let fwd_flops = 4.0 * (b * c.heads * t * t * attention.head_dim) as f64;
     let s = time(be, args.iters, |be| be.attention_forward(att_out, saved, wide.slice(0, rows * 3 * d), attention));
     record("attention forward", format!("B{b} H{} T{t} D{}", c.heads, attention.head_dim), s, Work::Flops(fwd_flops));
-    let s = time(be, args.iters, |be| be.attention_backward(out.slice(0, rows * 3 * d), x, wide.slice(0, rows * 3 * d), att_out, saved, attention));
+    let s = time(be, args.iters, |be| be.attention_backward(out_act.slice(0, rows * 3 * d), x, wide.slice(0, rows * 3 * d), att_out, saved, attention));
     record("attention backward", format!("B{b} H{} T{t} D{}", c.heads, attention.head_dim), s, Work::Flops(2.5 * fwd_flops));
-    let s = time(be, args.iters, |be| be.layernorm_forward(out.slice(0, rows * d), mean, rstd, x, vec_a, vec_b, rows, d, 1e-6));
-    record("layernorm forward", format!("{rows}x{d}"), s, Work::Bytes(f * 2.0 * (rows * d) as f64));
-    let s = time(be, args.iters, |be| be.layernorm_backward(out.slice(0, rows * d), vec_a, vec_b, wide.slice(0, rows * d), x, weight.slice(0, d), mean, rstd, rows, d));
-    record("layernorm backward", format!("{rows}x{d}"), s, Work::Bytes(f * 4.0 * (rows * d) as f64));
+    // LayerNorm reads the f32 residual stream and writes an activation; its backward reads the
+    // activation gradient and the input, and adds into the residual stream's gradient.
+    let s = time(be, args.iters, |be| be.layernorm_forward(out_act.slice(0, rows * d), mean, rstd, resid, vec_a, vec_b, rows, d, 1e-6));
+    record("layernorm forward", format!("{rows}x{d}"), s, Work::Bytes((f + a) * (rows * d) as f64));
+    let s = time(be, args.iters, |be| be.layernorm_backward(out.slice(0, rows * d), vec_a, vec_b, x, resid, weight.slice(0, d), mean, rstd, rows, d));
+    record("layernorm backward", format!("{rows}x{d}"), s, Work::Bytes((a + 3.0 * f) * (rows * d) as f64));
     // GELU on a third of the hidden layer, so its input and output gradient both fit in `wide`.
     let n = rows * hidden / 3;
-    let s = time(be, args.iters, |be| be.gelu_forward(out.slice(0, n), wide.slice(0, n)));
-    record("gelu forward", format!("{n}"), s, Work::Bytes(f * 2.0 * n as f64));
-    let s = time(be, args.iters, |be| be.gelu_backward(out.slice(0, n), wide.slice(0, n), wide.slice(n, n)));
-    record("gelu backward", format!("{n}"), s, Work::Bytes(f * 3.0 * n as f64));
+    let s = time(be, args.iters, |be| be.gelu_forward(out_act.slice(0, n), wide.slice(0, n)));
+    record("gelu forward", format!("{n}"), s, Work::Bytes(a * 2.0 * n as f64));
+    let s = time(be, args.iters, |be| be.gelu_backward(out_act.slice(0, n), wide.slice(0, n), wide.slice(n, n)));
+    record("gelu backward", format!("{n}"), s, Work::Bytes(a * 3.0 * n as f64));
     let s = time(be, args.iters, |be| be.bias_backward(vec_a, x, rows, d));
-    record("bias gradient", format!("{rows}x{d}"), s, Work::Bytes(f * (rows * d) as f64));
-    let s = time(be, args.iters, |be| be.mean_pool_forward(out.slice(0, b * d), x, b, t, d, 1));
+    record("bias gradient", format!("{rows}x{d}"), s, Work::Bytes(a * (rows * d) as f64));
+    let s = time(be, args.iters, |be| be.mean_pool_forward(out.slice(0, b * d), resid, b, t, d, 1));
     record("mean pool forward", format!("{b}x{t}x{d}"), s, Work::Bytes(f * (rows * d) as f64));
 
     let idx: Vec<i32> = (0..b).flat_map(|_| std::iter::once(-1).chain((0..kept as i32 - 1).map(|i| i * 3 % (c.patches() as i32)))).collect();
     let indices = be.alloc_indices(idx.len());
     be.upload_indices(indices, &idx);
-    let s = time(be, args.iters, |be| be.gather_rows(out.slice(0, b * kept * d), x, indices, vec_a, b, t, kept, d));
+    let s = time(be, args.iters, |be| be.gather_rows(out.slice(0, b * kept * d), resid, indices, vec_a, b, t, kept, d));
     record("gather kept patches", format!("{b}x{kept}x{d}"), s, Work::Bytes(f * 2.0 * (b * kept * d) as f64));
-    let images = random(be, &mut rng, b * image_len);
+    let images = random(be, &mut rng, b * image_len, Place::F32);
     let s = time(be, args.iters, |be| be.patchify(out.slice(0, b * image_len), images, c.patch_shape(b), PatchOrder::RowColChannel));
     record("patchify", format!("{b}x{image_len}"), s, Work::Bytes(f * 2.0 * (b * image_len) as f64));
     let mask = be.upload_new(&(0..b * c.patches()).map(|i| (i % 4 != 0) as u8 as f32).collect::<Vec<_>>());
-    let (pred, loss) = (random(be, &mut rng, pred_len), be.alloc(1));
+    let (pred, loss) = (random(be, &mut rng, pred_len, Place::F32), be.alloc(1));
     let s = time(be, args.iters, |be| be.mae_loss(loss, out.slice(0, pred_len), pred, images, mask, b, c.patches(), patch_len, 1.0));
     record("mae loss", format!("{b}x{}x{patch_len}", c.patches()), s, Work::Bytes(f * 3.0 * (b * c.patches() * patch_len) as f64));
     let k = c.classes;
-    let (logits, targets, class_mask, losses) = (random(be, &mut rng, b * k), random(be, &mut rng, b * k), be.upload_new(&vec![1.0; k]), be.alloc(b));
+    let (logits, targets, class_mask, losses) = (random(be, &mut rng, b * k, Place::F32), random(be, &mut rng, b * k, Place::F32), be.upload_new(&vec![1.0; k]), be.alloc(b));
     let s = time(be, args.iters, |be| be.cross_entropy(losses, out.slice(0, b * k), logits, targets, class_mask, b, k, 1.0));
     record("cross-entropy", format!("{b}x{k}"), s, Work::Bytes(f * 3.0 * (b * k) as f64));
 
     let params = 12 * d * d * c.depth;
-    let (p, g, m, v) = (random(be, &mut rng, params), random(be, &mut rng, params), be.alloc(params), be.alloc(params));
+    let (p, g, m, v) = (random(be, &mut rng, params, Place::Weights), random(be, &mut rng, params, Place::F32), be.alloc(params), be.alloc(params));
     let groups = [ParamGroup { offset: 0, len: params, lr_scale: 1.0, weight_decay: true }];
     let mut step = 0;
     let s = time(be, args.iters, |be| {
         step += 1;
         be.adamw(p, g, m, v, &groups, &AdamW { lr: 1e-4, beta1: 0.9, beta2: 0.95, eps: 1e-8, weight_decay: 0.05, step, grad_scale: 1.0 })
     });
-    record("adamw", format!("{params}"), s, Work::Bytes(f * 7.0 * params as f64));
+    // Reads parameters, gradients and both moments, writes those three back, and the bf16 copy.
+    let copy = if a < f { a } else { 0.0 };
+    record("adamw", format!("{params}"), s, Work::Bytes((f * 7.0 + copy) * params as f64));
     let s = time(be, args.iters, |be| {
         be.sum_squares(g);
     });
@@ -212,7 +237,7 @@ pub fn run(args: &KernelArgs) -> Result<()> {
         return Ok(());
     }
     println!(
-        "{} at batch {} on {}; ceilings: copy {:.1} GB/s, fp32 GEMM ({n}³) {:.2} TFLOP/s",
+        "{} at batch {} on {}; ceilings: copy {:.1} GB/s, {precision:?} GEMM ({n}³) {:.2} TFLOP/s",
         report.preset,
         b,
         report.device,

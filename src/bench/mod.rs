@@ -76,9 +76,8 @@ pub struct StepSettings {
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
-    /// Where the model runs: `cpu`, `cuda:N` or `cuda` (under a launcher, the local rank's GPU).
-    #[arg(long, default_value = "cpu")]
-    device: String,
+    #[command(flatten)]
+    device: crate::device::DeviceArgs,
 }
 
 impl StepSettings {

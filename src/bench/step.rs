@@ -37,7 +37,7 @@ struct StepReport {
 pub fn run(step_args: &StepArgs) -> Result<()> {
     let args = &step_args.settings;
     args.check()?;
-    let mut be = crate::backend(&args.device, args.threads, 0)?;
+    let mut be = args.device.backend(args.threads)?;
     let be = be.as_mut();
     let mut work = Workload::new(be, &args.model, args.task, args.batch)?;
     let mut times = Vec::with_capacity(args.iters);

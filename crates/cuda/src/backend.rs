@@ -2,17 +2,29 @@
 //! `Tensor` view is the allocation's address plus an offset. Ops are enqueued on one stream and
 //! run asynchronously; `download` and the ops returning host values synchronise.
 //!
-//! This first backend computes in fp32 throughout (fp64 for loss and norm reductions), exactly
-//! the CPU backend's arithmetic, so one test body can hold both to 1e-5. GEMMs are cuBLAS SGEMM
-//! in full fp32 (no TF32). bf16 activations with fp32 master weights build on it.
+//! Two precisions ([`Precision`]):
+//! - **fp32**: fp32 throughout (fp64 for loss and norm reductions), exactly the CPU backend's
+//!   arithmetic, so one test body holds both to 1e-5. GEMMs are cuBLAS SGEMM in full fp32 (no
+//!   TF32).
+//! - **bf16** (mixed precision): buffers from `alloc_activations` hold bf16, parameter buffers
+//!   (`alloc_weights`) keep fp32 masters and a bf16 copy, and GEMMs are cuBLAS bf16 × bf16 with
+//!   fp32 accumulation, writing bf16 or fp32 as the output buffer holds. Gradients of parameters,
+//!   optimizer state, the residual stream, statistics and losses stay fp32. Kernels read and write
+//!   either precision (kernels/common.cuh's `Tensor`) and compute in fp32.
+//!
+//! Why per-buffer precision and not a second set of ops: the model chooses, once, which buffers
+//! are activations, and every op keeps its one definition; the CPU backend ignores the choice.
 
 use crate::kernels::MODULES;
 use crate::nvrtc;
 use cudarc::cublas::{sys as blas_sys, CudaBlas};
+use cudarc::cublas::sys::cudaDataType::{CUDA_R_16BF, CUDA_R_32F};
 use cudarc::driver::{result as driver, CudaContext, CudaFunction, CudaSlice, CudaStream, DevicePtr, DeviceRepr, LaunchConfig, PushKernelArg, ValidAsZeroBits};
 use cudarc::nvrtc::Ptx;
 use rekindle_tensor::{AdamW, AttentionShape, Backend, Gemm, Indices, ParamGroup, PatchOrder, PatchShape, Sgd, Tensor};
+use half::bf16;
 use std::collections::HashMap;
+use std::ffi::c_void;
 use std::sync::Arc;
 use thiserror::Error;
 
@@ -39,23 +51,66 @@ const WARP_ROWS: u32 = THREADS / 32;
 /// Rows per block of the attention kernels (kernels/attention.cu's TILE).
 const TILE: u32 = 64;
 
+/// The arithmetic of a [`CudaBackend`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Precision {
+    /// fp32 everywhere: the CPU backend's arithmetic (parity to 1e-5).
+    Fp32,
+    /// bf16 activations and weight copies, bf16 tensor-core GEMMs with fp32 accumulation.
+    Bf16,
+}
+
 /// One allocation and its device address.
 struct Allocation<T> {
     slice: CudaSlice<T>,
     address: u64,
 }
 
+/// How a buffer's elements are stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Storage {
+    F32,
+    Bf16,
+}
+
+impl Storage {
+    fn bytes(self) -> u64 {
+        match self {
+            Storage::F32 => 4,
+            Storage::Bf16 => 2,
+        }
+    }
+}
+
+/// One buffer of `len` elements. Parameter buffers under bf16 carry the bf16 `copy` the GEMMs
+/// read; a write to the buffer marks it stale and the next GEMM that reads it converts it again
+/// (AdamW writes both, so in training the copy is never converted twice).
+struct Buffer {
+    memory: Allocation<u8>,
+    storage: Storage,
+    len: usize,
+    copy: Option<WeightCopy>,
+}
+
+struct WeightCopy {
+    memory: Allocation<u8>,
+    stale: bool,
+}
+
 pub struct CudaBackend {
     ordinal: usize,
     device_name: String,
+    precision: Precision,
     stream: Arc<CudaStream>,
     blas: CudaBlas,
     functions: HashMap<&'static str, CudaFunction>,
-    buffers: Vec<Option<Allocation<f32>>>,
+    buffers: Vec<Option<Buffer>>,
     index_buffers: Vec<Option<Allocation<i32>>>,
     /// Reused scratch for partial sums (f32 and f64), grown on demand.
     scratch: Option<Allocation<f32>>,
     scratch_f64: Option<Allocation<f64>>,
+    /// bf16 conversions of a GEMM's f32 operands A and B (under bf16).
+    gemm_operands: [Option<Allocation<u8>>; 2],
     /// The optimiser's group table on the device, and the groups it was built from.
     group_table: Option<(Vec<ParamGroup>, Allocation<u8>)>,
     _context: Arc<CudaContext>,
@@ -100,9 +155,9 @@ macro_rules! launch {
 }
 
 impl CudaBackend {
-    /// The backend on GPU `ordinal`: creates a context and stream, and compiles (or loads from the
-    /// PTX cache) every kernel module for the device's architecture.
-    pub fn new(ordinal: usize) -> Result<CudaBackend, CudaError> {
+    /// The backend on GPU `ordinal` computing in `precision`: creates a context and stream, and
+    /// compiles (or loads from the PTX cache) every kernel module for the device's architecture.
+    pub fn new(ordinal: usize, precision: Precision) -> Result<CudaBackend, CudaError> {
         // SAFETY: only opens the driver library.
         if !unsafe { cudarc::driver::sys::is_culib_present() } {
             return Err(CudaError::Driver("the CUDA driver library (libcuda.so) cannot be loaded: no NVIDIA driver on this machine".into()));
@@ -131,6 +186,7 @@ impl CudaBackend {
         Ok(CudaBackend {
             ordinal,
             device_name,
+            precision,
             stream,
             blas,
             functions,
@@ -138,6 +194,7 @@ impl CudaBackend {
             index_buffers: Vec::new(),
             scratch: None,
             scratch_f64: None,
+            gemm_operands: [None, None],
             group_table: None,
             _context: context,
         })
@@ -156,11 +213,78 @@ impl CudaBackend {
         allocate(&self.stream, self.ordinal, len)
     }
 
-    /// The device address of view `t`.
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+
+    fn buffer(&self, t: Tensor) -> &Buffer {
+        let b = self.buffers.get(t.buffer as usize).and_then(Option::as_ref).expect("use of a freed buffer");
+        assert!(t.offset + t.len <= b.len, "view {t:?} outside its buffer of {}", b.len);
+        b
+    }
+
+    /// The device address of view `t`'s first element.
     fn address(&self, t: Tensor) -> u64 {
-        let a = self.buffers[t.buffer as usize].as_ref().expect("use of a freed buffer");
-        assert!(t.offset + t.len <= a.slice.len(), "view {t:?} outside its buffer of {}", a.slice.len());
-        a.address + 4 * t.offset as u64
+        let b = self.buffer(t);
+        b.memory.address + b.storage.bytes() * t.offset as u64
+    }
+
+    /// View `t` as a kernel's `Tensor` operand: its address, tagged in the lowest bit when the
+    /// elements are bf16 (kernels/common.cuh).
+    fn operand(&self, t: Tensor) -> u64 {
+        self.address(t) | (self.buffer(t).storage == Storage::Bf16) as u64
+    }
+
+    /// The address of view `t`, for an op whose kernels (or library) take f32 only.
+    fn f32_address(&self, t: Tensor, op: &str) -> u64 {
+        assert!(self.buffer(t).storage == Storage::F32, "{op} takes f32 buffers, and {t:?} holds bf16 activations (allocate it with alloc)");
+        self.address(t)
+    }
+
+    /// Records a write into `t`'s buffer: a parameter buffer's bf16 copy no longer matches.
+    fn written(&mut self, t: Tensor) {
+        if let Some(copy) = self.buffers[t.buffer as usize].as_mut().and_then(|b| b.copy.as_mut()) {
+            copy.stale = true;
+        }
+    }
+
+    /// The bf16 copy of parameter buffer `id`, converted again first if a write made it stale.
+    fn current_copy(&mut self, id: u32) -> u64 {
+        let b = self.buffers[id as usize].as_ref().expect("use of a freed buffer");
+        let (source, len) = (b.memory.address, b.len);
+        let copy = b.copy.as_ref().expect("a buffer with a bf16 copy");
+        let (target, stale) = (copy.memory.address, copy.stale);
+        if stale {
+            launch!(self, "convert", stride_config(len), target | 1, source, len as u64);
+            self.buffers[id as usize].as_mut().and_then(|b| b.copy.as_mut()).expect("checked above").stale = false;
+        }
+        target
+    }
+
+    /// The bf16 form of GEMM operand `t` (under bf16): bf16 activations as they are, a parameter
+    /// buffer's bf16 copy, or any other f32 view converted into the scratch of `slot` (0 for A,
+    /// 1 for B) — the output gradient of a layer that writes the f32 residual stream, say.
+    fn bf16_operand(&mut self, t: Tensor, slot: usize) -> u64 {
+        let b = self.buffer(t);
+        match (b.storage, b.copy.is_some()) {
+            (Storage::Bf16, _) => self.address(t),
+            (Storage::F32, true) => self.current_copy(t.buffer) + 2 * t.offset as u64,
+            (Storage::F32, false) => {
+                let source = self.address(t);
+                let target = reuse(&self.stream, self.ordinal, &mut self.gemm_operands[slot], 2 * t.len);
+                launch!(self, "convert", stride_config(t.len), target | 1, source, t.len as u64);
+                target
+            }
+        }
+    }
+
+    /// A new buffer of `len` elements stored as `storage`, with a bf16 copy when `weights` and the
+    /// GEMMs read bf16.
+    fn new_buffer(&mut self, len: usize, storage: Storage, weights: bool) -> Tensor {
+        let copy = (weights && self.precision == Precision::Bf16).then(|| WeightCopy { memory: self.allocate(2 * len), stale: true });
+        let memory = self.allocate(storage.bytes() as usize * len);
+        self.buffers.push(Some(Buffer { memory, storage, len, copy }));
+        Tensor { buffer: (self.buffers.len() - 1) as u32, offset: 0, len }
     }
 
     fn index_address(&self, t: Indices) -> u64 {
@@ -237,7 +361,11 @@ impl CudaBackend {
 
 impl Backend for CudaBackend {
     fn name(&self) -> String {
-        format!("cuda:{} ({})", self.ordinal, self.device_name)
+        let precision = match self.precision {
+            Precision::Fp32 => "fp32",
+            Precision::Bf16 => "bf16",
+        };
+        format!("cuda:{} ({}, {precision})", self.ordinal, self.device_name)
     }
 
     fn synchronize(&mut self) {
@@ -245,13 +373,23 @@ impl Backend for CudaBackend {
     }
 
     fn device_address(&self, t: Tensor) -> Option<u64> {
-        Some(self.address(t))
+        Some(self.f32_address(t, "a collective"))
     }
 
     fn alloc(&mut self, len: usize) -> Tensor {
-        let allocation = self.allocate(len);
-        self.buffers.push(Some(allocation));
-        Tensor { buffer: (self.buffers.len() - 1) as u32, offset: 0, len }
+        self.new_buffer(len, Storage::F32, false)
+    }
+
+    fn alloc_activations(&mut self, len: usize) -> Tensor {
+        let storage = match self.precision {
+            Precision::Fp32 => Storage::F32,
+            Precision::Bf16 => Storage::Bf16,
+        };
+        self.new_buffer(len, storage, false)
+    }
+
+    fn alloc_weights(&mut self, len: usize) -> Tensor {
+        self.new_buffer(len, Storage::F32, true)
     }
 
     fn alloc_indices(&mut self, len: usize) -> Indices {
@@ -267,7 +405,11 @@ impl Backend for CudaBackend {
 
     fn upload(&mut self, dst: Tensor, src: &[f32]) {
         assert_eq!(src.len(), dst.len, "upload of {} values into a view of {}", src.len(), dst.len);
-        self.copy_in(self.address(dst), src);
+        match self.buffer(dst).storage {
+            Storage::F32 => self.copy_in(self.address(dst), src),
+            Storage::Bf16 => self.copy_in(self.address(dst), &src.iter().map(|&v| bf16::from_f32(v)).collect::<Vec<_>>()),
+        }
+        self.written(dst);
     }
 
     fn upload_indices(&mut self, dst: Indices, src: &[i32]) {
@@ -277,94 +419,131 @@ impl Backend for CudaBackend {
 
     fn download(&mut self, src: Tensor, dst: &mut [f32]) {
         assert_eq!(src.len, dst.len(), "download of a view of {} into {} values", src.len, dst.len());
-        self.copy_out(dst, self.address(src));
+        match self.buffer(src).storage {
+            Storage::F32 => self.copy_out(dst, self.address(src)),
+            Storage::Bf16 => {
+                let mut staged = vec![bf16::ZERO; src.len];
+                self.copy_out(&mut staged, self.address(src));
+                dst.iter_mut().zip(&staged).for_each(|(d, s)| *d = s.to_f32());
+            }
+        }
     }
 
     fn fill(&mut self, dst: Tensor, value: f32) {
-        let address = self.address(dst);
-        launch!(self, "fill", stride_config(dst.len), address, value, dst.len as u64);
+        let operand = self.operand(dst);
+        launch!(self, "fill", stride_config(dst.len), operand, value, dst.len as u64);
+        self.written(dst);
     }
 
     fn copy(&mut self, dst: Tensor, src: Tensor) {
         assert_eq!(dst.len, src.len, "copy between views of {} and {}", dst.len, src.len);
-        let (d, s) = (self.address(dst), self.address(src));
-        // SAFETY: both views hold `len` floats.
-        unsafe { driver::memcpy_dtod_async(d, s, 4 * dst.len, self.stream.cu_stream()) }.unwrap_or_else(|e| panic!("copy: {e:?}"));
+        let storage = self.buffer(dst).storage;
+        if storage == self.buffer(src).storage {
+            let (d, s) = (self.address(dst), self.address(src));
+            // SAFETY: both views hold `len` elements of `storage`.
+            unsafe { driver::memcpy_dtod_async(d, s, storage.bytes() as usize * dst.len, self.stream.cu_stream()) }.unwrap_or_else(|e| panic!("copy: {e:?}"));
+        } else {
+            let (d, s) = (self.operand(dst), self.operand(src));
+            launch!(self, "convert", stride_config(dst.len), d, s, dst.len as u64);
+        }
+        self.written(dst);
     }
 
+    /// A bias is written into C first (added, when accumulating) and the product adds onto it,
+    /// so a bf16 output is rounded once, as a fused epilogue would.
     fn gemm(&mut self, g: &Gemm) {
+        assert!(self.buffer(g.c).copy.is_none(), "a GEMM writes into a parameter buffer");
+        if let Some(bias) = g.bias {
+            assert!(g.batch == 1 || g.stride_c == g.m * g.n, "a bias needs contiguous batches");
+            let (c, bias, n) = (self.operand(g.c), self.operand(bias), g.batch * g.m * g.n);
+            launch!(self, "broadcast_rows", stride_config(n), c, bias, g.n as u64, n as u64, g.accumulate as i32);
+        }
+        let beta = if g.accumulate || g.bias.is_some() { 1.0f32 } else { 0.0 };
         // Row-major C = op(A)·op(B) is column-major Cᵀ = op(B)ᵀ·op(A)ᵀ: swap the operands.
-        let (a, b, c) = (self.address(g.a), self.address(g.b), self.address(g.c));
         let op = |t: bool| if t { blas_sys::cublasOperation_t::CUBLAS_OP_T } else { blas_sys::cublasOperation_t::CUBLAS_OP_N };
         let lda = if g.trans_a { g.m } else { g.k };
         let ldb = if g.trans_b { g.k } else { g.n };
-        let beta = if g.accumulate { 1.0f32 } else { 0.0 };
-        // SAFETY: the views hold the operands (checked by `address`); alpha and beta are host
-        // scalars read during the call.
+        let (a, b, a_type, c_type) = match self.precision {
+            Precision::Fp32 => (self.f32_address(g.a, "an fp32 GEMM"), self.f32_address(g.b, "an fp32 GEMM"), CUDA_R_32F, CUDA_R_32F),
+            Precision::Bf16 => {
+                let c_type = match self.buffer(g.c).storage {
+                    Storage::F32 => CUDA_R_32F,
+                    Storage::Bf16 => CUDA_R_16BF,
+                };
+                (self.bf16_operand(g.a, 0), self.bf16_operand(g.b, 1), CUDA_R_16BF, c_type)
+            }
+        };
+        let c = self.address(g.c);
+        // SAFETY: the views hold the operands (checked by `address`) in the types named; alpha and
+        // beta are host f32 scalars (the compute type is fp32) read during the call.
         unsafe {
-            cudarc::cublas::result::sgemm_strided_batched(
+            cudarc::cublas::result::gemm_strided_batched_ex(
                 *self.blas.handle(),
                 op(g.trans_b),
                 op(g.trans_a),
                 g.n as i32,
                 g.m as i32,
                 g.k as i32,
-                &g.alpha,
-                b as *const f32,
+                (&g.alpha as *const f32).cast(),
+                b as *const c_void,
+                a_type,
                 ldb as i32,
                 g.stride_b as i64,
-                a as *const f32,
+                a as *const c_void,
+                a_type,
                 lda as i32,
                 g.stride_a as i64,
-                &beta,
-                c as *mut f32,
+                (&beta as *const f32).cast(),
+                c as *mut c_void,
+                c_type,
                 g.n as i32,
                 g.stride_c as i64,
                 g.batch as i32,
+                blas_sys::cublasComputeType_t::CUBLAS_COMPUTE_32F,
+                blas_sys::cublasGemmAlgo_t::CUBLAS_GEMM_DFALT,
             )
         }
-        .unwrap_or_else(|e| panic!("cuBLAS SGEMM {}x{}x{}: {e:?}", g.m, g.n, g.k));
-        if let Some(bias) = g.bias {
-            assert!(g.batch == 1 || g.stride_c == g.m * g.n, "a bias needs contiguous batches");
-            let (bias, n) = (self.address(bias), g.batch * g.m * g.n);
-            launch!(self, "add_rows", stride_config(n), c, bias, g.n as u64, n as u64);
-        }
+        .unwrap_or_else(|e| panic!("cuBLAS GEMM {}x{}x{} ({:?}): {e:?}", g.m, g.n, g.k, self.precision));
     }
 
     fn bias_backward(&mut self, dbias: Tensor, dout: Tensor, rows: usize, cols: usize) {
-        let (d, s) = (self.address(dbias), self.address(dout));
+        let (d, s) = (self.f32_address(dbias, "bias_backward"), self.operand(dout));
         self.column_sums(d, s, rows, cols);
     }
 
     fn axpy(&mut self, dst: Tensor, alpha: f32, src: Tensor) {
-        let (d, s) = (self.address(dst), self.address(src));
+        let (d, s) = (self.operand(dst), self.operand(src));
         launch!(self, "axpy", stride_config(dst.len), d, alpha, s, dst.len as u64);
+        self.written(dst);
     }
 
     fn add_rows(&mut self, x: Tensor, table: Tensor, rows: usize, width: usize) {
-        let (xa, ta) = (self.address(x), self.address(table));
-        launch!(self, "add_rows", stride_config(x.len), xa, ta, (rows * width) as u64, x.len as u64);
+        let (xa, ta) = (self.operand(x), self.operand(table));
+        launch!(self, "broadcast_rows", stride_config(x.len), xa, ta, (rows * width) as u64, x.len as u64, 1i32);
+        self.written(x);
     }
 
     fn gelu_forward(&mut self, out: Tensor, inp: Tensor) {
-        let (o, i) = (self.address(out), self.address(inp));
+        let (o, i) = (self.operand(out), self.operand(inp));
         launch!(self, "gelu_forward", stride_config(out.len), o, i, out.len as u64);
     }
 
     fn gelu_backward(&mut self, dinp: Tensor, inp: Tensor, dout: Tensor) {
-        let (di, i, d) = (self.address(dinp), self.address(inp), self.address(dout));
+        let (di, i, d) = (self.operand(dinp), self.operand(inp), self.operand(dout));
         launch!(self, "gelu_backward", stride_config(dinp.len), di, i, d, dinp.len as u64);
     }
 
     fn layernorm_forward(&mut self, out: Tensor, mean: Tensor, rstd: Tensor, inp: Tensor, weight: Tensor, bias: Tensor, rows: usize, width: usize, eps: f32) {
-        let args = (self.address(out), self.address(mean), self.address(rstd), self.address(inp), self.address(weight), self.address(bias));
+        let op = "layernorm_forward";
+        let args = (self.operand(out), self.f32_address(mean, op), self.f32_address(rstd, op), self.operand(inp), self.f32_address(weight, op), self.f32_address(bias, op));
         let blocks = (rows as u32).div_ceil(WARP_ROWS);
         launch!(self, "layernorm_forward", config((blocks, 1), THREADS), args.0, args.1, args.2, args.3, args.4, args.5, rows as i32, width as i32, eps);
     }
 
     fn layernorm_backward(&mut self, dinp: Tensor, dweight: Tensor, dbias: Tensor, dout: Tensor, inp: Tensor, weight: Tensor, mean: Tensor, rstd: Tensor, rows: usize, width: usize) {
-        let (di, dw, db) = (self.address(dinp), self.address(dweight), self.address(dbias));
-        let (d, x, w, m, r) = (self.address(dout), self.address(inp), self.address(weight), self.address(mean), self.address(rstd));
+        let op = "layernorm_backward";
+        let (di, dw, db) = (self.operand(dinp), self.f32_address(dweight, op), self.f32_address(dbias, op));
+        let (d, x, w, m, r) = (self.operand(dout), self.operand(inp), self.f32_address(weight, op), self.f32_address(mean, op), self.f32_address(rstd, op));
         let blocks = (rows as u32).div_ceil(WARP_ROWS);
         launch!(self, "layernorm_backward_input", config((blocks, 1), THREADS), di, d, x, w, m, r, rows as i32, width as i32);
         let chunks = rows.div_ceil(CHUNK_ROWS).max(1);
@@ -382,7 +561,7 @@ impl Backend for CudaBackend {
     }
 
     fn attention_forward(&mut self, out: Tensor, saved: Tensor, qkv: Tensor, s: AttentionShape) {
-        let (o, lse, x) = (self.address(out), self.address(saved), self.address(qkv));
+        let (o, lse, x) = (self.operand(out), self.f32_address(saved, "attention_forward"), self.operand(qkv));
         let grid = ((s.tokens as u32).div_ceil(TILE), (s.batch * s.heads) as u32);
         let scale = 1.0 / (s.head_dim as f32).sqrt();
         let (b, t, h) = (s.batch as i32, s.tokens as i32, s.heads as i32);
@@ -392,8 +571,8 @@ impl Backend for CudaBackend {
 
     fn attention_backward(&mut self, dqkv: Tensor, dout: Tensor, qkv: Tensor, out: Tensor, saved: Tensor, s: AttentionShape) {
         let rows = s.batch * s.heads * s.tokens;
-        let (dx, d, x, o) = (self.address(dqkv), self.address(dout), self.address(qkv), self.address(out));
-        let lse = self.address(saved);
+        let (dx, d, x, o) = (self.operand(dqkv), self.operand(dout), self.operand(qkv), self.operand(out));
+        let lse = self.f32_address(saved, "attention_backward");
         let delta = lse + 4 * rows as u64;
         let (b, t, h, hd) = (s.batch as i32, s.tokens as i32, s.heads as i32, s.head_dim as i32);
         launch!(self, "attention_delta", stride_config(rows), delta, d, o, b, t, h, hd);
@@ -405,13 +584,13 @@ impl Backend for CudaBackend {
     }
 
     fn gather_rows(&mut self, out: Tensor, inp: Tensor, idx: Indices, fill: Tensor, samples: usize, in_rows: usize, out_rows: usize, width: usize) {
-        let (o, i, ix, f) = (self.address(out), self.address(inp), self.index_address(idx), self.address(fill));
+        let (o, i, ix, f) = (self.operand(out), self.operand(inp), self.index_address(idx), self.operand(fill));
         let n = samples * out_rows * width;
         launch!(self, "gather_rows", stride_config(n), o, i, ix, f, samples as i32, in_rows as i32, out_rows as i32, width as i32);
     }
 
     fn gather_rows_backward(&mut self, dinp: Tensor, dfill: Tensor, dout: Tensor, idx: Indices, samples: usize, in_rows: usize, out_rows: usize, width: usize) {
-        let (di, df, d, ix) = (self.address(dinp), self.address(dfill), self.address(dout), self.index_address(idx));
+        let (di, df, d, ix) = (self.operand(dinp), self.operand(dfill), self.operand(dout), self.index_address(idx));
         let n = samples * out_rows * width;
         launch!(self, "gather_rows_backward_input", stride_config(n), di, d, ix, samples as i32, in_rows as i32, out_rows as i32, width as i32);
         let cols = (width as u32).div_ceil(THREADS);
@@ -419,12 +598,12 @@ impl Backend for CudaBackend {
     }
 
     fn mean_pool_forward(&mut self, out: Tensor, inp: Tensor, samples: usize, rows: usize, width: usize, skip: usize) {
-        let (o, i) = (self.address(out), self.address(inp));
+        let (o, i) = (self.operand(out), self.operand(inp));
         launch!(self, "mean_pool_forward", stride_config(samples * width), o, i, samples as i32, rows as i32, width as i32, skip as i32);
     }
 
     fn mean_pool_backward(&mut self, dinp: Tensor, dout: Tensor, samples: usize, rows: usize, width: usize, skip: usize) {
-        let (di, d) = (self.address(dinp), self.address(dout));
+        let (di, d) = (self.operand(dinp), self.operand(dout));
         launch!(self, "mean_pool_backward", stride_config(samples * rows * width), di, d, samples as i32, rows as i32, width as i32, skip as i32);
     }
 
@@ -437,12 +616,14 @@ impl Backend for CudaBackend {
     }
 
     fn cross_entropy(&mut self, losses: Tensor, dlogits: Tensor, logits: Tensor, targets: Tensor, class_mask: Tensor, rows: usize, classes: usize, grad_scale: f32) {
-        let (l, dz, z, t, m) = (self.address(losses), self.address(dlogits), self.address(logits), self.address(targets), self.address(class_mask));
+        let a = |t| self.f32_address(t, "cross_entropy");
+        let (l, dz, z, t, m) = (a(losses), a(dlogits), a(logits), a(targets), a(class_mask));
         launch!(self, "cross_entropy", config((rows as u32, 1), 128), l, dz, z, t, m, rows as i32, classes as i32, grad_scale);
     }
 
     fn mae_loss(&mut self, loss: Tensor, dpred: Tensor, pred: Tensor, target: Tensor, mask: Tensor, samples: usize, patches: usize, patch_len: usize, grad_scale: f32) {
-        let (l, dp, p, t, m) = (self.address(loss), self.address(dpred), self.address(pred), self.address(target), self.address(mask));
+        let a = |t| self.f32_address(t, "mae_loss");
+        let (l, dp, p, t, m) = (a(loss), a(dpred), a(pred), a(target), a(mask));
         // f64 scratch: [masked count | sum partials (SUM_BLOCKS) | per-patch losses].
         let base = self.scratch_f64(1 + SUM_BLOCKS as usize + samples * patches);
         self.device_sum(base, m, samples * patches, false);
@@ -455,7 +636,7 @@ impl Backend for CudaBackend {
 
     fn sum_squares(&mut self, grads: Tensor) -> f32 {
         let out = self.scratch_f64(1 + SUM_BLOCKS as usize);
-        let g = self.address(grads);
+        let g = self.f32_address(grads, "sum_squares");
         self.device_sum(out, g, grads.len, true);
         let mut value = [0.0f64];
         self.copy_out(&mut value, out);
@@ -463,19 +644,27 @@ impl Backend for CudaBackend {
     }
 
     fn adamw(&mut self, params: Tensor, grads: Tensor, m: Tensor, v: Tensor, groups: &[ParamGroup], hp: &AdamW) {
-        let (p, g, ma, va) = (self.address(params), self.address(grads), self.address(m), self.address(v));
+        let a = |t| self.f32_address(t, "adamw");
+        let (p, g, ma, va) = (a(params), a(grads), a(m), a(v));
+        // The bf16 copy (if any) is brought up to date first, then kept so by the update itself.
+        let copy = match self.buffer(params).copy.is_some() {
+            true => (self.current_copy(params.buffer) + 2 * params.offset as u64) | 1,
+            false => 0u64,
+        };
         let (table, count) = self.groups(groups);
         let bc1 = 1.0 - hp.beta1.powi(hp.step as i32);
         let bc2_sqrt = (1.0 - hp.beta2.powi(hp.step as i32)).sqrt();
         let n = params.len;
-        launch!(self, "adamw", stride_config(n), p, g, ma, va, table, count, n as u64, hp.lr, hp.beta1, hp.beta2, hp.eps, hp.weight_decay, hp.grad_scale, bc1, bc2_sqrt);
+        launch!(self, "adamw", stride_config(n), p, copy, g, ma, va, table, count, n as u64, hp.lr, hp.beta1, hp.beta2, hp.eps, hp.weight_decay, hp.grad_scale, bc1, bc2_sqrt);
     }
 
     fn sgd(&mut self, params: Tensor, grads: Tensor, momentum: Tensor, groups: &[ParamGroup], hp: &Sgd) {
-        let (p, g, b) = (self.address(params), self.address(grads), self.address(momentum));
+        let a = |t| self.f32_address(t, "sgd");
+        let (p, g, b) = (a(params), a(grads), a(momentum));
         let (table, count) = self.groups(groups);
         let n = params.len;
         launch!(self, "sgd", stride_config(n), p, g, b, table, count, n as u64, hp.lr, hp.momentum, hp.nesterov as i32, hp.weight_decay, hp.grad_scale);
+        self.written(params);
     }
 }
 
@@ -492,7 +681,7 @@ fn attention_kernels(head_dim: usize) -> [&'static str; 3] {
 
 impl CudaBackend {
     fn patch_copy(&mut self, patches: Tensor, images: Tensor, s: PatchShape, order: PatchOrder, to_patches: bool) {
-        let (p, i) = (self.address(patches), self.address(images));
+        let (p, i) = (self.f32_address(patches, "patchify"), self.f32_address(images, "patchify"));
         let order = match order {
             PatchOrder::ChannelRowCol => 0i32,
             PatchOrder::RowColChannel => 1,

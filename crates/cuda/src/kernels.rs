@@ -13,7 +13,7 @@ pub struct Module {
 }
 
 pub const MODULES: &[Module] = &[
-    Module { name: "elementwise", source: include_str!("../../../kernels/elementwise.cu"), kernels: &["fill", "axpy", "add_rows", "gelu_forward", "gelu_backward"] },
+    Module { name: "elementwise", source: include_str!("../../../kernels/elementwise.cu"), kernels: &["fill", "convert", "axpy", "broadcast_rows", "gelu_forward", "gelu_backward"] },
     Module { name: "layernorm", source: include_str!("../../../kernels/layernorm.cu"), kernels: &["layernorm_forward", "layernorm_backward_input", "layernorm_param_partials"] },
     Module { name: "reduce", source: include_str!("../../../kernels/reduce.cu"), kernels: &["column_partials", "column_sum_accumulate", "sum_partials", "sum_f64"] },
     Module {

@@ -52,7 +52,9 @@ impl BlockShape {
     }
 }
 
-/// What the forward keeps for the backward; the block output is `out`.
+/// What the forward keeps for the backward; the block output is `out`. The inputs of GEMMs and
+/// attention, and their gradients, are activation buffers (bf16 under mixed precision); the
+/// residual stream (`res1`, `out`) and the LayerNorm statistics stay f32, as under PyTorch autocast.
 pub struct BlockActs {
     ln1: Tensor,
     ln1_mean: Tensor,
@@ -82,18 +84,18 @@ impl BlockActs {
     pub fn new(be: &mut dyn Backend, s: BlockShape) -> BlockActs {
         let (r, w, h) = (s.rows(), s.width, s.hidden);
         BlockActs {
-            ln1: be.alloc(r * w),
+            ln1: be.alloc_activations(r * w),
             ln1_mean: be.alloc(r),
             ln1_rstd: be.alloc(r),
-            qkv: be.alloc(r * 3 * w),
+            qkv: be.alloc_activations(r * 3 * w),
             att_saved: be.alloc(be.attention_saved_len(s.attention())),
-            att: be.alloc(r * w),
+            att: be.alloc_activations(r * w),
             res1: be.alloc(r * w),
-            ln2: be.alloc(r * w),
+            ln2: be.alloc_activations(r * w),
             ln2_mean: be.alloc(r),
             ln2_rstd: be.alloc(r),
-            fc1: be.alloc(r * h),
-            gelu: be.alloc(r * h),
+            fc1: be.alloc_activations(r * h),
+            gelu: be.alloc_activations(r * h),
             out: be.alloc(r * w),
         }
     }
@@ -102,7 +104,13 @@ impl BlockActs {
 impl BlockScratch {
     pub fn new(be: &mut dyn Backend, s: BlockShape) -> BlockScratch {
         let (r, w, h) = (s.rows(), s.width, s.hidden);
-        BlockScratch { dln: be.alloc(r * w), dqkv: be.alloc(r * 3 * w), datt: be.alloc(r * w), dgelu: be.alloc(r * h), dfc1: be.alloc(r * h) }
+        BlockScratch {
+            dln: be.alloc_activations(r * w),
+            dqkv: be.alloc_activations(r * 3 * w),
+            datt: be.alloc_activations(r * w),
+            dgelu: be.alloc_activations(r * h),
+            dfc1: be.alloc_activations(r * h),
+        }
     }
 }
 

@@ -51,7 +51,7 @@ impl Vit {
         be.upload(pos_embed, &sincos_2d(config.dim, grid));
         let decoder_pos_embed = be.alloc((1 + grid * grid) * config.decoder_dim);
         be.upload(decoder_pos_embed, &sincos_2d(config.decoder_dim, grid));
-        let (params, grads) = (be.alloc(table.total), be.alloc(table.total));
+        let (params, grads) = (be.alloc_weights(table.total), be.alloc(table.total));
         be.upload(params, &values);
         let (w, g) = (Weights::view(&table, params, config), Weights::view(&table, grads, config));
         Ok(Vit { config: config.clone(), table, params, grads, pos_embed, decoder_pos_embed, w, g })
@@ -111,7 +111,7 @@ impl Vit {
         }
         be.free(self.params);
         be.free(self.grads);
-        let (params, grads) = (be.alloc(table.total), be.alloc(table.total));
+        let (params, grads) = (be.alloc_weights(table.total), be.alloc(table.total));
         be.upload(params, &values);
         self.w = Weights::view(&table, params, &config);
         self.g = Weights::view(&table, grads, &config);

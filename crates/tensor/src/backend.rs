@@ -170,6 +170,18 @@ pub trait Backend {
 
     /// A new zero-filled buffer of `len` f32 elements, as one view.
     fn alloc(&mut self, len: usize) -> Tensor;
+    /// A buffer of activations or of their gradients: values that only ops read and write, where a
+    /// backend may store fewer bits (bf16 on a GPU under `--precision bf16`; uploads and downloads
+    /// convert). Statistics, losses, the residual stream and anything summed over many steps stay
+    /// in [`Backend::alloc`] buffers.
+    fn alloc_activations(&mut self, len: usize) -> Tensor {
+        self.alloc(len)
+    }
+    /// A buffer of parameters: f32 master values, which a backend whose GEMMs read bf16 mirrors in
+    /// a bf16 copy that every write to the buffer keeps current.
+    fn alloc_weights(&mut self, len: usize) -> Tensor {
+        self.alloc(len)
+    }
     /// A new zero-filled buffer of `len` i32 indices.
     fn alloc_indices(&mut self, len: usize) -> Indices;
     /// Releases the buffer that `whole` spans; every view into it becomes invalid.
