@@ -43,6 +43,13 @@ impl DeviceArgs {
 }
 
 impl Precision {
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::Fp32 => "fp32",
+            Precision::Bf16 => "bf16",
+        }
+    }
+
     /// Bytes per element of an activation buffer.
     pub fn activation_bytes(self) -> f64 {
         match self {

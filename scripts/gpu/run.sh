@@ -5,14 +5,18 @@
 #   bash scripts/gpu/run.sh OUT_DIR     # on the GPU host, from the repository root
 #
 # Writes to OUT_DIR:
-# - tests.log        the CUDA backend against the CPU backend op by op (fp32, <= 1e-5), the whole
-#                    model against the PyTorch fixtures on the GPU, NCCL at world size 1, and the
-#                    NVRTC compile check;
+# - tests.log        the CUDA backend against the CPU backend op by op (fp32 <= 1e-5, bf16 <= 1e-2),
+#                    the whole model against the PyTorch fixtures on the GPU in both precisions,
+#                    NCCL at world size 1, and the NVRTC compile check;
 # - sanitizer-*.log  compute-sanitizer memcheck and racecheck over the parity and fixture tests;
-# - kernels.json     `rekindle bench kernels` at vit-base-16 shapes, against the measured ceilings;
+# - kernels-{bf16,fp32}.json  `rekindle bench kernels` at vit-base-16 shapes, against the measured
+#                    ceilings (copy bandwidth, GEMM rate in that precision);
 # - torch-kernels.json  the PyTorch counterparts at the same shapes (scripts/gpu/bench_kernels_torch.py);
-# - step-*.json      `rekindle bench step` for classification and MAE;
+# - step-*.json      `rekindle bench step`, vit-base-16 at batch 256: DietCL (40% MAE, 60%
+#                    classification), classification and MAE in bf16, DietCL in fp32;
+# - torch-step-*.json  the PyTorch bf16 DietCL step (timm + SDPA), eager and torch.compile;
 # - all-reduce.json  `rekindle bench all-reduce --device cuda` (NCCL);
+# - summary.md       the side-by-side tables (scripts/gpu/compare.py);
 # - nvidia-smi.txt   the device.
 set -uo pipefail
 out=${1:?usage: scripts/gpu/run.sh OUT_DIR}
@@ -65,12 +69,25 @@ else
   echo "compute-sanitizer not found (add the toolkit's bin/ to PATH)" >> "$out/tests.log"
 fi
 
-"$bundle/rekindle" bench kernels --device cuda:0 --preset vit-base-16 --batch 64 --json > "$out/kernels.json" 2> "$out/kernels.err"
-python3 scripts/gpu/bench_kernels_torch.py --batch 64 > "$out/torch-kernels.json" 2> "$out/torch-kernels.err"
-for task in classify mae; do
-  "$bundle/rekindle" bench step --device cuda:0 --preset vit-base-16 --task "$task" --batch 64 --iters 5 --json > "$out/step-$task.json" 2> "$out/step-$task.err"
+for precision in bf16 fp32; do
+  "$bundle/rekindle" bench kernels --device cuda:0 --precision "$precision" --preset vit-base-16 --batch 64 --json \
+    > "$out/kernels-$precision.json" 2> "$out/kernels-$precision.err"
 done
+python3 scripts/gpu/bench_kernels_torch.py --batch 64 > "$out/torch-kernels.json" 2> "$out/torch-kernels.err"
+step() { # NAME PRECISION TASK
+  "$bundle/rekindle" bench step --device cuda:0 --precision "$2" --preset vit-base-16 --task "$3" --batch 256 --warmup 2 --iters 10 --json \
+    > "$out/step-$1.json" 2> "$out/step-$1.err"
+}
+step dietcl-bf16 bf16 dietcl
+step classify-bf16 bf16 classify
+step mae-bf16 bf16 mae
+step dietcl-fp32 fp32 dietcl
+torch_step=(python3 scripts/bench_torch.py --device cuda --precision bf16 --preset vit-base-16 --task dietcl --batch 256 --warmup 3 --iters 10 --json)
+"${torch_step[@]}" > "$out/torch-step-dietcl-bf16.json" 2> "$out/torch-step-dietcl-bf16.err"
+timeout 300 "${torch_step[@]}" --compile > "$out/torch-step-dietcl-bf16-compile.json" 2> "$out/torch-step-dietcl-bf16-compile.err"
 "$bundle/rekindle" bench all-reduce --device cuda --mbytes 450 --json > "$out/all-reduce.json" 2> "$out/all-reduce.err"
+python3 scripts/gpu/compare.py "$out" > "$out/summary.md" 2>&1
+cat "$out/summary.md"
 echo "exit $status" >> "$out/tests.log"
 tail -n 40 "$out/tests.log"
 exit $status

@@ -163,11 +163,18 @@ pub fn run(args: &KernelArgs) -> Result<()> {
     record("gemm qkv forward", format!("{rows}x{}x{d}", 3 * d), s, Work::Flops(2.0 * (rows * 3 * d * d) as f64));
     let s = time(be, args.iters, |be| be.gemm(&Gemm { trans_a: true, accumulate: true, ..Gemm::new(hidden, d, rows, wide, x, grad) }));
     record("gemm fc1 weight grad", format!("{hidden}x{d}x{rows}"), s, Work::Flops(2.0 * (rows * hidden * d) as f64));
-    let fwd_flops = 4.0 * (b * c.heads * t * t * attention.head_dim) as f64;
-    let s = time(be, args.iters, |be| be.attention_forward(att_out, saved, wide.slice(0, rows * 3 * d), attention));
-    record("attention forward", format!("B{b} H{} T{t} D{}", c.heads, attention.head_dim), s, Work::Flops(fwd_flops));
-    let s = time(be, args.iters, |be| be.attention_backward(out_act.slice(0, rows * 3 * d), x, wide.slice(0, rows * 3 * d), att_out, saved, attention));
-    record("attention backward", format!("B{b} H{} T{t} D{}", c.heads, attention.head_dim), s, Work::Flops(2.5 * fwd_flops));
+    // Attention over every token, and over the MAE encoder's kept ones (T = 50 for ViT-B/16).
+    for tokens in [t, kept] {
+        let shape = AttentionShape { tokens, ..attention };
+        let n = b * tokens;
+        let (qkv, o) = (wide.slice(0, n * 3 * d), att_out.slice(0, n * d));
+        let label = format!("B{b} H{} T{tokens} D{}", c.heads, shape.head_dim);
+        let fwd_flops = 4.0 * (b * c.heads * tokens * tokens * shape.head_dim) as f64;
+        let s = time(be, args.iters, |be| be.attention_forward(o, saved, qkv, shape));
+        record("attention forward", label.clone(), s, Work::Flops(fwd_flops));
+        let s = time(be, args.iters, |be| be.attention_backward(out_act.slice(0, n * 3 * d), x.slice(0, n * d), qkv, o, saved, shape));
+        record("attention backward", label, s, Work::Flops(2.5 * fwd_flops));
+    }
     // LayerNorm reads the f32 residual stream and writes an activation; its backward reads the
     // activation gradient and the input, and adds into the residual stream's gradient.
     let s = time(be, args.iters, |be| be.layernorm_forward(out_act.slice(0, rows * d), mean, rstd, resid, vec_a, vec_b, rows, d, 1e-6));
@@ -237,11 +244,12 @@ pub fn run(args: &KernelArgs) -> Result<()> {
         return Ok(());
     }
     println!(
-        "{} at batch {} on {}; ceilings: copy {:.1} GB/s, {precision:?} GEMM ({n}³) {:.2} TFLOP/s",
+        "{} at batch {} on {}; ceilings: copy {:.1} GB/s, {} GEMM ({n}³) {:.2} TFLOP/s",
         report.preset,
         b,
         report.device,
         report.ceilings.copy_gbytes_per_sec,
+        precision.name(),
         report.ceilings.gemm_tflops,
         n = report.ceilings.gemm_size
     );
