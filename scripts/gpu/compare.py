@@ -40,7 +40,7 @@ def kernels(out):
         print("| op | shape | rekindle ms | rate | of ceiling | PyTorch ms | PyTorch rate | rekindle / PyTorch speed |")
         print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
         for k in ours["kernels"]:
-            rate = f"{k['tflops']:.1f} TFLOP/s" if k.get("tflops") else f"{k['gbytes_per_sec']:.0f} GB/s"
+            rate = f"{k['tflops']:.3g} TFLOP/s" if k.get("tflops") else f"{k['gbytes_per_sec']:.0f} GB/s"
             t = theirs.get((k["kernel"], k["shape"])) or theirs.get((k["kernel"], None))
             if t is None:
                 their_ms = their_rate = speed = "–"

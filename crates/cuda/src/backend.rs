@@ -48,8 +48,11 @@ const CHUNK_ROWS: usize = 256;
 const SUM_BLOCKS: u32 = 1024;
 /// Rows per block of the one-warp-per-row kernels (LayerNorm).
 const WARP_ROWS: u32 = THREADS / 32;
-/// Rows per block of the attention kernels (kernels/attention.cu's TILE).
+/// Rows per block of the SIMT attention kernels (kernels/attention.cu's TILE).
 const TILE: u32 = 64;
+/// Rows and threads per block of the tensor-core attention kernels (kernels/attention_tc.cu).
+const TC_ROWS: u32 = 64;
+const TC_THREADS: u32 = 128;
 
 /// The arithmetic of a [`CudaBackend`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -562,11 +565,15 @@ impl Backend for CudaBackend {
 
     fn attention_forward(&mut self, out: Tensor, saved: Tensor, qkv: Tensor, s: AttentionShape) {
         let (o, lse, x) = (self.operand(out), self.f32_address(saved, "attention_forward"), self.operand(qkv));
-        let grid = ((s.tokens as u32).div_ceil(TILE), (s.batch * s.heads) as u32);
         let scale = 1.0 / (s.head_dim as f32).sqrt();
         let (b, t, h) = (s.batch as i32, s.tokens as i32, s.heads as i32);
-        let [forward, _, _] = attention_kernels(s.head_dim);
-        launch!(self, forward, config(grid, TILE), o, lse, x, b, t, h, scale);
+        match self.tensor_core_attention(s) {
+            Some([forward, _, _]) => launch!(self, forward, attention_grid(s, TC_ROWS, TC_THREADS), o, lse, x, t, h, scale),
+            None => {
+                let [forward, _, _] = attention_kernels(s.head_dim);
+                launch!(self, forward, attention_grid(s, TILE, TILE), o, lse, x, b, t, h, scale);
+            }
+        }
     }
 
     fn attention_backward(&mut self, dqkv: Tensor, dout: Tensor, qkv: Tensor, out: Tensor, saved: Tensor, s: AttentionShape) {
@@ -576,11 +583,20 @@ impl Backend for CudaBackend {
         let delta = lse + 4 * rows as u64;
         let (b, t, h, hd) = (s.batch as i32, s.tokens as i32, s.heads as i32, s.head_dim as i32);
         launch!(self, "attention_delta", stride_config(rows), delta, d, o, b, t, h, hd);
-        let grid = ((s.tokens as u32).div_ceil(TILE), (s.batch * s.heads) as u32);
         let scale = 1.0 / (s.head_dim as f32).sqrt();
-        let [_, dq, dkv] = attention_kernels(s.head_dim);
-        launch!(self, dq, config(grid, TILE), dx, d, x, lse, delta, b, t, h, scale);
-        launch!(self, dkv, config(grid, TILE), dx, d, x, lse, delta, b, t, h, scale);
+        match self.tensor_core_attention(s) {
+            Some([_, dq, dkv]) => {
+                let grid = attention_grid(s, TC_ROWS, TC_THREADS);
+                launch!(self, dq, grid, dx, d, x, lse, delta, t, h, scale);
+                launch!(self, dkv, grid, dx, d, x, lse, delta, t, h, scale);
+            }
+            None => {
+                let [_, dq, dkv] = attention_kernels(s.head_dim);
+                let grid = attention_grid(s, TILE, TILE);
+                launch!(self, dq, grid, dx, d, x, lse, delta, b, t, h, scale);
+                launch!(self, dkv, grid, dx, d, x, lse, delta, b, t, h, scale);
+            }
+        }
     }
 
     fn gather_rows(&mut self, out: Tensor, inp: Tensor, idx: Indices, fill: Tensor, samples: usize, in_rows: usize, out_rows: usize, width: usize) {
@@ -668,7 +684,28 @@ impl Backend for CudaBackend {
     }
 }
 
-/// The attention kernels (forward, dQ, dK/dV) compiled for `head_dim`.
+impl CudaBackend {
+    /// Under bf16, the tensor-core attention kernels (forward, dQ, dK/dV) for this head dim, where
+    /// kernels/attention_tc.cu has them.
+    fn tensor_core_attention(&self, s: AttentionShape) -> Option<[&'static str; 3]> {
+        if self.precision != Precision::Bf16 {
+            return None;
+        }
+        match s.head_dim {
+            16 => Some(["attention_tc_forward_d16", "attention_tc_backward_dq_d16", "attention_tc_backward_dkv_d16"]),
+            32 => Some(["attention_tc_forward_d32", "attention_tc_backward_dq_d32", "attention_tc_backward_dkv_d32"]),
+            64 => Some(["attention_tc_forward_d64", "attention_tc_backward_dq_d64", "attention_tc_backward_dkv_d64"]),
+            _ => None,
+        }
+    }
+}
+
+/// One block per `rows` tokens of each (batch, head), of `threads` threads.
+fn attention_grid(s: AttentionShape, rows: u32, threads: u32) -> LaunchConfig {
+    config(((s.tokens as u32).div_ceil(rows), (s.batch * s.heads) as u32), threads)
+}
+
+/// The SIMT attention kernels (forward, dQ, dK/dV) compiled for `head_dim`.
 fn attention_kernels(head_dim: usize) -> [&'static str; 3] {
     match head_dim {
         8 => ["attention_forward_d8", "attention_backward_dq_d8", "attention_backward_dkv_d8"],
