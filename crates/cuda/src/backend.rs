@@ -176,16 +176,22 @@ impl CudaBackend {
         let stream = context.new_stream().map_err(driver_error("creating a stream"))?;
         let blas = CudaBlas::new(stream.clone()).map_err(|e| CudaError::Driver(format!("cuBLAS: {e:?}")))?;
         let (major, minor) = context.compute_capability().map_err(driver_error("reading the compute capability"))?;
+        let device_name = context.name().unwrap_or_else(|_| "unknown GPU".into());
+        let compute = (10 * major + minor) as u32;
+        if precision == Precision::Bf16 && compute < 80 {
+            return Err(CudaError::Driver(format!(
+                "--precision bf16 needs bf16 tensor cores (compute capability 8.0 or later: A100, H100); cuda:{ordinal} ({device_name}) is {major}.{minor}: use --precision fp32"
+            )));
+        }
         let arch: &'static str = Box::leak(format!("compute_{major}{minor}").into_boxed_str());
         let mut functions = HashMap::new();
-        for module in MODULES {
+        for module in MODULES.iter().filter(|m| compute >= m.min_compute) {
             let ptx = nvrtc::ptx(module, arch)?;
             let loaded = context.load_module(Ptx::from_src(ptx)).map_err(driver_error(module.name))?;
             for &kernel in module.kernels {
                 functions.insert(kernel, loaded.load_function(kernel).map_err(driver_error(kernel))?);
             }
         }
-        let device_name = context.name().unwrap_or_else(|_| "unknown GPU".into());
         Ok(CudaBackend {
             ordinal,
             device_name,

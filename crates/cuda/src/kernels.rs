@@ -10,12 +10,15 @@ pub struct Module {
     pub name: &'static str,
     pub source: &'static str,
     pub kernels: &'static [&'static str],
+    /// The lowest compute capability (major · 10 + minor) the module is for: 80 where it uses bf16
+    /// tensor-core instructions, which older GPUs lack (their backend runs fp32 without it).
+    pub min_compute: u32,
 }
 
 pub const MODULES: &[Module] = &[
-    Module { name: "elementwise", source: include_str!("../../../kernels/elementwise.cu"), kernels: &["fill", "convert", "axpy", "broadcast_rows", "gelu_forward", "gelu_backward"] },
-    Module { name: "layernorm", source: include_str!("../../../kernels/layernorm.cu"), kernels: &["layernorm_forward", "layernorm_backward_input", "layernorm_param_partials"] },
-    Module { name: "reduce", source: include_str!("../../../kernels/reduce.cu"), kernels: &["column_partials", "column_sum_accumulate", "sum_partials", "sum_f64"] },
+    Module { name: "elementwise", source: include_str!("../../../kernels/elementwise.cu"), kernels: &["fill", "convert", "axpy", "broadcast_rows", "gelu_forward", "gelu_backward"], min_compute: 0 },
+    Module { name: "layernorm", source: include_str!("../../../kernels/layernorm.cu"), kernels: &["layernorm_forward", "layernorm_backward_input", "layernorm_param_partials"], min_compute: 0 },
+    Module { name: "reduce", source: include_str!("../../../kernels/reduce.cu"), kernels: &["column_partials", "column_sum_accumulate", "sum_partials", "sum_f64"], min_compute: 0 },
     Module {
         name: "attention",
         source: include_str!("../../../kernels/attention.cu"),
@@ -34,6 +37,7 @@ pub const MODULES: &[Module] = &[
             "attention_backward_dkv_d32",
             "attention_backward_dkv_d64",
         ],
+        min_compute: 0,
     },
     Module {
         name: "attention_tc",
@@ -49,11 +53,12 @@ pub const MODULES: &[Module] = &[
             "attention_tc_backward_dkv_d32",
             "attention_tc_backward_dkv_d64",
         ],
+        min_compute: 80,
     },
-    Module { name: "tokens", source: include_str!("../../../kernels/tokens.cu"), kernels: &["gather_rows", "gather_rows_backward_input", "gather_rows_backward_fill", "mean_pool_forward", "mean_pool_backward"] },
-    Module { name: "images", source: include_str!("../../../kernels/images.cu"), kernels: &["patchify", "render_images"] },
-    Module { name: "losses", source: include_str!("../../../kernels/losses.cu"), kernels: &["cross_entropy", "mae_patch_loss", "mae_total"] },
-    Module { name: "optim", source: include_str!("../../../kernels/optim.cu"), kernels: &["adamw", "sgd"] },
+    Module { name: "tokens", source: include_str!("../../../kernels/tokens.cu"), kernels: &["gather_rows", "gather_rows_backward_input", "gather_rows_backward_fill", "mean_pool_forward", "mean_pool_backward"], min_compute: 0 },
+    Module { name: "images", source: include_str!("../../../kernels/images.cu"), kernels: &["patchify", "render_images"], min_compute: 0 },
+    Module { name: "losses", source: include_str!("../../../kernels/losses.cu"), kernels: &["cross_entropy", "mae_patch_loss", "mae_total"], min_compute: 0 },
+    Module { name: "optim", source: include_str!("../../../kernels/optim.cu"), kernels: &["adamw", "sgd"], min_compute: 0 },
 ];
 
 impl Module {

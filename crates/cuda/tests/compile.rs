@@ -59,7 +59,7 @@ fn every_kernel_compiles_for_sm80_and_sm90() {
 
 #[test]
 fn a_broken_kernel_fails_with_the_compiler_log() {
-    let broken = rekindle_cuda::kernels::Module { name: "broken", source: "extern \"C\" __global__ void k(float* x) { x[0] = undefined_name; }", kernels: &["k"] };
+    let broken = rekindle_cuda::kernels::Module { name: "broken", source: "extern \"C\" __global__ void k(float* x) { x[0] = undefined_name; }", kernels: &["k"], min_compute: 0 };
     let e = nvrtc::compile(&broken, &broken.full_source(), "compute_90").unwrap_err().to_string();
     assert!(e.contains("kernels/broken.cu") && e.contains("undefined_name"), "{e}");
 }
