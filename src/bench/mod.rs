@@ -104,6 +104,8 @@ pub struct Workload {
     groups: Vec<ParamGroup>,
     moments: (Tensor, Tensor),
     hp: AdamW,
+    /// `[1]`: the step's summed loss, read once at its end, as training does.
+    loss: Tensor,
 }
 
 impl Workload {
@@ -141,7 +143,8 @@ impl Workload {
         let groups = vit.table.groups(config.depth, 0.65);
         let moments = (be.alloc(vit.table.total), be.alloc(vit.table.total));
         let hp = AdamW { lr: 1e-4, beta1: 0.9, beta2: 0.95, eps: 1e-8, weight_decay: 0.05, step: 0, grad_scale: 1.0 };
-        Ok(Workload { vit, batch, passes, groups, moments, hp })
+        let loss = be.alloc(1);
+        Ok(Workload { vit, batch, passes, groups, moments, hp, loss })
     }
 
     /// Forward and backward of step `i` into fresh gradients (each pass weighted by its share of
@@ -149,24 +152,24 @@ impl Workload {
     pub fn forward_backward(&self, be: &mut dyn Backend, i: usize) -> f32 {
         let vit = &self.vit;
         vit.zero_grads(be);
-        let mut loss = 0.0;
+        be.fill(self.loss, 0.0);
         for (pass, n) in &self.passes {
             let share = *n as f32 / self.batch as f32;
-            loss += match pass {
+            match pass {
                 Pass::Classify(p) => {
                     p.forward(be, vit);
-                    p.backward(be, vit, share)
+                    p.backward_into(be, vit, share, None, self.loss, 1.0);
                 }
                 Pass::Mae(p) => {
                     // A fresh random mask every step, as in MAE training.
                     let c = &vit.config;
                     p.set_mask(be, &MaskIds::random(i as u64, 0, *n, c.patches(), c.kept_patches()));
                     p.forward(be, vit);
-                    p.backward(be, vit, share)
+                    p.backward_into(be, vit, share, self.loss, 1.0);
                 }
-            };
+            }
         }
-        loss
+        be.download_vec(self.loss)[0]
     }
 
     pub fn update(&mut self, be: &mut dyn Backend) {

@@ -14,7 +14,7 @@ use crate::targets::{soft_targets, ClassMap};
 use rekindle_data::{batch_seed, rank_range, Augment, Batch, BatchRequest, Loader, ReplayBuffer};
 use rekindle_dist::{Comm, CommError, Reduce};
 use rekindle_model::{ClassifyPass, MaePass, MaskIds, Vit};
-use rekindle_tensor::Backend;
+use rekindle_tensor::{Backend, Tensor};
 use std::collections::HashMap;
 
 /// Where one optimizer step draws its images from, at time step `step`.
@@ -81,6 +81,8 @@ pub struct Engine {
     targets: Vec<f32>,
     /// Host copy of the gradients (and loss sums) for the all-reduce across ranks.
     reduced: Vec<f32>,
+    /// Device sums of the step's MAE, current and buffer losses, read once at the step's end.
+    device_sums: Option<Tensor>,
 }
 
 /// Loss sums a step keeps: MAE, current, buffer, FeatReg, AdaKD.
@@ -88,7 +90,19 @@ const LOSSES: usize = 5;
 
 impl Engine {
     pub fn new(micro_batch: usize, mae_weight: f32, label_smoothing: f32, augment: bool, mixing: MixSettings, seed: u64) -> Engine {
-        Engine { micro_batch, mae_weight, label_smoothing, augment, mixing, seed, mae_passes: HashMap::new(), classify_passes: HashMap::new(), targets: Vec::new(), reduced: Vec::new() }
+        Engine {
+            micro_batch,
+            mae_weight,
+            label_smoothing,
+            augment,
+            mixing,
+            seed,
+            mae_passes: HashMap::new(),
+            classify_passes: HashMap::new(),
+            targets: Vec::new(),
+            reduced: Vec::new(),
+            device_sums: None,
+        }
     }
 
     /// Keeps the cached classification passes in step with a grown head.
@@ -150,26 +164,33 @@ impl Engine {
             }
         }
         vit.zero_grads(be);
-        // Loss sums: MAE, current, buffer, FeatReg, AdaKD.
+        // Loss sums: MAE, current, buffer (added on the device by each micro-batch), FeatReg,
+        // AdaKD (computed on the host).
         let mut sums = [0.0f64; LOSSES];
+        let device_sums = *self.device_sums.get_or_insert_with(|| be.alloc(3));
+        be.fill(device_sums, 0.0);
         for (source, first, m, n) in plan {
             let mut batch = loader.next();
             let mix_seed = seed(2000 + source as u64) ^ first as u64;
             let share = m as f32 / n as f32;
-            let loss = match source {
-                Source::Unlabelled => self.mae(be, vit, &batch, self.mae_weight * share, seed(1000), first),
+            let loss = device_sums.slice(source as usize, 1);
+            match source {
+                Source::Unlabelled => self.mae(be, vit, &batch, self.mae_weight * share, seed(1000), first, (loss, share)),
                 Source::Labelled => {
-                    let (loss, distilled) = self.classify(be, vit, map, &mut batch, share, src.current_mask, src.current_spread, mix_seed, extra.distill.as_mut());
+                    let distilled = self.classify(be, vit, map, &mut batch, share, src.current_mask, src.current_spread, mix_seed, extra.distill.as_mut(), loss);
                     if let Some((feat, kd)) = distilled {
                         sums[3] += (feat * share) as f64;
                         sums[4] += (kd * share) as f64;
                     }
-                    loss
                 }
-                Source::Buffer => self.classify(be, vit, map, &mut batch, share, src.seen_mask, src.seen_mask, mix_seed, None).0,
-            };
-            sums[source as usize] += (loss * share) as f64;
+                Source::Buffer => {
+                    self.classify(be, vit, map, &mut batch, share, src.seen_mask, src.seen_mask, mix_seed, None, loss);
+                }
+            }
             loader.recycle(batch);
+        }
+        for (sum, device) in sums.iter_mut().zip(be.download_vec(device_sums)) {
+            *sum = device as f64;
         }
         if comm.world() > 1 {
             self.reduce(be, vit, &mut sums, comm)?;
@@ -207,18 +228,21 @@ impl Engine {
         Ok(())
     }
 
-    fn mae(&mut self, be: &mut dyn Backend, vit: &Vit, batch: &Batch, weight: f32, mask_seed: u64, first: usize) -> f32 {
+    /// MAE on one micro-batch; `loss.1` times its loss is added into the device scalar `loss.0`.
+    #[allow(clippy::too_many_arguments)]
+    fn mae(&mut self, be: &mut dyn Backend, vit: &Vit, batch: &Batch, weight: f32, mask_seed: u64, first: usize, loss: (Tensor, f32)) {
         let n = batch.len();
         let c = &vit.config;
         let pass = self.mae_passes.entry(n).or_insert_with(|| MaePass::new(be, vit, n));
         be.upload(pass.images(), &batch.pixels);
         pass.set_mask(be, &MaskIds::random(mask_seed, first, n, c.patches(), c.kept_patches()));
         pass.forward(be, vit);
-        pass.backward(be, vit, weight)
+        pass.backward_into(be, vit, weight, loss.0, loss.1);
     }
 
-    /// Cross-entropy on one micro-batch; on current labelled data of a CKCA round also the
-    /// distillation terms, returned as `(FeatReg, AdaKD)`.
+    /// Cross-entropy on one micro-batch, `weight` times its mean loss added into the device
+    /// scalar `loss`; on current labelled data of a CKCA round also the distillation terms,
+    /// returned as `(FeatReg, AdaKD)`.
     #[allow(clippy::too_many_arguments)]
     fn classify(
         &mut self,
@@ -231,7 +255,8 @@ impl Engine {
         spread: &[f32],
         mix_seed: u64,
         distill: Option<&mut Distiller>,
-    ) -> (f32, Option<(f32, f32)>) {
+        loss: Tensor,
+    ) -> Option<(f32, f32)> {
         let n = batch.len();
         soft_targets(&batch.labels, map, self.label_smoothing, spread, &mut self.targets);
         if self.augment {
@@ -243,11 +268,15 @@ impl Engine {
         be.upload(pass.targets, &self.targets);
         be.upload(pass.class_mask, mask);
         pass.forward(be, vit);
-        let Some(distiller) = distill else { return (pass.backward(be, vit, weight), None) };
+        let Some(distiller) = distill else {
+            pass.backward_into(be, vit, weight, None, loss, weight);
+            return None;
+        };
         // Under mixup a sample's weight follows its own label.
         let rows: Vec<usize> = batch.labels.iter().map(|&c| map.row(c)).collect();
         let (terms, grads) = distiller.run(be, pass, vit, &rows, weight);
-        (pass.backward_with(be, vit, weight, Some(grads)), Some((terms.feat, terms.kd)))
+        pass.backward_into(be, vit, weight, Some(grads), loss, weight);
+        Some((terms.feat, terms.kd))
     }
 
     /// The head row each of `images` predicts, under the eval transform.

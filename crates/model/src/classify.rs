@@ -19,6 +19,9 @@ pub struct ClassifyPass {
     /// exactly zero gradient).
     pub class_mask: Tensor,
     losses: Tensor,
+    /// `[1]`: the sum of `losses`, and the mean `backward_with` reads back.
+    loss_total: Tensor,
+    mean_loss: Tensor,
     dlogits: Tensor,
     dpooled: Tensor,
     dnormed: Tensor,
@@ -38,6 +41,8 @@ impl ClassifyPass {
             targets: be.alloc(1),
             class_mask: be.alloc(1),
             losses: be.alloc(samples),
+            loss_total: be.alloc(1),
+            mean_loss: be.alloc(1),
             dlogits: be.alloc(1),
             dpooled: be.alloc(samples * d),
             dnormed: be.alloc(rows * d),
@@ -83,6 +88,17 @@ impl ClassifyPass {
     /// `backward`, plus the gradients of other terms on the same forward: `extra` holds their
     /// `∂/∂logits [samples, classes]` and `∂/∂pooled [samples, dim]`, already scaled.
     pub fn backward_with(&self, be: &mut dyn Backend, vit: &Vit, weight: f32, extra: Option<(Tensor, Tensor)>) -> f32 {
+        be.fill(self.mean_loss, 0.0);
+        self.backward_into(be, vit, weight, extra, self.mean_loss, 1.0);
+        be.download_vec(self.mean_loss)[0]
+    }
+
+    /// `backward_with` without reading anything back: adds `loss_scale` times the mean loss into
+    /// the device scalar `loss`. A training step reads all its losses with one download at its
+    /// end, so the host never waits for the device between micro-batches and prepares the next
+    /// one while the device computes.
+    #[allow(clippy::too_many_arguments)]
+    pub fn backward_into(&self, be: &mut dyn Backend, vit: &Vit, weight: f32, extra: Option<(Tensor, Tensor)>, loss: Tensor, loss_scale: f32) {
         let s = self.encoder.shape;
         let (n, k, d) = (s.samples, self.classes, s.width);
         be.cross_entropy(self.losses, self.dlogits, self.logits, self.targets, self.class_mask, n, k, weight / n as f32);
@@ -95,6 +111,8 @@ impl ClassifyPass {
         }
         be.mean_pool_backward(self.dnormed, self.dpooled, n, s.tokens, d, 1);
         self.encoder.backward(be, &vit.w.encoder, &vit.g.encoder, self.dnormed);
-        be.download_vec(self.losses).iter().sum::<f32>() / n as f32
+        be.fill(self.loss_total, 0.0);
+        be.bias_backward(self.loss_total, self.losses, n, 1);
+        be.axpy(loss, loss_scale / n as f32, self.loss_total);
     }
 }

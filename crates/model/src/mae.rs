@@ -55,13 +55,22 @@ impl MaePass {
     /// MAE loss of the last `forward`, and its gradient (times `weight`) accumulated into the
     /// model's gradients. Returns the loss.
     pub fn backward(&self, be: &mut dyn Backend, vit: &Vit, weight: f32) -> f32 {
+        self.enqueue_backward(be, vit, weight);
+        be.download_vec(self.loss)[0]
+    }
+
+    /// `backward` without reading anything back: adds `loss_scale` times the loss into the
+    /// device scalar `loss` (see `ClassifyPass::backward_into`).
+    pub fn backward_into(&self, be: &mut dyn Backend, vit: &Vit, weight: f32, loss: Tensor, loss_scale: f32) {
+        self.enqueue_backward(be, vit, weight);
+        be.axpy(loss, loss_scale, self.loss);
+    }
+
+    fn enqueue_backward(&self, be: &mut dyn Backend, vit: &Vit, weight: f32) {
         let ps = self.patch_shape;
         be.patchify(self.target, self.encoder.images, ps, PatchOrder::RowColChannel);
         be.mae_loss(self.loss, self.decoder.dpred, self.decoder.pred, self.target, self.mask, ps.batch, ps.patches(), ps.patch_len(), weight);
         self.decoder.backward(be, &vit.w.decoder, &vit.g.decoder, self.encoder.normed());
         self.encoder.backward(be, &vit.w.encoder, &vit.g.encoder, self.decoder.denc);
-        let mut loss = [0.0];
-        be.download(self.loss, &mut loss);
-        loss[0]
     }
 }
