@@ -195,7 +195,7 @@ impl Workload {
 
 /// Dense bf16 tensor-core peak of a GPU by name (the usual MFU denominator), where known.
 pub fn bf16_peak_tflops(device: &str) -> Option<f64> {
-    [("H100", 989.4), ("H200", 989.4), ("H800", 989.4), ("GH200", 989.4), ("B200", 2250.0), ("A100", 312.0), ("L40S", 362.1), ("A10", 125.0)]
+    [("H100 PCIe", 756.0), ("H100", 989.4), ("H200", 989.4), ("H800", 989.4), ("GH200", 989.4), ("B200", 2250.0), ("A100", 312.0), ("L40S", 362.1), ("A10", 125.0)]
         .iter()
         .find(|(name, _)| device.contains(name))
         .map(|&(_, peak)| peak)
