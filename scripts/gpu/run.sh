@@ -10,18 +10,19 @@
 #              world size 1, and the NVRTC + ptxas compile check                -> tests.log
 #   sanitizer  compute-sanitizer memcheck and racecheck over the parity and fixture tests
 #                                                                               -> sanitizer-*.log
-#   bench      `rekindle bench kernels` (bf16 and fp32) at vit-base-16 shapes against the measured
-#              ceilings, and the PyTorch counterparts (scripts/gpu/bench_kernels_torch.py);
-#              `rekindle bench step` at vit-base-16, batch 256: DietCL (40% MAE, 60%
+#   kernels    `rekindle bench kernels` (bf16 and fp32) at vit-base-16 shapes against the measured
+#              ceilings, the PyTorch counterparts (scripts/gpu/bench_kernels_torch.py), and
+#              `rekindle bench all-reduce --device cuda` (NCCL)
+#                                              -> kernels-*.json, torch-kernels.json, all-reduce.json
+#   steps      `rekindle bench step` at vit-base-16, batch 256: DietCL (40% MAE, 60%
 #              classification), classification and MAE in bf16, DietCL in fp32; the PyTorch bf16
-#              DietCL step (timm + SDPA), eager and torch.compile; `rekindle bench all-reduce
-#              --device cuda` (NCCL)          -> kernels-*.json, torch-*.json, step-*.json, all-reduce.json
+#              DietCL step (timm + SDPA), eager and torch.compile    -> step-*.json, torch-step-*.json
 #   train      the quickstart (configs/quickstart.yaml) trained on the GPU in fp32 and bf16; its
 #              CPU result is A(T-1) 0.2660, average 0.4249                     -> train-*/, train-*.log
 # Every run ends with summary.md (scripts/gpu/compare.py: the side-by-side tables) and
 # nvidia-smi.txt. The exit status is non-zero if a test, sanitizer or training run failed.
 set -uo pipefail
-out=${1:?usage: scripts/gpu/run.sh OUT_DIR [tests|sanitizer|bench|train ...]}
+out=${1:?usage: scripts/gpu/run.sh OUT_DIR [tests|sanitizer|kernels|steps|train ...]}
 shift
 out=$(mkdir -p "$out" && cd "$out" && pwd)
 cd "$(dirname "$0")/../.."
@@ -79,12 +80,16 @@ part_sanitizer() {
   done
 }
 
-part_bench() {
+part_kernels() {
   for precision in bf16 fp32; do
     "$bundle/rekindle" bench kernels --device cuda:0 --precision "$precision" --preset vit-base-16 --batch 64 --json \
       > "$out/kernels-$precision.json" 2> "$out/kernels-$precision.err"
   done
   python3 scripts/gpu/bench_kernels_torch.py --batch 64 > "$out/torch-kernels.json" 2> "$out/torch-kernels.err"
+  "$bundle/rekindle" bench all-reduce --device cuda --mbytes 450 --json > "$out/all-reduce.json" 2> "$out/all-reduce.err"
+}
+
+part_steps() {
   step() { # NAME PRECISION TASK
     "$bundle/rekindle" bench step --device cuda:0 --precision "$2" --preset vit-base-16 --task "$3" --batch 256 --warmup 2 --iters 10 --json \
       > "$out/step-$1.json" 2> "$out/step-$1.err"
@@ -96,7 +101,6 @@ part_bench() {
   local torch_step=(python3 scripts/bench_torch.py --device cuda --precision bf16 --preset vit-base-16 --task dietcl --batch 256 --warmup 3 --iters 10 --json)
   "${torch_step[@]}" > "$out/torch-step-dietcl-bf16.json" 2> "$out/torch-step-dietcl-bf16.err"
   timeout 300 "${torch_step[@]}" --compile > "$out/torch-step-dietcl-bf16-compile.json" 2> "$out/torch-step-dietcl-bf16-compile.err"
-  "$bundle/rekindle" bench all-reduce --device cuda --mbytes 450 --json > "$out/all-reduce.json" 2> "$out/all-reduce.err"
 }
 
 part_train() {
@@ -108,11 +112,11 @@ part_train() {
 }
 
 parts=("$@")
-[ ${#parts[@]} -eq 0 ] && parts=(tests sanitizer bench train)
+[ ${#parts[@]} -eq 0 ] && parts=(tests sanitizer kernels steps train)
 for part in "${parts[@]}"; do
   case "$part" in
-    tests | sanitizer | bench | train) "part_$part" ;;
-    *) echo "error: unknown part '$part' (tests, sanitizer, bench, train)" >&2; exit 2 ;;
+    tests | sanitizer | kernels | steps | train) "part_$part" ;;
+    *) echo "error: unknown part '$part' (tests, sanitizer, kernels, steps, train)" >&2; exit 2 ;;
   esac
 done
 python3 scripts/gpu/compare.py "$out" > "$out/summary.md" 2>&1
