@@ -74,13 +74,13 @@ __device__ __forceinline__ void store_c(float* p, const FragC& c, int ld) {
 WMMA_MMA(mma_t, "col")
 WMMA_MMA(mma, "row")
 
-// Where this block is: its (batch, head), its first row, this thread's warp and lane, and the
-// scratch row and half-row its lane owns.
+// Where this block is: its (batch, head), its first row, this thread's warp, and the scratch row
+// and half-row its lane owns.
 struct Place {
-    int T, H, D, C, b, h, bh, first, warp, lane, row, half;
+    int T, D, C, b, h, bh, first, warp, row, half;
     __device__ static Place here(int T, int H, int D) {
-        int bh = blockIdx.y, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-        return Place{T, H, D, H * D, bh / H, bh % H, bh, (int)blockIdx.x * TC_ROWS, warp, lane, lane >> 1, lane & 1};
+        int bh = blockIdx.y, lane = threadIdx.x & 31;
+        return Place{T, D, H * D, bh / H, bh % H, bh, (int)blockIdx.x * TC_ROWS, (int)threadIdx.x >> 5, lane >> 1, lane & 1};
     }
     // Element d of part `part` (0 q, 1 k, 2 v) of token i in qkv, and of token i in out.
     __device__ u64 qkv_at(int part, int i, int d) const { return ((u64)b * T + i) * 3 * C + part * C + h * D + d; }

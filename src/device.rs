@@ -3,7 +3,7 @@
 
 use anyhow::Result;
 use rekindle_dist::{Comm, Launch, WithDevice};
-use rekindle_tensor::{Backend, CpuBackend};
+use rekindle_tensor::{Backend, CpuBackend, Precision};
 use std::time::Duration;
 
 /// Where the model runs and in what arithmetic: the flags every command that runs the model takes.
@@ -13,17 +13,12 @@ pub struct DeviceArgs {
     /// rank picks its GPU).
     #[arg(long, default_value = "cpu")]
     pub device: String,
-    /// GPU arithmetic. `bf16` (the default on a GPU): bf16 activations and weight copies and
-    /// tensor-core GEMMs accumulating in fp32, with fp32 master weights, gradients and optimizer
-    /// state. `fp32`: the CPU backend's arithmetic, for exact comparisons. The CPU computes in fp32.
-    #[arg(long, value_enum)]
+    /// GPU arithmetic, `bf16` or `fp32`. `bf16` (the default on a GPU): bf16 activations and
+    /// weight copies and tensor-core GEMMs accumulating in fp32, with fp32 master weights,
+    /// gradients and optimizer state. `fp32`: the CPU backend's arithmetic, for exact comparisons.
+    /// The CPU computes in fp32.
+    #[arg(long, value_name = "fp32|bf16")]
     pub precision: Option<Precision>,
-}
-
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Precision {
-    Fp32,
-    Bf16,
 }
 
 impl DeviceArgs {
@@ -38,23 +33,6 @@ impl DeviceArgs {
             (Some(p), _) => p,
             (None, "cpu") => Precision::Fp32,
             (None, _) => Precision::Bf16,
-        }
-    }
-}
-
-impl Precision {
-    pub fn name(self) -> &'static str {
-        match self {
-            Precision::Fp32 => "fp32",
-            Precision::Bf16 => "bf16",
-        }
-    }
-
-    /// Bytes per element of an activation buffer.
-    pub fn activation_bytes(self) -> f64 {
-        match self {
-            Precision::Fp32 => 4.0,
-            Precision::Bf16 => 2.0,
         }
     }
 }
@@ -133,10 +111,6 @@ mod cuda {
     pub type Stream = std::sync::Arc<cudarc::driver::CudaStream>;
 
     pub fn backend(ordinal: usize, precision: Precision) -> Result<(Box<dyn Backend>, Stream)> {
-        let precision = match precision {
-            Precision::Fp32 => rekindle_cuda::Precision::Fp32,
-            Precision::Bf16 => rekindle_cuda::Precision::Bf16,
-        };
         let be = rekindle_cuda::CudaBackend::new(ordinal, precision)?;
         let stream = be.stream();
         Ok((Box::new(be), stream))

@@ -26,7 +26,7 @@ const EXACT: Bounds = Bounds { output: 1e-5, grad: 1e-4 };
 fn backends() -> Vec<(Box<dyn Backend>, Bounds)> {
     let mut all: Vec<(Box<dyn Backend>, Bounds)> = vec![(Box::new(CpuBackend::new(2)), EXACT)];
     #[cfg(feature = "gpu")]
-    for (precision, bounds) in [(rekindle_cuda::Precision::Fp32, EXACT), (rekindle_cuda::Precision::Bf16, Bounds { output: 2e-2, grad: 1e-1 })] {
+    for (precision, bounds) in [(rekindle_tensor::Precision::Fp32, EXACT), (rekindle_tensor::Precision::Bf16, Bounds { output: 2e-2, grad: 1e-1 })] {
         match rekindle_cuda::CudaBackend::new(0, precision) {
             Ok(gpu) => all.push((Box::new(gpu), bounds)),
             Err(e) => eprintln!("CUDA backend skipped: {e}"),

@@ -131,7 +131,7 @@ pub fn run(args: &KernelArgs) -> Result<()> {
     let on_gpu = args.device.device != "cpu";
     let precision = args.device.precision();
     // Bytes per activation element, and per f32.
-    let (a, f) = (precision.activation_bytes(), 4.0);
+    let (a, f) = (precision.bytes() as f64, 4.0);
     let ceilings = ceilings(be, &mut rng, on_gpu);
 
     let (b, t, d) = (args.batch, c.patches() + 1, c.dim);
@@ -249,7 +249,7 @@ pub fn run(args: &KernelArgs) -> Result<()> {
         b,
         report.device,
         report.ceilings.copy_gbytes_per_sec,
-        precision.name(),
+        precision,
         report.ceilings.gemm_tflops,
         n = report.ceilings.gemm_size
     );

@@ -21,7 +21,7 @@ use cudarc::cublas::{sys as blas_sys, CudaBlas};
 use cudarc::cublas::sys::cudaDataType::{CUDA_R_16BF, CUDA_R_32F};
 use cudarc::driver::{result as driver, CudaContext, CudaFunction, CudaSlice, CudaStream, DevicePtr, DeviceRepr, LaunchConfig, PushKernelArg, ValidAsZeroBits};
 use cudarc::nvrtc::Ptx;
-use rekindle_tensor::{AdamW, AttentionShape, Backend, Gemm, Indices, ParamGroup, PatchOrder, PatchShape, Sgd, Tensor};
+use rekindle_tensor::{AdamW, AttentionShape, Backend, Gemm, Indices, ParamGroup, PatchOrder, PatchShape, Precision, Sgd, Tensor};
 use half::bf16;
 use std::collections::HashMap;
 use std::ffi::c_void;
@@ -54,43 +54,18 @@ const TILE: u32 = 64;
 const TC_ROWS: u32 = 64;
 const TC_THREADS: u32 = 128;
 
-/// The arithmetic of a [`CudaBackend`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Precision {
-    /// fp32 everywhere: the CPU backend's arithmetic (parity to 1e-5).
-    Fp32,
-    /// bf16 activations and weight copies, bf16 tensor-core GEMMs with fp32 accumulation.
-    Bf16,
-}
-
 /// One allocation and its device address.
 struct Allocation<T> {
     slice: CudaSlice<T>,
     address: u64,
 }
 
-/// How a buffer's elements are stored.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Storage {
-    F32,
-    Bf16,
-}
-
-impl Storage {
-    fn bytes(self) -> u64 {
-        match self {
-            Storage::F32 => 4,
-            Storage::Bf16 => 2,
-        }
-    }
-}
-
-/// One buffer of `len` elements. Parameter buffers under bf16 carry the bf16 `copy` the GEMMs
+/// One buffer of `len` elements stored in `storage` precision. Parameter buffers under bf16 carry the bf16 `copy` the GEMMs
 /// read; a write to the buffer marks it stale and the next GEMM that reads it converts it again
 /// (AdamW writes both, so in training the copy is never converted twice).
 struct Buffer {
     memory: Allocation<u8>,
-    storage: Storage,
+    storage: Precision,
     len: usize,
     copy: Option<WeightCopy>,
 }
@@ -235,18 +210,18 @@ impl CudaBackend {
     /// The device address of view `t`'s first element.
     fn address(&self, t: Tensor) -> u64 {
         let b = self.buffer(t);
-        b.memory.address + b.storage.bytes() * t.offset as u64
+        b.memory.address + (b.storage.bytes() * t.offset) as u64
     }
 
     /// View `t` as a kernel's `Tensor` operand: its address, tagged in the lowest bit when the
     /// elements are bf16 (kernels/common.cuh).
     fn operand(&self, t: Tensor) -> u64 {
-        self.address(t) | (self.buffer(t).storage == Storage::Bf16) as u64
+        self.address(t) | (self.buffer(t).storage == Precision::Bf16) as u64
     }
 
     /// The address of view `t`, for an op whose kernels (or library) take f32 only.
     fn f32_address(&self, t: Tensor, op: &str) -> u64 {
-        assert!(self.buffer(t).storage == Storage::F32, "{op} takes f32 buffers, and {t:?} holds bf16 activations (allocate it with alloc)");
+        assert!(self.buffer(t).storage == Precision::Fp32, "{op} takes f32 buffers, and {t:?} holds bf16 activations (allocate it with alloc)");
         self.address(t)
     }
 
@@ -276,9 +251,9 @@ impl CudaBackend {
     fn bf16_operand(&mut self, t: Tensor, slot: usize) -> u64 {
         let b = self.buffer(t);
         match (b.storage, b.copy.is_some()) {
-            (Storage::Bf16, _) => self.address(t),
-            (Storage::F32, true) => self.current_copy(t.buffer) + 2 * t.offset as u64,
-            (Storage::F32, false) => {
+            (Precision::Bf16, _) => self.address(t),
+            (Precision::Fp32, true) => self.current_copy(t.buffer) + 2 * t.offset as u64,
+            (Precision::Fp32, false) => {
                 let source = self.address(t);
                 let target = reuse(&self.stream, self.ordinal, &mut self.gemm_operands[slot], 2 * t.len);
                 launch!(self, "convert", stride_config(t.len), target | 1, source, t.len as u64);
@@ -289,9 +264,9 @@ impl CudaBackend {
 
     /// A new buffer of `len` elements stored as `storage`, with a bf16 copy when `weights` and the
     /// GEMMs read bf16.
-    fn new_buffer(&mut self, len: usize, storage: Storage, weights: bool) -> Tensor {
+    fn new_buffer(&mut self, len: usize, storage: Precision, weights: bool) -> Tensor {
         let copy = (weights && self.precision == Precision::Bf16).then(|| WeightCopy { memory: self.allocate(2 * len), stale: true });
-        let memory = self.allocate(storage.bytes() as usize * len);
+        let memory = self.allocate(storage.bytes() * len);
         self.buffers.push(Some(Buffer { memory, storage, len, copy }));
         Tensor { buffer: (self.buffers.len() - 1) as u32, offset: 0, len }
     }
@@ -370,11 +345,7 @@ impl CudaBackend {
 
 impl Backend for CudaBackend {
     fn name(&self) -> String {
-        let precision = match self.precision {
-            Precision::Fp32 => "fp32",
-            Precision::Bf16 => "bf16",
-        };
-        format!("cuda:{} ({}, {precision})", self.ordinal, self.device_name)
+        format!("cuda:{} ({}, {})", self.ordinal, self.device_name, self.precision)
     }
 
     fn synchronize(&mut self) {
@@ -386,19 +357,15 @@ impl Backend for CudaBackend {
     }
 
     fn alloc(&mut self, len: usize) -> Tensor {
-        self.new_buffer(len, Storage::F32, false)
+        self.new_buffer(len, Precision::Fp32, false)
     }
 
     fn alloc_activations(&mut self, len: usize) -> Tensor {
-        let storage = match self.precision {
-            Precision::Fp32 => Storage::F32,
-            Precision::Bf16 => Storage::Bf16,
-        };
-        self.new_buffer(len, storage, false)
+        self.new_buffer(len, self.precision, false)
     }
 
     fn alloc_weights(&mut self, len: usize) -> Tensor {
-        self.new_buffer(len, Storage::F32, true)
+        self.new_buffer(len, Precision::Fp32, true)
     }
 
     fn alloc_indices(&mut self, len: usize) -> Indices {
@@ -415,8 +382,8 @@ impl Backend for CudaBackend {
     fn upload(&mut self, dst: Tensor, src: &[f32]) {
         assert_eq!(src.len(), dst.len, "upload of {} values into a view of {}", src.len(), dst.len);
         match self.buffer(dst).storage {
-            Storage::F32 => self.copy_in(self.address(dst), src),
-            Storage::Bf16 => self.copy_in(self.address(dst), &src.iter().map(|&v| bf16::from_f32(v)).collect::<Vec<_>>()),
+            Precision::Fp32 => self.copy_in(self.address(dst), src),
+            Precision::Bf16 => self.copy_in(self.address(dst), &src.iter().map(|&v| bf16::from_f32(v)).collect::<Vec<_>>()),
         }
         self.written(dst);
     }
@@ -429,8 +396,8 @@ impl Backend for CudaBackend {
     fn download(&mut self, src: Tensor, dst: &mut [f32]) {
         assert_eq!(src.len, dst.len(), "download of a view of {} into {} values", src.len, dst.len());
         match self.buffer(src).storage {
-            Storage::F32 => self.copy_out(dst, self.address(src)),
-            Storage::Bf16 => {
+            Precision::Fp32 => self.copy_out(dst, self.address(src)),
+            Precision::Bf16 => {
                 let mut staged = vec![bf16::ZERO; src.len];
                 self.copy_out(&mut staged, self.address(src));
                 dst.iter_mut().zip(&staged).for_each(|(d, s)| *d = s.to_f32());
@@ -450,7 +417,7 @@ impl Backend for CudaBackend {
         if storage == self.buffer(src).storage {
             let (d, s) = (self.address(dst), self.address(src));
             // SAFETY: both views hold `len` elements of `storage`.
-            unsafe { driver::memcpy_dtod_async(d, s, storage.bytes() as usize * dst.len, self.stream.cu_stream()) }.unwrap_or_else(|e| panic!("copy: {e:?}"));
+            unsafe { driver::memcpy_dtod_async(d, s, storage.bytes() * dst.len, self.stream.cu_stream()) }.unwrap_or_else(|e| panic!("copy: {e:?}"));
         } else {
             let (d, s) = (self.operand(dst), self.operand(src));
             launch!(self, "convert", stride_config(dst.len), d, s, dst.len as u64);
@@ -476,8 +443,8 @@ impl Backend for CudaBackend {
             Precision::Fp32 => (self.f32_address(g.a, "an fp32 GEMM"), self.f32_address(g.b, "an fp32 GEMM"), CUDA_R_32F, CUDA_R_32F),
             Precision::Bf16 => {
                 let c_type = match self.buffer(g.c).storage {
-                    Storage::F32 => CUDA_R_32F,
-                    Storage::Bf16 => CUDA_R_16BF,
+                    Precision::Fp32 => CUDA_R_32F,
+                    Precision::Bf16 => CUDA_R_16BF,
                 };
                 (self.bf16_operand(g.a, 0), self.bf16_operand(g.b, 1), CUDA_R_16BF, c_type)
             }

@@ -7,4 +7,4 @@ pub mod kernels;
 pub mod nvrtc;
 mod backend;
 
-pub use backend::{CudaBackend, CudaError, Precision};
+pub use backend::{CudaBackend, CudaError};

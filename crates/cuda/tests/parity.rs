@@ -11,8 +11,8 @@
 
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use rekindle_cuda::{CudaBackend, Precision};
-use rekindle_tensor::{relative_error, AdamW, AttentionShape, Backend, CpuBackend, Gemm, ParamGroup, PatchOrder, PatchShape, Sgd, Tensor};
+use rekindle_cuda::CudaBackend;
+use rekindle_tensor::{relative_error, AdamW, AttentionShape, Backend, CpuBackend, Gemm, ParamGroup, PatchOrder, PatchShape, Precision, Sgd, Tensor};
 
 fn gpu(precision: Precision) -> Option<CudaBackend> {
     match CudaBackend::new(0, precision) {

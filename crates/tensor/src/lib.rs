@@ -10,8 +10,10 @@ mod backend;
 mod compare;
 mod cpu;
 mod handles;
+mod precision;
 
 pub use backend::{AdamW, AttentionShape, Backend, Gemm, ParamGroup, PatchOrder, PatchShape, Sgd};
 pub use compare::relative_error;
 pub use cpu::{CpuBackend, OpTime};
 pub use handles::{Indices, Tensor};
+pub use precision::Precision;
