@@ -9,6 +9,7 @@ mod device;
 mod eval;
 mod info;
 mod plot;
+mod pretrain;
 mod reconstruct;
 mod report;
 mod speedup;
@@ -34,6 +35,9 @@ struct Cli {
 enum Command {
     /// Train a model over a continual stream (DietCL, CKCA, continuous training and baselines), e.g. `rekindle train configs/quickstart.yaml`.
     Train(train::TrainArgs),
+    /// MAE pre-training of encoder and decoder on the images the stream never sees (`data.holdout`
+    /// or `pretrain.data`), the shared start of every strategy, e.g. `rekindle pretrain configs/fashion-mnist/pretrained.yaml`.
+    Pretrain(train::TrainArgs),
     /// Top-1 accuracy of a checkpoint on a shard, overall and per class.
     Eval(eval::EvalArgs),
     /// MAE reconstructions of a shard's first images: original | masked | reconstruction (PNG).
@@ -97,6 +101,7 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Train(args) => train::run(&args),
+        Command::Pretrain(args) => pretrain::run(&args),
         Command::Eval(args) => eval::run(&args),
         Command::Report(args) => report::run(&args),
         Command::Speedup(args) => speedup::run(&args),

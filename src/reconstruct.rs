@@ -3,10 +3,10 @@
 use crate::eval::trained_model;
 use anyhow::{Context, Result};
 use rekindle_data::{BatchRequest, Loader, Normalize, Shard};
-use rekindle_model::{write_tensors, MaePass, MaskIds};
+use rekindle_model::{write_tensors, MaePass, MaskIds, Vit};
 use rekindle_tensor::{Backend, CpuBackend, PatchOrder};
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 #[derive(clap::Args)]
@@ -32,18 +32,26 @@ pub fn run(args: &ReconstructArgs) -> Result<()> {
     let shard = Arc::new(Shard::open(&args.data)?);
     let mut be = CpuBackend::new(0);
     let (vit, _) = trained_model(&mut be, &args.checkpoint, &shard)?;
-    let c = vit.config.clone();
     let n = args.n.clamp(1, shard.len());
+    let images: Vec<u32> = (0..n as u32).collect();
+    draw(&mut be, &vit, shard, &images, args.seed, &args.out)
+}
+
+/// Writes `out` (a PNG: a row per image of `images`, original | masked | reconstruction under a
+/// random mask from `seed`) and, beside it, the mask and predicted patches as safetensors.
+pub fn draw(be: &mut dyn Backend, vit: &Vit, shard: Arc<Shard>, images: &[u32], seed: u64, out: &Path) -> Result<()> {
+    let c = vit.config.clone();
+    let n = images.len();
     let norm = Normalize::default_for(c.channels);
-    let loader = Loader::new(shard.clone(), c.image_size, norm.clone(), 2, 1);
-    loader.submit(BatchRequest { images: (0..n as u32).collect(), augment: None, seed: 0, first: 0 });
+    let loader = Loader::new(shard, c.image_size, norm.clone(), 2, 1);
+    loader.submit(BatchRequest { images: images.to_vec(), augment: None, seed: 0, first: 0 });
     let batch = loader.next();
 
-    let pass = MaePass::new(&mut be, &vit, n);
+    let pass = MaePass::new(be, vit, n);
     be.upload(pass.images(), &batch.pixels);
-    let ids = MaskIds::random(args.seed, 0, n, c.patches(), c.kept_patches());
-    pass.set_mask(&mut be, &ids);
-    pass.forward(&mut be, &vit);
+    let ids = MaskIds::random(seed, 0, n, c.patches(), c.kept_patches());
+    pass.set_mask(be, &ids);
+    pass.forward(be, vit);
     let (l, p) = (c.patches(), c.patch_len());
     let pred_all = be.download_vec(pass.pred());
     let pred: Vec<f32> = pred_all.chunks_exact((1 + l) * p).flat_map(|s| s[p..].to_vec()).collect();
@@ -88,9 +96,9 @@ pub fn run(args: &ReconstructArgs) -> Result<()> {
             }
         }
     }
-    img.save(&args.out).with_context(|| format!("cannot write {}", args.out.display()))?;
-    let tensors_path = args.out.with_extension("safetensors");
+    img.save(&out).with_context(|| format!("cannot write {}", out.display()))?;
+    let tensors_path = out.with_extension("safetensors");
     write_tensors(&tensors_path, &[("mask", &[n, l], &ids.mask), ("pred", &[n, l, p], &pred)], HashMap::new())?;
-    println!("{} (original | masked | reconstruction), mask and predicted patches in {}", args.out.display(), tensors_path.display());
+    println!("{} (original | masked | reconstruction), mask and predicted patches in {}", out.display(), tensors_path.display());
     Ok(())
 }

@@ -6,9 +6,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rekindle_coordinator::{train, Progress, TrainConfig};
 use rekindle_dist::{Comm, Launch};
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// The arguments of `train` and `pretrain`.
 #[derive(clap::Args)]
 pub struct TrainArgs {
     /// Experiment config (YAML); every key has a default, see configs/quickstart.yaml. With
@@ -23,7 +24,7 @@ pub struct TrainArgs {
     /// Continue the run in DIR from its last completed time step (a killed run ends with the
     /// same metrics as an uninterrupted one).
     #[arg(long, value_name = "DIR")]
-    resume: Option<PathBuf>,
+    pub resume: Option<PathBuf>,
     /// With several ranks: a rank that waits this long in one collective (all-reduce, barrier)
     /// decides another rank has died or hangs, and exits with status 75 instead of waiting forever.
     #[arg(long, value_name = "SECS", default_value_t = 300)]
@@ -33,51 +34,102 @@ pub struct TrainArgs {
 }
 
 pub fn run(args: &TrainArgs) -> Result<()> {
+    on_ranks(args, run_rank)
+}
+
+/// Connects this process to its ranks and runs `body`; errors name the rank under a launcher.
+pub fn on_ranks(args: &TrainArgs, body: impl FnOnce(&TrainArgs, &Launch, Box<dyn Comm>) -> Result<()>) -> Result<()> {
     let launch = Launch::from_env()?;
     let comm = rekindle_dist::connect(&launch, Duration::from_secs(args.comm_timeout))?;
     let (rank, world) = (comm.rank(), comm.world());
-    let result = run_rank(args, &launch, comm);
+    let result = body(args, &launch, comm);
     if world > 1 {
         return result.with_context(|| format!("rank {rank} of {world}"));
     }
     result
 }
 
-fn run_rank(args: &TrainArgs, launch: &Launch, comm: Box<dyn Comm>) -> Result<()> {
-    let lead = comm.rank() == 0;
-    let config_path = match (&args.config, &args.resume) {
-        (Some(c), _) => c.clone(),
-        (None, Some(dir)) => dir.join("config.yaml"),
-        (None, None) => anyhow::bail!("give a CONFIG.yaml (e.g. configs/quickstart.yaml), or --resume RUN_DIR"),
-    };
-    let text = std::fs::read_to_string(&config_path).with_context(|| format!("cannot read {}", config_path.display()))?;
-    let config = TrainConfig::from_yaml(&config_path.display().to_string(), &text, &args.overrides)?;
-    let name = config_path.file_stem().map_or("run".into(), |s| s.to_string_lossy().into_owned());
-    let out = args.resume.clone().or_else(|| args.out.clone()).unwrap_or_else(|| PathBuf::from("runs").join(name));
-    let threads = if config.threads == 0 { launch.threads_per_rank() } else { config.threads };
-    let (mut be, comm) = crate::device::backend_and_comm(&args.device, threads, launch, comm, Duration::from_secs(args.comm_timeout))?;
-    let (be, comm) = (be.as_mut(), comm.as_ref());
-    if !lead {
-        train(&config, be, comm, Some(&out), args.resume.is_some(), |_| {})?;
-        return Ok(());
+/// What a rank of `train` or `pretrain` runs with: the config, the run directory (`--resume`,
+/// `--out`, or `runs/` + the config's name + `suffix`), the backend and the communicator.
+pub struct Session {
+    pub config: TrainConfig,
+    pub out: PathBuf,
+    pub backend: Box<dyn rekindle_tensor::Backend>,
+    pub comm: Box<dyn Comm>,
+}
+
+impl Session {
+    pub fn open(args: &TrainArgs, launch: &Launch, comm: Box<dyn Comm>, suffix: &str) -> Result<Session> {
+        let config_path = match (&args.config, &args.resume) {
+            (Some(c), _) => c.clone(),
+            (None, Some(dir)) => dir.join("config.yaml"),
+            (None, None) => anyhow::bail!("give a CONFIG.yaml (e.g. configs/quickstart.yaml), or --resume RUN_DIR"),
+        };
+        let text = std::fs::read_to_string(&config_path).with_context(|| format!("cannot read {}", config_path.display()))?;
+        let config = TrainConfig::from_yaml(&config_path.display().to_string(), &text, &args.overrides)?;
+        let name = config_path.file_stem().map_or("run".into(), |s| s.to_string_lossy().into_owned());
+        let out = args.resume.clone().or_else(|| args.out.clone()).unwrap_or_else(|| PathBuf::from("runs").join(name + suffix));
+        let threads = if config.threads == 0 { launch.threads_per_rank() } else { config.threads };
+        let (backend, comm) = crate::device::backend_and_comm(&args.device, threads, launch, comm, Duration::from_secs(args.comm_timeout))?;
+        if comm.rank() == 0 && comm.world() > 1 {
+            eprintln!("{} on {}, launched by {}", comm.describe(), backend.name(), launch.source);
+        }
+        Ok(Session { config, out, backend, comm })
     }
-    if comm.world() > 1 {
-        eprintln!("{} on {}, launched by {}", comm.describe(), be.name(), launch.source);
-    }
-    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
-    // A resumed run keeps its recorded config; overrides given to the resume are printed instead.
+
+}
+
+/// On rank 0: creates the run directory `out`, records the config (a resumed run keeps its own;
+/// overrides given to the resume are printed instead), and opens `metrics.jsonl` with the lines
+/// a resumed run keeps: those whose `line_key` is below `state.json`'s `state_key`.
+pub fn start_metrics(args: &TrainArgs, config: &TrainConfig, out: &Path, state_key: &str, line_key: &str) -> Result<Metrics> {
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     if args.resume.is_none() {
-        std::fs::write(out.join("config.yaml"), serde_yaml_ng::to_string(&config)?)?;
+        std::fs::write(out.join("config.yaml"), serde_yaml_ng::to_string(config)?)?;
     } else if !args.overrides.is_empty() {
         eprintln!("resuming {} with overrides: {}", out.display(), args.overrides.join(" "));
     }
-    let metrics_path = out.join("metrics.jsonl");
-    let kept = if args.resume.is_some() { metrics_before_resume(&out, &metrics_path)? } else { String::new() };
-    let mut metrics = std::io::BufWriter::new(std::fs::File::create(&metrics_path).with_context(|| format!("cannot create {}", metrics_path.display()))?);
-    metrics.write_all(kept.as_bytes())?;
+    let path = out.join("metrics.jsonl");
+    let kept = if args.resume.is_some() { metrics_before_resume(out, &path, state_key, line_key)? } else { String::new() };
+    let mut file = std::io::BufWriter::new(std::fs::File::create(&path).with_context(|| format!("cannot create {}", path.display()))?);
+    file.write_all(kept.as_bytes())?;
+    Ok(Metrics { file, path, error: None })
+}
+
+/// `metrics.jsonl`, flushed per line so `tail -f` follows the run; the first write error is kept
+/// and reported at the end, so a full disk does not stop training midway.
+pub struct Metrics {
+    file: std::io::BufWriter<std::fs::File>,
+    path: PathBuf,
+    error: Option<std::io::Error>,
+}
+
+impl Metrics {
+    pub fn write(&mut self, line: serde_json::Value) {
+        if let Err(e) = writeln!(self.file, "{line}").and_then(|_| self.file.flush()) {
+            self.error.get_or_insert(e);
+        }
+    }
+
+    pub fn finish(mut self) -> Result<()> {
+        self.file.flush()?;
+        match self.error {
+            Some(e) => Err(e).with_context(|| format!("cannot write {}", self.path.display())),
+            None => Ok(()),
+        }
+    }
+}
+
+fn run_rank(args: &TrainArgs, launch: &Launch, comm: Box<dyn Comm>) -> Result<()> {
+    let Session { config, out, mut backend, comm } = Session::open(args, launch, comm, "")?;
+    let (be, comm) = (backend.as_mut(), comm.as_ref());
+    if comm.rank() != 0 {
+        train(&config, be, comm, Some(&out), args.resume.is_some(), |_| {})?;
+        return Ok(());
+    }
+    let mut metrics = start_metrics(args, &config, &out, "completed_steps", "step")?;
 
     let bar = ProgressBar::hidden();
-    let mut io_error = None;
     let summary = train(&config, be, comm, Some(&out), args.resume.is_some(), |p| {
         let line = match p {
             Progress::Stage { step, steps, stage, iterations } => {
@@ -112,18 +164,12 @@ fn run_rank(args: &TrainArgs, launch: &Launch, comm: Box<dyn Comm>) -> Result<()
                 Some(serde_json::json!({ "type": "eval", "step": e.step, "accuracy": e.accuracy, "row": e.row }))
             }
         };
-        // Flushed per line, so `tail -f metrics.jsonl` follows the run.
         if let Some(line) = line {
-            if let Err(e) = writeln!(metrics, "{line}").and_then(|_| metrics.flush()) {
-                io_error.get_or_insert(e);
-            }
+            metrics.write(line);
         }
     });
     bar.finish_and_clear();
-    metrics.flush()?;
-    if let Some(e) = io_error {
-        return Err(e).with_context(|| format!("cannot write {}", metrics_path.display()));
-    }
+    metrics.finish()?;
     let summary = summary?;
     std::fs::write(out.join("summary.json"), serde_json::to_string_pretty(&summary)?)?;
     let plot = out.join("accuracy.png");
@@ -148,7 +194,7 @@ fn run_rank(args: &TrainArgs, launch: &Launch, comm: Box<dyn Comm>) -> Result<()
     Ok(())
 }
 
-fn nan_to_null(v: f32) -> serde_json::Value {
+pub fn nan_to_null(v: f32) -> serde_json::Value {
     if v.is_nan() {
         serde_json::Value::Null
     } else {
@@ -156,21 +202,21 @@ fn nan_to_null(v: f32) -> serde_json::Value {
     }
 }
 
-/// The metrics lines of the time steps a resumed run keeps (those before its last checkpoint);
-/// lines from the interrupted step are dropped, since that step runs again.
-fn metrics_before_resume(dir: &std::path::Path, metrics: &std::path::Path) -> Result<String> {
+/// The metrics lines a resumed run keeps (those before its last checkpoint, `state_key` in
+/// `state.json`); lines written after it are dropped, since that work runs again.
+fn metrics_before_resume(dir: &Path, metrics: &Path, state_key: &str, line_key: &str) -> Result<String> {
     let state = dir.join("state.json");
     let completed = match std::fs::read_to_string(&state) {
         Ok(text) => serde_json::from_str::<serde_json::Value>(&text)
-            .with_context(|| format!("{} is not a run state", state.display()))?["completed_steps"]
+            .with_context(|| format!("{} is not a run state", state.display()))?[state_key]
             .as_u64()
-            .with_context(|| format!("{} has no completed_steps", state.display()))?,
+            .with_context(|| format!("{} has no {state_key}", state.display()))?,
         Err(_) => 0,
     };
     let old = std::fs::read_to_string(metrics).unwrap_or_default();
     Ok(old
         .lines()
-        .filter(|l| serde_json::from_str::<serde_json::Value>(l).ok().and_then(|v| v["step"].as_u64()).is_some_and(|s| s < completed))
+        .filter(|l| serde_json::from_str::<serde_json::Value>(l).ok().and_then(|v| v[line_key].as_u64()).is_some_and(|s| s < completed))
         .map(|l| format!("{l}\n"))
         .collect())
 }

@@ -38,6 +38,8 @@ pub struct TrainConfig {
     pub ckca: CkcaSection,
     /// The levers of continuous training (`strategy.name: continuous`).
     pub continuous: ContinuousSection,
+    /// MAE pre-training (`rekindle pretrain`) on the held-out part of `data.train`.
+    pub pretrain: PretrainSection,
     /// CPU worker threads for the model (0: one per core).
     pub threads: usize,
 }
@@ -49,7 +51,9 @@ pub struct ModelSection {
     pub preset: String,
     /// Field overrides, e.g. `{image_size: 32, channels: 3}` (keys as `--set` of `rekindle bench`).
     pub overrides: BTreeMap<String, serde_yaml_ng::Value>,
-    /// A safetensors checkpoint to start from (timm/MAE names).
+    /// A safetensors checkpoint to start from (timm/MAE names), e.g. the `mae.safetensors` that
+    /// `rekindle pretrain` writes. Every strategy starts its encoder and decoder from it (GDumb's
+    /// and scratch's re-initialisations go back to it too); the head is always fresh.
     pub init: Option<PathBuf>,
 }
 
@@ -64,6 +68,9 @@ pub struct DataSection {
     pub synthetic: SyntheticSection,
     /// Evaluation micro-batch.
     pub eval_batch: usize,
+    /// Fraction of each class of `train` held out of the stream, for `rekindle pretrain` (0:
+    /// none). The held-out images are the same for every seed.
+    pub holdout: f32,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -162,6 +169,38 @@ pub struct StrategySection {
     pub buffer_capacity: Option<usize>,
     /// The data of each round for `scratch`, `warmstart`, `ckca`, `continuous`.
     pub round_data: RoundData,
+    /// Which current images the MAE term reconstructs (`dietcl`, `mae-then-finetune`).
+    pub mae_source: MaeSource,
+    /// `smallest-step`: every step of the buffer is cut to the smallest step's labelled count,
+    /// as the DietCL reference's unlimited buffer does (`none`: keep every label).
+    pub buffer_cut: BufferCut,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MaeSource {
+    /// The step's unlabelled images only, the complement of the labelled ones (the reference).
+    Unlabelled,
+    /// Every image of the step, labelled ones included.
+    All,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BufferCut {
+    None,
+    SmallestStep,
+}
+
+/// Over which classes label smoothing spreads for the class-incremental current-data loss.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CurrentSmoothing {
+    /// Over the current step's classes, so the targets over the softmax's classes sum to 1.
+    Current,
+    /// Over every class seen, then sliced to the current ones without renormalising (the
+    /// DietCL reference: each row sums to `1 − ε + ε·|current| / |seen|`).
+    SeenSliced,
 }
 
 /// AdaKD's per-sample weight `w(x)`, never differentiated.
@@ -269,6 +308,35 @@ pub struct AugmentSection {
     pub label_smoothing: f32,
     /// Mixup / CutMix of labelled micro-batches (applied only when `enabled`).
     pub mixing: MixSettings,
+    /// Label smoothing of the masked current-data loss (class-incremental).
+    pub current_smoothing: CurrentSmoothing,
+}
+
+/// MAE pre-training of encoder and decoder on the images `data.holdout` keeps out of the stream,
+/// with the MAE recipe (AdamW 0.9/0.95, weight decay 0.05, base LR 1.5e-4 × effective/256,
+/// linear warm-up then half-cosine), the unlabelled augmentation when `augment.enabled`, and the
+/// model's `mask_ratio`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PretrainSection {
+    /// Pre-train on this shard (or `synthetic`), all of it, instead of the part of `data.train`
+    /// that `data.holdout` keeps out of the stream (e.g. an out-of-domain start).
+    pub data: Option<String>,
+    /// Optimizer steps, each at `effective_batch`.
+    pub steps: usize,
+    pub effective_batch: usize,
+    /// Images per forward/backward on one rank.
+    pub micro_batch: usize,
+    /// Base LR before scaling by `effective_batch / 256`.
+    pub lr: f64,
+    /// The half-cosine's floor.
+    pub min_lr: f64,
+    /// Linear warm-up over this fraction of the steps.
+    pub warmup_fraction: f64,
+    pub betas: (f32, f32),
+    pub weight_decay: f32,
+    /// Write a resumable checkpoint every this many steps (0: only at the end).
+    pub checkpoint_every: usize,
 }
 
 impl Default for ModelSection {
@@ -279,7 +347,7 @@ impl Default for ModelSection {
 
 impl Default for DataSection {
     fn default() -> DataSection {
-        DataSection { train: "synthetic".into(), test: "synthetic".into(), synthetic: SyntheticSection::default(), eval_batch: 256 }
+        DataSection { train: "synthetic".into(), test: "synthetic".into(), synthetic: SyntheticSection::default(), eval_batch: 256, holdout: 0.0 }
     }
 }
 
@@ -310,6 +378,8 @@ impl Default for StrategySection {
             buffer_balance: Balance::Task,
             buffer_capacity: None,
             round_data: RoundData::All,
+            mae_source: MaeSource::Unlabelled,
+            buffer_cut: BufferCut::None,
         }
     }
 }
@@ -357,7 +427,31 @@ impl Default for OptimSection {
 
 impl Default for AugmentSection {
     fn default() -> AugmentSection {
-        AugmentSection { enabled: true, label_smoothing: 0.1, mixing: MixSettings::default() }
+        AugmentSection { enabled: true, label_smoothing: 0.1, mixing: MixSettings::default(), current_smoothing: CurrentSmoothing::Current }
+    }
+}
+
+impl Default for PretrainSection {
+    fn default() -> PretrainSection {
+        PretrainSection {
+            data: None,
+            steps: 1000,
+            effective_batch: 1024,
+            micro_batch: 256,
+            lr: 1.5e-4,
+            min_lr: 0.0,
+            warmup_fraction: 0.05,
+            betas: (0.9, 0.95),
+            weight_decay: 0.05,
+            checkpoint_every: 100,
+        }
+    }
+}
+
+impl PretrainSection {
+    /// The AdamW settings of pre-training: no layer-wise decay, no clipping.
+    pub fn optim(&self) -> OptimSection {
+        OptimSection { lr: self.lr, min_lr: self.min_lr, betas: self.betas, weight_decay: self.weight_decay, layer_decay: 1.0, warmup_fraction: self.warmup_fraction, ..OptimSection::default() }
     }
 }
 
@@ -444,6 +538,22 @@ impl TrainConfig {
             if !(v >= 0.0 && v.is_finite()) {
                 return Err(invalid(key, format!("{v} must be ≥ 0")));
             }
+        }
+        if !(0.0..1.0).contains(&self.data.holdout) {
+            return Err(invalid("data.holdout", format!("{} is outside [0, 1)", self.data.holdout)));
+        }
+        let p = &self.pretrain;
+        if p.steps == 0 {
+            return Err(invalid("pretrain.steps", "must be at least 1 optimizer step"));
+        }
+        if p.micro_batch == 0 || accumulation(p.effective_batch, p.micro_batch, 1).is_none() {
+            return Err(invalid("pretrain.micro_batch", format!("{} must divide the effective batch {}", p.micro_batch, p.effective_batch)));
+        }
+        if !(p.lr > 0.0 && p.lr.is_finite()) || p.min_lr < 0.0 || p.min_lr > p.lr * p.effective_batch as f64 / 256.0 {
+            return Err(invalid("pretrain.lr", format!("lr {} must be positive and min_lr {} between 0 and the scaled LR", p.lr, p.min_lr)));
+        }
+        if !(0.0..1.0).contains(&p.warmup_fraction) {
+            return Err(invalid("pretrain.warmup_fraction", format!("{} is outside [0, 1)", p.warmup_fraction)));
         }
         let c = &self.continuous;
         for (key, v) in [("continuous.shrink", c.shrink), ("continuous.perturb", c.perturb), ("continuous.l2", c.l2)] {

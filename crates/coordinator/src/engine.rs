@@ -20,7 +20,7 @@ use std::collections::HashMap;
 /// Where one optimizer step draws its images from, at time step `step`.
 pub struct Sources<'a> {
     pub step: u32,
-    /// Every image revealed at this step (labels ignored): the MAE source.
+    /// The images the MAE term reconstructs (`strategy::mae_images`).
     pub current: &'a [u32],
     /// The labelled images revealed at this step.
     pub labelled: &'a [u32],
@@ -136,18 +136,7 @@ impl Engine {
     ) -> Result<StepLosses, CommError> {
         let run_seed = self.seed;
         let seed = |source: u64| batch_seed(run_seed, src.step as u64, iteration, source);
-        let draw = |source: u64, from: &[u32], n: usize| -> Vec<u32> {
-            use rand::{RngExt, SeedableRng};
-            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed(100 + source));
-            (0..n).map(|_| from[rng.random_range(0..from.len())]).collect()
-        };
-        let unlabelled = if counts.unlabelled > 0 { draw(0, src.current, counts.unlabelled) } else { Vec::new() };
-        let labelled = if counts.labelled > 0 { draw(1, src.labelled, counts.labelled) } else { Vec::new() };
-        let buffer = match (counts.buffer, src.buffer_past_only) {
-            (0, _) => Vec::new(),
-            (n, false) => src.buffer.sample(n, iteration),
-            (n, true) => src.buffer.sample_before(n, iteration, src.step),
-        };
+        let Drawn { unlabelled, labelled, buffer } = draw(run_seed, src, counts, iteration);
         // Queue every micro-batch of this rank's part, so the loader works while the model computes.
         let mut plan = Vec::new();
         for (source, images) in [(Source::Unlabelled, &unlabelled), (Source::Labelled, &labelled), (Source::Buffer, &buffer)] {
@@ -289,6 +278,33 @@ impl Engine {
     pub fn logits(&mut self, be: &mut dyn Backend, vit: &Vit, loader: &Loader, images: &[u32], batch: usize) -> Vec<f32> {
         logits(be, vit, &mut self.classify_passes, loader, images, batch)
     }
+}
+
+/// The images of one optimizer step, per source.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Drawn {
+    pub unlabelled: Vec<u32>,
+    pub labelled: Vec<u32>,
+    pub buffer: Vec<u32>,
+}
+
+/// Draws optimizer step `iteration`'s images from `src`: uniformly with replacement from the
+/// current unlabelled and labelled images, balanced from the buffer; the same on every rank.
+pub fn draw(run_seed: u64, src: &Sources, counts: MixCounts, iteration: u64) -> Drawn {
+    let pick = |source: u64, from: &[u32], n: usize| -> Vec<u32> {
+        use rand::{RngExt, SeedableRng};
+        if n == 0 || from.is_empty() {
+            return Vec::new();
+        }
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(batch_seed(run_seed, src.step as u64, iteration, 100 + source));
+        (0..n).map(|_| from[rng.random_range(0..from.len())]).collect()
+    };
+    let buffer = match (counts.buffer, src.buffer_past_only) {
+        (0, _) => Vec::new(),
+        (n, false) => src.buffer.sample(n, iteration),
+        (n, true) => src.buffer.sample_before(n, iteration, src.step),
+    };
+    Drawn { unlabelled: pick(0, src.current, counts.unlabelled), labelled: pick(1, src.labelled, counts.labelled), buffer }
 }
 
 /// One value per item of `0..n`, computed by `f` on this rank's part only (it gets the part's

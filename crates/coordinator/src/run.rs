@@ -2,7 +2,7 @@
 //! the round (re-init, teacher, levers), train the strategy's stages under the budget, evaluate,
 //! and record metrics.
 
-use crate::config::{ConfigError, InitLever, L2Reference, StrategyName, TrainConfig};
+use crate::config::{BufferCut, ConfigError, InitLever, L2Reference, StrategyName, TrainConfig};
 use crate::distill::Distiller;
 use crate::budget::accumulation;
 use crate::engine::{gather_parts, Engine, Regularizers, Sources, StepLosses};
@@ -11,10 +11,10 @@ use crate::metrics::{step_accuracy, CurvePoint, Evaluation, Summary};
 use crate::optimizer::Optimizer;
 use crate::strategy;
 use crate::state::{RunDir, RunState};
-use crate::targets::ClassMap;
+use crate::targets::{current_rows, ClassMap};
 use rekindle_dist::{Comm, CommError};
-use rekindle_data::{DataError, Loader, Normalize, ReplayBuffer, Scenario, Shard, Stream, StreamConfig, SyntheticSpec};
-use rekindle_model::{load_checkpoint, Flops, ModelError, Vit};
+use rekindle_data::{holdout, DataError, Loader, Normalize, ReplayBuffer, Shard, Stream, StreamConfig, SyntheticSpec};
+use rekindle_model::{load_checkpoint, load_parts, read_metadata, Flops, ModelConfig, ModelError, Part, Vit};
 use rekindle_tensor::Backend;
 use std::path::Path;
 use std::sync::Arc;
@@ -49,7 +49,7 @@ pub enum Progress<'a> {
 }
 
 /// Loads `spec` (a shard path or `synthetic`) for the train (`test = false`) or test split.
-fn open_data(spec: &str, config: &TrainConfig, test: bool) -> Result<Shard, DataError> {
+pub fn open_data(spec: &str, config: &TrainConfig, test: bool) -> Result<Shard, DataError> {
     if spec != "synthetic" {
         return Shard::open(Path::new(spec));
     }
@@ -58,6 +58,22 @@ fn open_data(spec: &str, config: &TrainConfig, test: bool) -> Result<Shard, Data
     // Train and test draw different images from the same classes.
     let seed = config.seed.wrapping_mul(2).wrapping_add(test as u64);
     SyntheticSpec { classes: s.classes, per_class, size: s.size, seed, drift: s.drift }.generate(if test { "synthetic test" } else { "synthetic train" })
+}
+
+/// Refuses a shard whose images the model cannot take.
+pub(crate) fn check_images(shard: &Shard, model: &ModelConfig, preset: &str) -> Result<(), TrainError> {
+    let spec = shard.spec();
+    if spec.channels as usize != model.channels || spec.height != spec.width {
+        return Err(TrainError::Mismatch(format!(
+            "{} holds {}x{}x{} images; model {preset} takes {} channels (square images)",
+            shard.path(),
+            spec.height,
+            spec.width,
+            spec.channels,
+            model.channels
+        )));
+    }
+    Ok(())
 }
 
 /// Trains the whole stream on `comm`'s ranks. With `run_dir`, rank 0 checkpoints every time step
@@ -77,36 +93,25 @@ pub fn train(config: &TrainConfig, be: &mut dyn Backend, comm: &dyn Comm, run_di
     let train = Arc::new(open_data(&config.data.train, config, false)?);
     let test = Arc::new(open_data(&config.data.test, config, true)?);
     let spec = train.spec();
-    if spec.channels as usize != model_config.channels || spec.height != spec.width {
-        return Err(TrainError::Mismatch(format!(
-            "{} holds {}x{}x{} images; model {} takes {} channels (square images)",
-            train.path(),
-            spec.height,
-            spec.width,
-            spec.channels,
-            config.model.preset,
-            model_config.channels
-        )));
-    }
+    check_images(&train, &model_config, &config.model.preset)?;
     if test.spec().channels != spec.channels || test.spec().classes != spec.classes {
         return Err(TrainError::Mismatch(format!("{} and {} differ in channels or classes", train.path(), test.path())));
     }
     let stream_config = StreamConfig { scenario: config.stream.scenario, steps: config.stream.steps, label_rate: config.stream.label_rate, seed: config.seed };
-    let stream = Stream::build(train.labels(), train.timestamps(), spec.classes, &stream_config)?;
+    let (_, streamed) = holdout(train.labels(), spec.classes, config.data.holdout);
+    let stream = Stream::build_over(&streamed, train.labels(), train.timestamps(), spec.classes, &stream_config)?;
 
     let dir = run_dir.map(RunDir::new).transpose()?;
     let saved = match (&dir, resume) {
-        (Some(d), true) => d.load_state()?,
+        (Some(d), true) => d.load_state::<RunState>()?,
         _ => None,
     };
     let mut map = saved.as_ref().map_or_else(ClassMap::default, |s| s.classes.clone());
     map.add(&stream.steps[0].classes);
     model_config.classes = map.len();
-    let mut vit = Vit::new(be, &model_config, config.seed)?;
+    let mut vit = initial_model(be, config, &model_config, config.seed)?;
     if let (Some(s), Some(d)) = (&saved, &dir) {
-        load_checkpoint(be, &vit, &d.model_path(s.completed_steps - 1))?;
-    } else if let Some(path) = &config.model.init {
-        load_checkpoint(be, &vit, path)?;
+        load_checkpoint(be, &vit, &d.model_path(&RunDir::step_name(s.completed_steps - 1)))?;
     }
     let size = model_config.image_size;
     let norm = Normalize::default_for(model_config.channels);
@@ -116,13 +121,16 @@ pub fn train(config: &TrainConfig, be: &mut dyn Backend, comm: &dyn Comm, run_di
     let mut engine = Engine::new(config.budget.micro_batch, config.strategy.mae_weight, config.augment.label_smoothing, config.augment.enabled, config.augment.mixing, config.seed);
     let mut optimizer = Optimizer::new(be, &vit, &config.optim);
     let mut buffer = ReplayBuffer::new(strategy::buffer_balance(config), config.strategy.buffer_capacity, config.seed);
+    if config.strategy.buffer_cut == BufferCut::SmallestStep {
+        buffer = buffer.with_equal_steps();
+    }
 
     let flops = Flops::of(&model_config);
     let mut summary = Summary::new(config);
     let mut iteration = 0usize;
     let mut first_step = 0;
     if let (Some(s), Some(d)) = (saved, &dir) {
-        d.restore_optimizer(be, &mut optimizer, s.completed_steps - 1, s.optimizer_step)?;
+        d.restore_optimizer(be, &mut optimizer, &RunDir::step_name(s.completed_steps - 1), s.optimizer_step)?;
         (first_step, iteration, buffer, summary) = (s.completed_steps, s.iteration, s.buffer, s.summary);
     }
     // Wall time already added to `summary` (at each checkpoint), so a resumed run sums its parts.
@@ -136,9 +144,11 @@ pub fn train(config: &TrainConfig, be: &mut dyn Backend, comm: &dyn Comm, run_di
             engine.head_grew(be, map.len());
         }
         buffer.add_step(t as u32, &step.labelled, train.labels());
-        // The first step starts from the model as built (fresh, or `model.init`).
+        // The first step starts from the model as built; later re-inits go back to the same start
+        // (a fresh head, and the body of `model.init` when set).
         if strategy::retrains_from_scratch(config) && t > 0 {
             vit.reinitialize(be, config.seed ^ (0x05C4_A7C4 + t as u64));
+            load_init_body(be, &vit, config)?;
         }
         let flops_at_start = summary.flops;
         let rounds = config.strategy.name.trains_rounds();
@@ -151,14 +161,11 @@ pub fn train(config: &TrainConfig, be: &mut dyn Backend, comm: &dyn Comm, run_di
         };
         let seen = stream.classes_seen(t);
         let seen_mask = map.mask(&seen);
-        let current_mask = match config.stream.scenario {
-            Scenario::ClassIncremental if !rounds => map.mask(&step.classes),
-            _ => seen_mask.clone(),
-        };
-        let current_spread = if rounds { seen_mask.clone() } else { map.mask(&step.classes) };
+        let (current_mask, current_spread) = current_rows(&map, config.stream.scenario, rounds, config.augment.current_smoothing, &step.classes, &seen);
+        let mae_source = strategy::mae_images(step, config.strategy.mae_source);
         let sources = Sources {
             step: t as u32,
-            current: &step.images,
+            current: &mae_source,
             labelled: &pool,
             buffer: &buffer,
             buffer_past_only: false,
@@ -215,6 +222,49 @@ pub fn train(config: &TrainConfig, be: &mut dyn Backend, comm: &dyn Comm, run_di
     }
     summary.finish(start.elapsed().as_secs_f64() - wall_saved);
     Ok(summary)
+}
+
+/// The model a stream starts from: a fresh init from `seed`, with the encoder and decoder of
+/// `model.init` when it is set; the head is always fresh, whatever the file holds.
+pub fn initial_model(be: &mut dyn Backend, config: &TrainConfig, model_config: &ModelConfig, seed: u64) -> Result<Vit, TrainError> {
+    let vit = Vit::new(be, model_config, seed)?;
+    if let Some(path) = &config.model.init {
+        check_init(config, path)?;
+    }
+    load_init_body(be, &vit, config)?;
+    Ok(vit)
+}
+
+/// Loads the encoder and decoder of `model.init`, when set, over `vit`.
+fn load_init_body(be: &mut dyn Backend, vit: &Vit, config: &TrainConfig) -> Result<(), TrainError> {
+    if let Some(path) = &config.model.init {
+        load_parts(be, vit, path, &[Part::Encoder, Part::Decoder])?;
+    }
+    Ok(())
+}
+
+/// Refuses a `model.init` that `rekindle pretrain` trained on images this stream would see: the
+/// same `data.train` shard with another (or no) holdout.
+fn check_init(config: &TrainConfig, path: &Path) -> Result<(), TrainError> {
+    let meta = read_metadata(path)?;
+    let Some(source) = meta.get(crate::pretrain::META_SOURCE) else { return Ok(()) };
+    if source == "synthetic" || *source != config.data.train {
+        return Ok(());
+    }
+    let held = meta.get(crate::pretrain::META_HOLDOUT).and_then(|h| h.parse::<f32>().ok());
+    if held != Some(config.data.holdout) {
+        return Err(ConfigError::Invalid {
+            key: "data.holdout".into(),
+            reason: format!(
+                "model.init {} was pre-trained on {} of {source}, but this stream holds out {}: it would train on images the pretrained start has seen; set data.holdout to the pre-training value",
+                path.display(),
+                held.map_or("all".to_string(), |h| format!("the {h} held out")),
+                config.data.holdout
+            ),
+        }
+        .into());
+    }
+    Ok(())
 }
 
 /// `a[t][·]`: the accuracy on each step's test set so far; each rank predicts its part.

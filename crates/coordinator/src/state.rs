@@ -1,7 +1,8 @@
-//! A run directory's checkpoints. After every time step the run writes the model
+//! A run directory's checkpoints. After every time step a stream writes the model
 //! (`checkpoints/step-T.safetensors`, timm/MAE names), the optimizer moments
 //! (`checkpoints/step-T.optimizer.safetensors`) and then `state.json` (class order, buffer,
-//! iteration, metrics so far). Each file is written atomically, and `state.json` last, so a run
+//! iteration, metrics so far); MAE pre-training does the same every `pretrain.checkpoint_every`
+//! steps under `checkpoints/pretrain-N`. Each file is written atomically, and `state.json` last, so a run
 //! killed at any point resumes from its last completed time step; a failed step (a NaN loss,
 //! say) writes nothing, so no good checkpoint is ever overwritten.
 
@@ -10,8 +11,9 @@ use crate::optimizer::Optimizer;
 use crate::run::TrainError;
 use crate::targets::ClassMap;
 use rekindle_data::ReplayBuffer;
-use rekindle_model::{read_tensor, save_checkpoint, write_tensors, ModelError, Vit};
+use rekindle_model::{read_tensor, save_parts, write_tensors, ModelError, Part, Vit, ALL_PARTS};
 use rekindle_tensor::Backend;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::io::Write;
@@ -45,12 +47,21 @@ impl RunDir {
         Ok(RunDir { root: root.to_path_buf() })
     }
 
-    pub fn model_path(&self, step: usize) -> PathBuf {
-        self.root.join("checkpoints").join(format!("step-{step}.safetensors"))
+    /// The name of time step `step`'s checkpoint.
+    pub fn step_name(step: usize) -> String {
+        format!("step-{step}")
     }
 
-    fn optimizer_path(&self, step: usize) -> PathBuf {
-        self.root.join("checkpoints").join(format!("step-{step}.optimizer.safetensors"))
+    pub fn model_path(&self, name: &str) -> PathBuf {
+        self.root.join("checkpoints").join(format!("{name}.safetensors"))
+    }
+
+    fn optimizer_path(&self, name: &str) -> PathBuf {
+        self.root.join("checkpoints").join(format!("{name}.optimizer.safetensors"))
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
     }
 
     fn state_path(&self) -> PathBuf {
@@ -63,7 +74,14 @@ impl RunDir {
         // The head's row order, so `rekindle eval` can map predictions back to class ids.
         let classes = serde_json::to_string(&state.classes).expect("class map serialises");
         let meta = HashMap::from([("rekindle.time_step".to_string(), step.to_string()), ("rekindle.classes".to_string(), classes)]);
-        save_checkpoint(be, vit, &self.model_path(step), meta)?;
+        self.save_named(be, vit, &ALL_PARTS, optimizer, &RunDir::step_name(step), meta, state)
+    }
+
+    /// Writes checkpoint `name`: the model's `parts` with `meta`, the optimizer moments, then
+    /// `state` as `state.json`, each atomically and `state.json` last.
+    #[allow(clippy::too_many_arguments)]
+    pub fn save_named(&self, be: &mut dyn Backend, vit: &Vit, parts: &[Part], optimizer: &Optimizer, name: &str, meta: HashMap<String, String>, state: &impl Serialize) -> Result<(), TrainError> {
+        save_parts(be, vit, &self.model_path(name), parts, meta)?;
         let (first, second, _) = optimizer.save(be);
         let mut tensors: Vec<(&str, &[usize], &[f32])> = Vec::new();
         let shape = [first.len()];
@@ -71,7 +89,7 @@ impl RunDir {
         if let Some(s) = &second {
             tensors.push(("second", &shape, s));
         }
-        write_tensors(&self.optimizer_path(step), &tensors, HashMap::new())?;
+        write_tensors(&self.optimizer_path(name), &tensors, HashMap::new())?;
         let path = self.state_path();
         let tmp = path.with_extension("json.tmp");
         let text = serde_json::to_string(state).expect("state serialises");
@@ -81,8 +99,8 @@ impl RunDir {
         std::fs::rename(&tmp, &path).map_err(io(&path))
     }
 
-    /// The last saved state, or `None` for a run that completed no time step.
-    pub fn load_state(&self) -> Result<Option<RunState>, TrainError> {
+    /// The last saved state, or `None` for a run that saved none yet.
+    pub fn load_state<S: DeserializeOwned>(&self) -> Result<Option<S>, TrainError> {
         let path = self.state_path();
         if !path.exists() {
             return Ok(None);
@@ -91,9 +109,15 @@ impl RunDir {
         serde_json::from_str(&text).map(Some).map_err(|e| TrainError::Mismatch(format!("{}: {e}", path.display())))
     }
 
-    /// Restores the optimizer moments saved with time step `step`.
-    pub fn restore_optimizer(&self, be: &mut dyn Backend, optimizer: &mut Optimizer, step: usize, optimizer_step: u32) -> Result<(), TrainError> {
-        let path = self.optimizer_path(step);
+    /// Removes checkpoint `name` (an older one that a newer checkpoint replaced).
+    pub fn remove(&self, name: &str) {
+        let _ = std::fs::remove_file(self.model_path(name));
+        let _ = std::fs::remove_file(self.optimizer_path(name));
+    }
+
+    /// Restores the optimizer moments saved with checkpoint `name`.
+    pub fn restore_optimizer(&self, be: &mut dyn Backend, optimizer: &mut Optimizer, name: &str, optimizer_step: u32) -> Result<(), TrainError> {
+        let path = self.optimizer_path(name);
         let first = read_tensor(&path, "first")?;
         let second = read_tensor(&path, "second").ok();
         optimizer.restore(be, &first, second.as_deref(), optimizer_step);

@@ -1,6 +1,9 @@
 //! Classification targets: global class ids map to head rows in arrival order (the head grows as
 //! classes arrive), soft targets carry label smoothing, and a class mask picks the softmax.
 
+use crate::config::CurrentSmoothing;
+use rekindle_data::Scenario;
+
 /// Head rows in order of arrival: row `r` predicts class `classes[r]`.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ClassMap {
@@ -59,6 +62,21 @@ impl ClassMap {
         classes.iter().for_each(|&c| m[self.row(c)] = 1.0);
         m
     }
+}
+
+/// The current-data loss's softmax rows and the rows its label smoothing spreads over, as masks.
+/// - Class-incremental streams: the softmax over the step's classes; smoothing over those
+///   classes, or with [`CurrentSmoothing::SeenSliced`] over every class seen. The loss reads
+///   targets on the softmax's rows only, so mass left on other rows is the reference's slice
+///   without renormalising.
+/// - Data- and time-incremental streams: the softmax over every class seen, smoothing over the
+///   classes present in the step.
+/// - Rounds (`rounds`): both over every class seen.
+pub fn current_rows(map: &ClassMap, scenario: Scenario, rounds: bool, smoothing: CurrentSmoothing, step_classes: &[u32], seen: &[u32]) -> (Vec<f32>, Vec<f32>) {
+    let class_incremental = scenario == Scenario::ClassIncremental && !rounds;
+    let mask = if class_incremental { map.mask(step_classes) } else { map.mask(seen) };
+    let spread = if rounds || (class_incremental && smoothing == CurrentSmoothing::SeenSliced) { map.mask(seen) } else { map.mask(step_classes) };
+    (mask, spread)
 }
 
 /// Soft targets `[labels.len(), mask.len()]`: `1 − ε` on the label's row plus `ε` spread evenly

@@ -33,13 +33,25 @@ pub struct ReplayBuffer {
     balance: Balance,
     /// Most images kept; beyond it every class is truncated at random to an equal share.
     capacity: Option<usize>,
+    /// Cut every step to the smallest step's labelled count (the DietCL reference's "unlimited"
+    /// buffer, `replay_buffer_size: -1`).
+    #[serde(default)]
+    equal_steps: bool,
     seed: u64,
     entries: Vec<Entry>,
 }
 
 impl ReplayBuffer {
     pub fn new(balance: Balance, capacity: Option<usize>, seed: u64) -> ReplayBuffer {
-        ReplayBuffer { balance, capacity, seed, entries: Vec::new() }
+        ReplayBuffer { balance, capacity, equal_steps: false, seed, entries: Vec::new() }
+    }
+
+    /// After every step, each step keeps a random subset of the smallest step's labelled count,
+    /// so every step holds the same number of images. (The reference keeps a random subset of the
+    /// current step and the first images of older ones; here each cut is random.)
+    pub fn with_equal_steps(mut self) -> ReplayBuffer {
+        self.equal_steps = true;
+        self
     }
 
     pub fn len(&self) -> usize {
@@ -52,6 +64,9 @@ impl ReplayBuffer {
     /// Adds step `step`'s labelled images, then applies the capacity.
     pub fn add_step(&mut self, step: u32, labelled: &[u32], labels: &[u32]) {
         self.entries.extend(labelled.iter().map(|&i| Entry { image: i, step, class: labels[i as usize] }));
+        if self.equal_steps {
+            self.cut_steps(step);
+        }
         if let Some(cap) = self.capacity {
             self.truncate(cap, step);
         }
@@ -84,12 +99,22 @@ impl ReplayBuffer {
                 quota += 1;
                 spare -= 1;
             }
-            for i in 0..quota {
-                let j = rng.random_range(i..g.len());
-                g.swap(i, j);
-            }
-            g.truncate(quota);
+            keep_random(g, quota, &mut rng);
         }
+        self.keep(groups);
+    }
+
+    /// Cuts every step to the size of the smallest, each to a random subset.
+    fn cut_steps(&mut self, step: u32) {
+        let mut groups = self.groups(|e| e.step);
+        let smallest = groups.iter().map(Vec::len).min().unwrap_or(0);
+        let mut rng = ChaCha8Rng::seed_from_u64(self.seed ^ 0x57E9_C47 ^ step as u64);
+        groups.iter_mut().for_each(|g| keep_random(g, smallest, &mut rng));
+        self.keep(groups);
+    }
+
+    /// Keeps the entries at the positions in `groups`, in insertion order.
+    fn keep(&mut self, groups: Vec<Vec<usize>>) {
         let mut kept: Vec<usize> = groups.into_iter().flatten().collect();
         kept.sort_unstable();
         self.entries = kept.into_iter().map(|i| self.entries[i].clone()).collect();
@@ -161,4 +186,13 @@ impl ReplayBuffer {
     pub fn images(&self) -> Vec<u32> {
         self.entries.iter().map(|e| e.image).collect()
     }
+}
+
+/// Truncates `g` to a uniformly random subset of `k` of its items (a partial shuffle).
+fn keep_random(g: &mut Vec<usize>, k: usize, rng: &mut ChaCha8Rng) {
+    for i in 0..k {
+        let j = rng.random_range(i..g.len());
+        g.swap(i, j);
+    }
+    g.truncate(k);
 }

@@ -15,5 +15,5 @@ pub use buffer::{Balance, ReplayBuffer};
 pub use error::DataError;
 pub use loader::{batch_seed, rank_range, Batch, BatchRequest, Loader};
 pub use shard::{Record, Shard, ShardSpec, ShardWriter};
-pub use stream::{Scenario, Step, Stream, StreamConfig};
+pub use stream::{holdout, Scenario, Step, Stream, StreamConfig};
 pub use synthetic::SyntheticSpec;

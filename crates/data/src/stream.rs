@@ -65,8 +65,39 @@ fn rng(seed: u64, purpose: u64, a: u64, b: u64) -> ChaCha8Rng {
     ChaCha8Rng::seed_from_u64(seed ^ purpose.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ a.wrapping_mul(0xC2B2_AE3D_27D4_EB4F) ^ b.wrapping_mul(0x1656_67B1_9E37_79F9))
 }
 
+/// Splits a training set of `labels` into `(held, rest)`: each class keeps `round(fraction · n)`
+/// of its `n` images in `held`, for MAE pre-training (`data.holdout`), and the stream is built
+/// over `rest`. The draw uses a fixed seed, not the run's, so runs of every seed stream the same
+/// images and none of them sees what the shared pretrained start was trained on. Both lists are
+/// ascending.
+pub fn holdout(labels: &[u32], classes: u32, fraction: f32) -> (Vec<u32>, Vec<u32>) {
+    let all: Vec<u32> = (0..labels.len() as u32).collect();
+    let mut held = Vec::new();
+    for (c, mut members) in by_class(&all, labels, classes).into_iter().enumerate() {
+        let k = (fraction as f64 * members.len() as f64).round() as usize;
+        shuffle(&mut members, &mut rng(HOLDOUT_SEED, 4, c as u64, 0));
+        held.extend_from_slice(&members[..k]);
+    }
+    held.sort_unstable();
+    let mut is_held = vec![false; labels.len()];
+    held.iter().for_each(|&i| is_held[i as usize] = true);
+    let rest = all.into_iter().filter(|&i| !is_held[i as usize]).collect();
+    (held, rest)
+}
+
+/// The seed of [`holdout`], the same for every run.
+const HOLDOUT_SEED: u64 = 0x4F1D_0A7E;
+
 impl Stream {
+    /// A stream over the whole training set.
     pub fn build(labels: &[u32], timestamps: Option<&[i64]>, classes: u32, config: &StreamConfig) -> Result<Stream, DataError> {
+        let all: Vec<u32> = (0..labels.len() as u32).collect();
+        Stream::build_over(&all, labels, timestamps, classes, config)
+    }
+
+    /// A stream over `pool` only (indices into the training set of `labels`), e.g. what
+    /// [`holdout`] leaves.
+    pub fn build_over(pool: &[u32], labels: &[u32], timestamps: Option<&[i64]>, classes: u32, config: &StreamConfig) -> Result<Stream, DataError> {
         let bad = |key: &str, reason: String| Err(DataError::Config { key: key.into(), reason });
         if config.steps == 0 {
             return bad("stream.steps", "must be at least 1".into());
@@ -87,13 +118,12 @@ impl Stream {
                 for (s, range) in even_ranges(order.len(), t).enumerate() {
                     order[range].iter().for_each(|&c| step_of[c as usize] = s);
                 }
-                for (i, &l) in labels.iter().enumerate() {
-                    parts[step_of[l as usize]].push(i as u32);
+                for &i in pool {
+                    parts[step_of[labels[i as usize] as usize]].push(i);
                 }
             }
             Scenario::DataIncremental => {
-                let all: Vec<u32> = (0..labels.len() as u32).collect();
-                for (c, mut members) in by_class(&all, labels, classes).into_iter().enumerate() {
+                for (c, mut members) in by_class(pool, labels, classes).into_iter().enumerate() {
                     if members.is_empty() {
                         continue;
                     }
@@ -110,7 +140,7 @@ impl Stream {
                 let Some(ts) = timestamps else {
                     return bad("stream.scenario", "time-incremental streams need a dataset with timestamps".into());
                 };
-                let mut order: Vec<u32> = (0..labels.len() as u32).collect();
+                let mut order = pool.to_vec();
                 order.sort_by_key(|&i| (ts[i as usize], i));
                 for (s, range) in even_ranges(order.len(), t).enumerate() {
                     parts[s] = order[range].to_vec();

@@ -27,16 +27,25 @@ pub struct LoadReport {
     pub unused: Vec<String>,
 }
 
+/// Every part of the model.
+pub const ALL_PARTS: [Part; 3] = [Part::Encoder, Part::Decoder, Part::Head];
+
 /// Writes the model's parameters, plus `metadata`, atomically (temp file, fsync, rename).
-pub fn save_checkpoint(
-    be: &mut dyn Backend,
-    vit: &Vit,
-    path: &Path,
-    mut metadata: HashMap<String, String>,
-) -> Result<(), ModelError> {
+pub fn save_checkpoint(be: &mut dyn Backend, vit: &Vit, path: &Path, metadata: HashMap<String, String>) -> Result<(), ModelError> {
+    save_parts(be, vit, path, &ALL_PARTS, metadata)
+}
+
+/// Writes the tensors of `parts` only (MAE pre-training leaves out the head, which it never
+/// trains), plus `metadata`, atomically.
+pub fn save_parts(be: &mut dyn Backend, vit: &Vit, path: &Path, parts: &[Part], mut metadata: HashMap<String, String>) -> Result<(), ModelError> {
     let values = vit.download_params(be);
-    let tensors: Vec<(&str, &[usize], &[f32])> =
-        vit.table.entries.iter().map(|e| (e.name.as_str(), e.shape.as_slice(), &values[e.offset..e.offset + e.len])).collect();
+    let tensors: Vec<(&str, &[usize], &[f32])> = vit
+        .table
+        .entries
+        .iter()
+        .filter(|e| parts.contains(&e.part))
+        .map(|e| (e.name.as_str(), e.shape.as_slice(), &values[e.offset..e.offset + e.len]))
+        .collect();
     metadata.insert("rekindle.model".into(), serde_json::to_string(&vit.config).expect("config serialises"));
     write_tensors(path, &tensors, metadata)
 }
@@ -71,18 +80,32 @@ pub fn read_tensor(path: &Path, name: &str) -> Result<Vec<f32>, ModelError> {
     to_f32(&t).map_err(|reason| ModelError::Checkpoint { path: p, reason })
 }
 
+/// The string metadata of a safetensors file (empty when it has none).
+pub fn read_metadata(path: &Path) -> Result<HashMap<String, String>, ModelError> {
+    let p = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|source| ModelError::Io { path: p.clone(), source })?;
+    let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(|e| ModelError::Checkpoint { path: p, reason: format!("not a valid safetensors file: {e}") })?;
+    Ok(meta.metadata().clone().unwrap_or_default())
+}
+
 /// Loads parameters from a safetensors file into `vit` (see the module docs for the rules).
 pub fn load_checkpoint(be: &mut dyn Backend, vit: &Vit, path: &Path) -> Result<LoadReport, ModelError> {
+    load_parts(be, vit, path, &ALL_PARTS)
+}
+
+/// Like [`load_checkpoint`], but only `parts` are read; the others keep their values whatever
+/// the file holds (a stream starts from a pretrained body with a fresh head).
+pub fn load_parts(be: &mut dyn Backend, vit: &Vit, path: &Path, parts: &[Part]) -> Result<LoadReport, ModelError> {
     let p = path.display().to_string();
     let bytes = std::fs::read(path).map_err(|source| ModelError::Io { path: p.clone(), source })?;
     let file = SafeTensors::deserialize(&bytes)
         .map_err(|e| ModelError::Checkpoint { path: p.clone(), reason: format!("not a valid safetensors file: {e}") })?;
     let names: Vec<String> = file.names().into_iter().map(|s| s.to_string()).collect();
     let mut report = LoadReport::default();
-    for part in [Part::Encoder, Part::Decoder, Part::Head] {
+    for part in ALL_PARTS {
         let entries: Vec<_> = vit.table.entries.iter().filter(|e| e.part == part).collect();
         let present = entries.iter().filter(|e| names.contains(&e.name)).count();
-        if present == 0 && part != Part::Encoder {
+        if !parts.contains(&part) || (present == 0 && part != Part::Encoder) {
             report.kept.push(part);
             continue;
         }

@@ -9,8 +9,8 @@ mod mae_then_finetune;
 mod rounds;
 
 use crate::budget::Mix;
-use crate::config::{StrategyName, TrainConfig};
-use rekindle_data::Balance;
+use crate::config::{MaeSource, StrategyName, TrainConfig};
+use rekindle_data::{Balance, Step};
 use crate::schedule::{scaled_lr, stages, Cosine};
 
 /// One stage of one time step.
@@ -70,3 +70,13 @@ pub fn retrains_from_scratch(config: &TrainConfig) -> bool {
 }
 
 pub use rounds::round_pool;
+
+/// The images of `step` that the MAE term reconstructs: the unlabelled complement of its
+/// labelled images (the reference), or all of them.
+pub fn mae_images(step: &Step, source: MaeSource) -> Vec<u32> {
+    match source {
+        MaeSource::All => step.images.clone(),
+        // Both lists are ascending.
+        MaeSource::Unlabelled => step.images.iter().copied().filter(|i| step.labelled.binary_search(i).is_err()).collect(),
+    }
+}

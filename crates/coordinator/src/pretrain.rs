@@ -1,0 +1,174 @@
+//! MAE pre-training (`rekindle pretrain`): the encoder and decoder learn to reconstruct images
+//! that no stream sees — the part of `data.train` that `data.holdout` keeps out, or all of
+//! `pretrain.data` — so that every strategy of a comparison starts from the same pretrained
+//! weights, as the DietCL reference does (METHODS.md §1, "Initialisation").
+//!
+//! One loop of optimizer steps over the shared [`Engine`] with an unlabelled-only mix: the
+//! effective batch is accumulated from micro-batches and summed over ranks as in training, masks
+//! and crops are seeded by the global iteration, so a resumed run (`checkpoints/pretrain-N`, with
+//! the optimizer moments) continues bit for bit. The result, `mae.safetensors`, holds the encoder
+//! and decoder (no head: pre-training never trains one) and records its data in its metadata,
+//! which `model.init` checks against the stream's holdout.
+
+use crate::budget::{accumulation, Mix};
+use crate::config::{ConfigError, TrainConfig};
+use crate::engine::{Engine, Regularizers, Sources};
+use crate::optimizer::Optimizer;
+use crate::run::{check_images, open_data, TrainError};
+use crate::schedule::{scaled_lr, Cosine};
+use crate::state::RunDir;
+use crate::targets::ClassMap;
+use rekindle_data::{holdout, Balance, Loader, Normalize, ReplayBuffer, Shard};
+use rekindle_dist::Comm;
+use rekindle_model::{Flops, Part, Vit};
+use rekindle_tensor::Backend;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Metadata keys of `mae.safetensors`: the data it was trained on, and the holdout fraction
+/// when that data was `data.train`'s held-out part.
+pub const META_SOURCE: &str = "rekindle.pretrain.source";
+pub const META_HOLDOUT: &str = "rekindle.pretrain.holdout";
+
+/// The parts pre-training trains and saves.
+const BODY: [Part; 2] = [Part::Encoder, Part::Decoder];
+
+/// What pre-training reports as it goes.
+pub enum PretrainProgress<'a> {
+    Begin { steps: usize, images: usize, first: usize },
+    Iteration { iteration: usize, loss: f32, lr: f64, grad_norm: f32, images_per_sec: f64 },
+    Checkpoint { iteration: usize, path: &'a Path },
+}
+
+/// `summary.json` of a pre-training run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PretrainSummary {
+    /// Where the images came from, and how many there were.
+    pub source: String,
+    pub images: usize,
+    pub optimizer_steps: usize,
+    pub effective_batch: usize,
+    /// The MAE loss of the last optimizer step.
+    pub final_loss: f32,
+    pub flops: f64,
+    pub wall_seconds: f64,
+    /// The pretrained encoder and decoder, for `model.init`.
+    pub checkpoint: PathBuf,
+}
+
+/// What a resumed pre-training run needs besides tensors (`state.json`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct PretrainState {
+    iteration: usize,
+    optimizer_step: u32,
+    checkpoint: String,
+    flops: f64,
+    wall_seconds: f64,
+    last_loss: f32,
+}
+
+/// The images pre-training reads: the shard, the image ids and a description of the source.
+pub fn pretrain_images(config: &TrainConfig) -> Result<(Arc<Shard>, Vec<u32>, String), TrainError> {
+    if let Some(spec) = &config.pretrain.data {
+        let shard = open_data(spec, config, false)?;
+        let all = (0..shard.len() as u32).collect();
+        return Ok((Arc::new(shard), all, spec.clone()));
+    }
+    let shard = open_data(&config.data.train, config, false)?;
+    let (held, _) = holdout(shard.labels(), shard.spec().classes, config.data.holdout);
+    if held.is_empty() {
+        return Err(ConfigError::Invalid {
+            key: "data.holdout".into(),
+            reason: format!("{} holds out no images of {} to pre-train on: set it (e.g. 0.2), or pretrain.data to another shard", config.data.holdout, config.data.train),
+        }
+        .into());
+    }
+    Ok((Arc::new(shard), held, config.data.train.clone()))
+}
+
+/// Runs MAE pre-training on `comm`'s ranks into `dir` (rank 0 writes; with `resume`, every rank
+/// first continues from `dir`'s last checkpoint). Every rank returns the same summary.
+pub fn pretrain(config: &TrainConfig, be: &mut dyn Backend, comm: &dyn Comm, dir: &Path, resume: bool, mut report: impl FnMut(PretrainProgress)) -> Result<PretrainSummary, TrainError> {
+    let start = Instant::now();
+    let model_config = config.model_config()?;
+    let p = &config.pretrain;
+    if accumulation(p.effective_batch, p.micro_batch, comm.world()).is_none() {
+        return Err(ConfigError::Invalid {
+            key: "pretrain.micro_batch".into(),
+            reason: format!("the effective batch {} is not a whole number of micro-batches of {} on each of {} ranks", p.effective_batch, p.micro_batch, comm.world()),
+        }
+        .into());
+    }
+    let (shard, images, source) = pretrain_images(config)?;
+    check_images(&shard, &model_config, &config.model.preset)?;
+    let run_dir = RunDir::new(dir)?;
+    let saved: Option<PretrainState> = if resume { run_dir.load_state()? } else { None };
+
+    let vit = Vit::new(be, &model_config, config.seed)?;
+    let mut optimizer = Optimizer::new(be, &vit, &p.optim());
+    let (mut iteration, mut flops, mut wall_before, mut last_loss) = (0, 0.0, 0.0, f32::NAN);
+    let mut checkpoint = None;
+    if let Some(s) = saved {
+        rekindle_model::load_parts(be, &vit, &run_dir.model_path(&s.checkpoint), &BODY)?;
+        run_dir.restore_optimizer(be, &mut optimizer, &s.checkpoint, s.optimizer_step)?;
+        (iteration, flops, wall_before, last_loss, checkpoint) = (s.iteration, s.flops, s.wall_seconds, s.last_loss, Some(s.checkpoint));
+    }
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).min(4);
+    let loader = Loader::new(shard.clone(), model_config.image_size, Normalize::default_for(model_config.channels), threads, 4);
+    let mut engine = Engine::new(p.micro_batch, 1.0, 0.0, config.augment.enabled, config.augment.mixing, config.seed);
+    let no_buffer = ReplayBuffer::new(Balance::Uniform, None, config.seed);
+    let sources = Sources { step: 0, current: &images, labelled: &[], buffer: &no_buffer, buffer_past_only: false, current_mask: &[], current_spread: &[], seen_mask: &[] };
+    let counts = Mix::UNLABELLED.counts(p.effective_batch);
+    let warmup = (p.warmup_fraction * p.steps as f64).round() as usize;
+    let schedule = Cosine { base: scaled_lr(p.lr, p.effective_batch), min: p.min_lr, steps: p.steps, warmup };
+    let cost = Flops::of(&model_config);
+    let step_flops = cost.train(cost.mae_forward) * p.effective_batch as f64;
+    let lead = comm.rank() == 0;
+
+    report(PretrainProgress::Begin { steps: p.steps, images: images.len(), first: iteration });
+    let wall = |start: &Instant| wall_before + start.elapsed().as_secs_f64();
+    while iteration < p.steps {
+        let started = Instant::now();
+        let lr = schedule.lr(iteration);
+        let losses = engine.step(be, &vit, &ClassMap::default(), &loader, &mut optimizer, &sources, counts, iteration as u64, lr, &mut Regularizers::default(), comm)?;
+        if !losses.mae.is_finite() || !losses.grad_norm.is_finite() {
+            return Err(TrainError::NonFinite { step: 0, stage: "pretrain".into(), iteration, loss: losses.mae });
+        }
+        iteration += 1;
+        flops += step_flops;
+        last_loss = losses.mae;
+        let images_per_sec = p.effective_batch as f64 / started.elapsed().as_secs_f64();
+        report(PretrainProgress::Iteration { iteration: iteration - 1, loss: losses.mae, lr, grad_norm: losses.grad_norm, images_per_sec });
+        if lead && p.checkpoint_every > 0 && iteration % p.checkpoint_every == 0 && iteration < p.steps {
+            let name = format!("pretrain-{iteration}");
+            let state = PretrainState { iteration, optimizer_step: optimizer.step_count(), checkpoint: name.clone(), flops, wall_seconds: wall(&start), last_loss };
+            run_dir.save_named(be, &vit, &BODY, &optimizer, &name, HashMap::new(), &state)?;
+            // The new checkpoint is complete (state.json points at it), so the older one can go.
+            if let Some(old) = checkpoint.replace(name.clone()) {
+                run_dir.remove(&old);
+            }
+            report(PretrainProgress::Checkpoint { iteration, path: &run_dir.model_path(&name) });
+        }
+    }
+    let out = dir.join("mae.safetensors");
+    if lead {
+        let mut meta = HashMap::from([(META_SOURCE.to_string(), source.clone())]);
+        if config.pretrain.data.is_none() {
+            meta.insert(META_HOLDOUT.into(), config.data.holdout.to_string());
+        }
+        rekindle_model::save_parts(be, &vit, &out, &BODY, meta)?;
+    }
+    Ok(PretrainSummary {
+        source,
+        images: images.len(),
+        optimizer_steps: iteration,
+        effective_batch: p.effective_batch,
+        final_loss: last_loss,
+        flops,
+        wall_seconds: wall(&start),
+        checkpoint: out,
+    })
+}
