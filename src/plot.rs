@@ -38,10 +38,19 @@ fn font() -> Result<()> {
     .map_err(|e| anyhow!(e))
 }
 
-/// A(t) against the time step, one line per series, y from 0 to 1.
-pub fn accuracy(path: &Path, title: &str, series: &[(String, Vec<f64>)]) -> Result<()> {
+/// One line of an accuracy plot: A(t) per time step, and its standard deviation across seeds
+/// (drawn as error bars; empty for a single run).
+pub struct Series {
+    pub name: String,
+    pub mean: Vec<f64>,
+    pub std: Vec<f64>,
+}
+
+/// A(t) against the time step, one line per series (with error bars where it has a std), y from
+/// 0 to 1.
+pub fn accuracy(path: &Path, title: &str, series: &[Series]) -> Result<()> {
     font()?;
-    let steps = series.iter().map(|(_, v)| v.len()).max().unwrap_or(1).max(2);
+    let steps = series.iter().map(|s| s.mean.len()).max().unwrap_or(1).max(2);
     let root = BitMapBackend::new(path, (800, 500)).into_drawing_area();
     root.fill(&WHITE)?;
     let mut chart = ChartBuilder::on(&root)
@@ -57,14 +66,17 @@ pub fn accuracy(path: &Path, title: &str, series: &[(String, Vec<f64>)]) -> Resu
         .x_labels(steps.min(20))
         .x_label_formatter(&|x| format!("{}", x.round() as usize))
         .draw()?;
-    for (i, (name, values)) in series.iter().enumerate() {
+    for (i, s) in series.iter().enumerate() {
         let color = Palette99::pick(i).to_rgba();
-        let points: Vec<(f64, f64)> = values.iter().enumerate().map(|(t, &a)| ((t + 1) as f64, a)).collect();
+        // Series side by side around each step, so their error bars do not hide each other.
+        let shift = (i as f64 - (series.len() as f64 - 1.0) / 2.0) * 0.03;
+        let points: Vec<(f64, f64)> = s.mean.iter().enumerate().map(|(t, &a)| ((t + 1) as f64 + shift, a)).collect();
         chart
             .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))?
-            .label(name.clone())
+            .label(s.name.clone())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
-        chart.draw_series(points.into_iter().map(|p| Circle::new(p, 3, color.filled())))?;
+        chart.draw_series(points.iter().map(|&p| Circle::new(p, 3, color.filled())))?;
+        chart.draw_series(points.iter().zip(&s.std).map(|(&(x, m), &d)| ErrorBar::new_vertical(x, m - d, m, m + d, color.stroke_width(1), 6)))?;
     }
     chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw()?;
     root.present()?;

@@ -174,7 +174,8 @@ fn run_rank(args: &TrainArgs, launch: &Launch, comm: Box<dyn Comm>) -> Result<()
     std::fs::write(out.join("summary.json"), serde_json::to_string_pretty(&summary)?)?;
     let plot = out.join("accuracy.png");
     let title = format!("{} on {}", summary.strategy, config.data.train);
-    if let Err(e) = crate::plot::accuracy(&plot, &title, &[("A(t)".to_string(), summary.accuracy_per_step.clone())]) {
+    let series = crate::plot::Series { name: "A(t)".into(), mean: summary.accuracy_per_step.clone(), std: Vec::new() };
+    if let Err(e) = crate::plot::accuracy(&plot, &title, &[series]) {
         eprintln!("warning: no {}: {e:#}", plot.display());
     }
     println!("{:>6} {:>10}   accuracy row a[t][i]", "step", "A(t)");

@@ -56,3 +56,25 @@ fn capacity_truncates_each_class_at_random_to_an_equal_share() {
     let kept1: Vec<u32> = b.images().into_iter().filter(|&i| labels[i as usize] == 1).collect();
     assert_ne!(kept1, (5..18).collect::<Vec<_>>());
 }
+
+#[test]
+fn equal_steps_cut_keeps_the_smallest_steps_count_in_every_step() {
+    let labels: Vec<u32> = (0..100).map(|i| i % 3).collect();
+    let mut buffer = ReplayBuffer::new(Balance::Task, None, 4).with_equal_steps();
+    let mut seen = Vec::new();
+    // Steps of 30, 12 and 20 labelled images: after each, every step holds min so far.
+    for (step, range, expect) in [(0u32, 0..30u32, 30usize), (1, 30..42, 12), (2, 42..62, 12)] {
+        let images: Vec<u32> = range.clone().collect();
+        buffer.add_step(step, &images, &labels);
+        seen.push(range);
+        let kept = buffer.images();
+        for (s, r) in seen.iter().enumerate() {
+            let count = kept.iter().filter(|i| r.contains(i)).count();
+            assert_eq!(count, expect, "after step {step}, step {s} keeps {count}, not {expect}");
+        }
+        assert_eq!(kept.len(), expect * seen.len());
+    }
+    // The cut is a random subset, not the first images of the step.
+    let step0: Vec<u32> = buffer.images().into_iter().filter(|&i| i < 30).collect();
+    assert_ne!(step0, (0..12).collect::<Vec<u32>>());
+}

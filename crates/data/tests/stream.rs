@@ -130,3 +130,25 @@ fn impossible_configs_name_the_key() {
         assert!(err.contains(needle), "{err}");
     }
 }
+
+#[test]
+fn holdout_is_stratified_disjoint_and_the_same_for_every_seed() {
+    let labels: Vec<u32> = (0..1000).map(|i| (i * 7 % 10) as u32).collect();
+    let (held, rest) = rekindle_data::holdout(&labels, 10, 0.2);
+    assert_eq!(held.len(), 200);
+    assert_eq!(held.len() + rest.len(), labels.len());
+    assert!(held.iter().all(|i| rest.binary_search(i).is_err()), "disjoint");
+    for c in 0..10 {
+        assert_eq!(held.iter().filter(|&&i| labels[i as usize] == c).count(), 20, "class {c}");
+    }
+    assert_ne!(held, (0..200).collect::<Vec<u32>>(), "a random draw, not a prefix");
+    // A stream over the rest never reveals a held-out image, whatever its seed.
+    for seed in [0, 1, 2] {
+        let s = Stream::build_over(&rest, &labels, None, 10, &config(Scenario::ClassIncremental, seed)).unwrap();
+        let streamed: usize = s.steps.iter().map(|st| st.images.len()).sum();
+        assert_eq!(streamed, rest.len());
+        assert!(s.steps.iter().flat_map(|st| &st.images).all(|i| held.binary_search(i).is_err()));
+    }
+    assert_eq!(rekindle_data::holdout(&labels, 10, 0.2).0, held, "deterministic");
+    assert!(rekindle_data::holdout(&labels, 10, 0.0).0.is_empty());
+}
