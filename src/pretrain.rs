@@ -27,7 +27,7 @@ fn run_rank(args: &TrainArgs, launch: &Launch, comm: Box<dyn Comm>) -> Result<()
     let summary = pretrain(&config, be, comm, &out, args.resume.is_some(), |p| match p {
         PretrainProgress::Begin { steps, images, first } => {
             bar.set_position(first as u64);
-            bar.println(format!("MAE pre-training on {images} images, {steps} optimizer steps of {}", config.pretrain.effective_batch));
+            bar.suspend(|| eprintln!("MAE pre-training on {images} images, {steps} optimizer steps of {}", config.pretrain.effective_batch));
         }
         PretrainProgress::Iteration { iteration, loss, lr, grad_norm, images_per_sec } => {
             bar.set_position(iteration as u64 + 1);
@@ -37,7 +37,7 @@ fn run_rank(args: &TrainArgs, launch: &Launch, comm: Box<dyn Comm>) -> Result<()
                 "grad_norm": grad_norm, "images_per_sec": images_per_sec,
             }));
         }
-        PretrainProgress::Checkpoint { iteration, path } => bar.println(format!("iteration {iteration}: checkpoint {}", path.display())),
+        PretrainProgress::Checkpoint { iteration, path } => bar.suspend(|| eprintln!("iteration {iteration}: checkpoint {}", path.display())),
     });
     bar.finish_and_clear();
     metrics.finish()?;

@@ -149,6 +149,8 @@ fn run_rank(args: &TrainArgs, launch: &Launch, comm: Box<dyn Comm>) -> Result<()
                     "loss": losses.total, "loss_mae": nan_to_null(losses.mae), "loss_current": nan_to_null(losses.current),
                     "loss_buffer": nan_to_null(losses.buffer), "loss_feat": nan_to_null(losses.feat), "loss_kd": nan_to_null(losses.kd),
                     "loss_l2": nan_to_null(losses.l2), "grad_norm": losses.grad_norm, "images_per_sec": images_per_sec,
+                    "encoder_norm_mae": nan_to_null(losses.encoder_norms[0]), "encoder_norm_current": nan_to_null(losses.encoder_norms[1]),
+                    "encoder_norm_buffer": nan_to_null(losses.encoder_norms[2]),
                 }))
             }
             Progress::Curve(p) => Some(serde_json::json!({

@@ -188,3 +188,29 @@ fn speedup_reports_each_run_against_scratch() {
     let o = run(&["speedup", "--scratch", scratch.to_str().unwrap(), "--runs", d.join("nope").to_str().unwrap()]);
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("nope"));
 }
+
+/// `pretrain` then `train` from its checkpoint: the hand-off works end to end, writes the
+/// reconstruction picture, and a stream that would see the pre-training images is refused.
+#[test]
+fn pretrain_then_train_from_its_checkpoint_and_refuse_an_overlapping_stream() {
+    let d = dir("pretrain");
+    let shard = d.join("train.shard");
+    let prepared = run(&["data", "prepare", "--from", "synthetic", "--classes", "6", "--per-class", "40", "--size", "16", "--out", shard.to_str().unwrap()]);
+    assert!(prepared.status.success(), "{}", String::from_utf8_lossy(&prepared.stderr));
+    let config = d.join("config.yaml");
+    let text = TINY.replace("data: {synthetic:", &format!("data: {{train: {}, holdout: 0.5, synthetic:", shard.display()))
+        + "pretrain: {steps: 6, effective_batch: 32, micro_batch: 16, checkpoint_every: 3}\n";
+    std::fs::write(&config, text).unwrap();
+    let pre = d.join("pre");
+    let out = run(&["pretrain", config.to_str().unwrap(), "--out", pre.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mae = pre.join("mae.safetensors");
+    assert!(mae.exists() && pre.join("reconstruction.png").exists() && pre.join("summary.json").exists());
+    let init = format!("model.init={}", mae.display());
+    let fine = run(&["train", config.to_str().unwrap(), "--set", &init, "--set", "budget.steps=4", "--out", d.join("stream").to_str().unwrap()]);
+    assert!(fine.status.success(), "{}", String::from_utf8_lossy(&fine.stderr));
+    let overlap = run(&["train", config.to_str().unwrap(), "--set", &init, "--set", "data.holdout=0", "--out", d.join("bad").to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&overlap.stderr);
+    assert!(!overlap.status.success() && err.contains("data.holdout") && err.contains("pre-trained"), "{err}");
+    let _ = std::fs::remove_dir_all(&d);
+}

@@ -174,6 +174,10 @@ pub struct StrategySection {
     /// `smallest-step`: every step of the buffer is cut to the smallest step's labelled count,
     /// as the DietCL reference's unlimited buffer does (`none`: keep every label).
     pub buffer_cut: BufferCut,
+    /// Every this many optimizer steps (and at each stage's first), write the encoder-only
+    /// gradient norm of each weighted loss term (MAE, current, buffer) to metrics.jsonl (0:
+    /// never). Costs a copy of the gradients per term at those steps.
+    pub term_norms_every: usize,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -380,6 +384,7 @@ impl Default for StrategySection {
             round_data: RoundData::All,
             mae_source: MaeSource::Unlabelled,
             buffer_cut: BufferCut::None,
+            term_norms_every: 0,
         }
     }
 }

@@ -13,7 +13,7 @@ use crate::optimizer::Optimizer;
 use crate::targets::{soft_targets, ClassMap};
 use rekindle_data::{batch_seed, rank_range, Augment, Batch, BatchRequest, Loader, ReplayBuffer};
 use rekindle_dist::{Comm, CommError, Reduce};
-use rekindle_model::{ClassifyPass, MaePass, MaskIds, Vit};
+use rekindle_model::{ClassifyPass, MaePass, MaskIds, Part, Vit};
 use rekindle_tensor::{Backend, Tensor};
 use std::collections::HashMap;
 
@@ -59,9 +59,12 @@ pub struct StepLosses {
     /// `w_mae · mae + current + buffer + λ_f · feat + λ_kd · kd + l2` over the present terms.
     pub total: f32,
     pub grad_norm: f32,
+    /// With [`Engine::term_norms`]: the encoder-only gradient norm of the weighted MAE, current
+    /// and buffer terms (this rank's part, before the all-reduce); NaN where absent or not measured.
+    pub encoder_norms: [f32; 3],
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Source {
     Unlabelled,
     Labelled,
@@ -76,6 +79,9 @@ pub struct Engine {
     /// Mixup/CutMix of labelled micro-batches, when `augment` is on.
     pub mixing: MixSettings,
     pub seed: u64,
+    /// Measure each loss term's encoder gradient norm in the next steps (costs a copy of the
+    /// gradients per term).
+    pub term_norms: bool,
     mae_passes: HashMap<usize, MaePass>,
     classify_passes: HashMap<usize, ClassifyPass>,
     targets: Vec<f32>,
@@ -97,6 +103,7 @@ impl Engine {
             augment,
             mixing,
             seed,
+            term_norms: false,
             mae_passes: HashMap::new(),
             classify_passes: HashMap::new(),
             targets: Vec::new(),
@@ -158,7 +165,12 @@ impl Engine {
         let mut sums = [0.0f64; LOSSES];
         let device_sums = *self.device_sums.get_or_insert_with(|| be.alloc(3));
         be.fill(device_sums, 0.0);
+        let mut terms = TermNorms { last: None, norms: [f32::NAN; 3], stash: None };
         for (source, first, m, n) in plan {
+            if self.term_norms && terms.last != Some(source) {
+                terms.close(be, vit);
+                terms.last = Some(source);
+            }
             let mut batch = loader.next();
             let mix_seed = seed(2000 + source as u64) ^ first as u64;
             let share = m as f32 / n as f32;
@@ -178,6 +190,8 @@ impl Engine {
             }
             loader.recycle(batch);
         }
+        terms.close(be, vit);
+        let encoder_norms = terms.finish(be, vit);
         for (sum, device) in sums.iter_mut().zip(be.download_vec(device_sums)) {
             *sum = device as f64;
         }
@@ -192,7 +206,7 @@ impl Engine {
         let (feat, kd) = (mean(3, distilling), mean(4, distilling));
         let (wf, wk) = extra.distill.as_ref().map_or((0.0, 0.0), |d| (d.settings.feat_weight, d.settings.kd_weight));
         let total = [self.mae_weight * mae, current, buf, wf * feat, wk * kd, l2].iter().filter(|v| !v.is_nan()).sum();
-        Ok(StepLosses { mae, current, buffer: buf, feat, kd, l2, total, grad_norm })
+        Ok(StepLosses { mae, current, buffer: buf, feat, kd, l2, total, grad_norm, encoder_norms })
     }
 
     /// Sums the gradients and the loss sums over the ranks: in place on the device where the
@@ -277,6 +291,41 @@ impl Engine {
     /// Head-row logits `[images.len(), classes]` of `images` under the eval transform.
     pub fn logits(&mut self, be: &mut dyn Backend, vit: &Vit, loader: &Loader, images: &[u32], batch: usize) -> Vec<f32> {
         logits(be, vit, &mut self.classify_passes, loader, images, batch)
+    }
+}
+
+/// Per-term encoder gradient norms: after each source's micro-batches the gradient holds that
+/// term alone; its encoder part's norm is taken, the gradient is moved into a stash and zeroed,
+/// and at the end the stash (the sum of every term) becomes the gradient again.
+struct TermNorms {
+    last: Option<Source>,
+    norms: [f32; 3],
+    stash: Option<Tensor>,
+}
+
+impl TermNorms {
+    fn close(&mut self, be: &mut dyn Backend, vit: &Vit) {
+        let Some(source) = self.last.take() else { return };
+        let encoder = vit.grads.slice(0, vit.table.count(Part::Encoder));
+        self.norms[source as usize] = be.sum_squares(encoder).sqrt();
+        match self.stash {
+            Some(stash) => be.axpy(stash, 1.0, vit.grads),
+            None => {
+                let stash = be.alloc(vit.table.total);
+                be.copy(stash, vit.grads);
+                self.stash = Some(stash);
+            }
+        }
+        be.fill(vit.grads, 0.0);
+    }
+
+    /// Restores the whole gradient and returns the norms (NaN for terms not measured).
+    fn finish(self, be: &mut dyn Backend, vit: &Vit) -> [f32; 3] {
+        if let Some(stash) = self.stash {
+            be.copy(vit.grads, stash);
+            be.free(stash);
+        }
+        self.norms
     }
 }
 

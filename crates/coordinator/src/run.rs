@@ -186,6 +186,8 @@ pub fn train(config: &TrainConfig, be: &mut dyn Backend, comm: &dyn Comm, run_di
             for i in 0..stage.steps {
                 let started = Instant::now();
                 let lr = stage.lr.lr(i);
+                let every = config.strategy.term_norms_every;
+                engine.term_norms = every > 0 && (i == 0 || i % every == 0);
                 let losses = engine.step(be, &vit, &map, &train_loader, &mut optimizer, &src, counts, iteration as u64, lr, &mut extra, comm)?;
                 if !losses.total.is_finite() || !losses.grad_norm.is_finite() {
                     return Err(TrainError::NonFinite { step: t, stage: stage.name.into(), iteration: i, loss: losses.total });
