@@ -132,6 +132,29 @@ fn run_rank(args: &TrainArgs, launch: &Launch, comm: Box<dyn Comm>) -> Result<()
     let bar = ProgressBar::hidden();
     let summary = train(&config, be, comm, Some(&out), args.resume.is_some(), |p| {
         let line = match p {
+            Progress::Step { step, steps, revealed, labelled, mae_images, buffer, stages } => {
+                let plan: Vec<String> = stages
+                    .iter()
+                    .map(|s| {
+                        let c = s.mix.counts(config.budget.effective_batch);
+                        let mut parts = Vec::new();
+                        if c.unlabelled > 0 {
+                            parts.push(format!("{} MAE on unlabelled", c.unlabelled));
+                        }
+                        if c.labelled > 0 {
+                            parts.push(format!("{} current labels", c.labelled));
+                        }
+                        if c.buffer > 0 {
+                            parts.push(format!("{} buffer", c.buffer));
+                        }
+                        format!("{} {} steps of [{}]", s.name, s.steps, parts.join(" + "))
+                    })
+                    .collect();
+                bar.suspend(|| {
+                    eprintln!("step {}/{steps}: {revealed} images, {labelled} labelled, {mae_images} for MAE; buffer {buffer}; {}", step + 1, plan.join(", then "))
+                });
+                None
+            }
             Progress::Stage { step, steps, stage, iterations } => {
                 bar.finish_and_clear();
                 bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());

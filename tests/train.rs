@@ -214,3 +214,25 @@ fn pretrain_then_train_from_its_checkpoint_and_refuse_an_overlapping_stream() {
     assert!(!overlap.status.success() && err.contains("data.holdout") && err.contains("pre-trained"), "{err}");
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// The quickstart's shipped start (configs/quickstart-mae.safetensors, made by `rekindle
+/// pretrain configs/quickstart.yaml`) fits its model and loads every encoder and decoder tensor.
+#[test]
+fn the_quickstart_starts_from_its_shipped_pretrained_checkpoint() {
+    use rekindle_model::{read_metadata, read_tensor, Part};
+    let text = std::fs::read_to_string("configs/quickstart.yaml").unwrap();
+    let config = rekindle_coordinator::TrainConfig::from_yaml("quickstart", &text, &[]).unwrap();
+    let init = config.model.init.clone().expect("the quickstart names its pretrained start");
+    let meta = read_metadata(&init).unwrap();
+    assert_eq!(meta.get(rekindle_coordinator::pretrain::META_SOURCE).map(String::as_str), Some("synthetic"));
+    assert_eq!(meta.get(rekindle_coordinator::pretrain::META_HOLDOUT), Some(&config.data.holdout.to_string()));
+    let mut model = config.model_config().unwrap();
+    model.classes = 2;
+    let mut be = rekindle_tensor::CpuBackend::new(1);
+    let vit = rekindle_coordinator::initial_model(&mut be, &config, &model, 0).unwrap();
+    for e in vit.table.entries.iter().filter(|e| e.part != Part::Head) {
+        let want = read_tensor(&init, &e.name).unwrap();
+        let got = vit.download_tensor(&mut be, &e.name, false);
+        assert!(got.len() == want.len() && got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()), "{}", e.name);
+    }
+}

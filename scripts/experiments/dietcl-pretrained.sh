@@ -53,9 +53,9 @@ print(max(runs)[1])' "$out"/sweep-"$1"-lr*/
       done
     done ;;
   report)
-    "$bin" report "$out"/sweep-* --plot docs/results-dietcl-sweep.png --markdown "$out/sweep.md"
+    "$bin" report "$out"/sweep-*/ --plot docs/results-dietcl-sweep.png --markdown "$out/sweep.md"
     for rate in 0.01 0.05; do
-      "$bin" report "$out"/*-labels$rate-seed* --plot docs/results-dietcl-pretrained-labels$rate.png --markdown "$out/labels$rate.md"
+      "$bin" report "$out"/*-labels$rate-seed*/ --plot docs/results-dietcl-pretrained-labels$rate.png --markdown "$out/labels$rate.md"
     done ;;
   *) echo "usage: $0 sweep|compare|report" >&2; exit 2 ;;
 esac

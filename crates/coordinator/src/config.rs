@@ -178,6 +178,10 @@ pub struct StrategySection {
     /// gradient norm of each weighted loss term (MAE, current, buffer) to metrics.jsonl (0:
     /// never). Costs a copy of the gradients per term at those steps.
     pub term_norms_every: usize,
+    /// `mae-then-finetune`'s supervised stage runs at this multiple of the base LR (the
+    /// reference's MAE-then-finetune baseline fine-tunes at 5×; DietCL's stage 2 keeps
+    /// `optim.stage2_lr_scale`).
+    pub finetune_lr_scale: f64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -385,6 +389,7 @@ impl Default for StrategySection {
             mae_source: MaeSource::Unlabelled,
             buffer_cut: BufferCut::None,
             term_norms_every: 0,
+            finetune_lr_scale: 5.0,
         }
     }
 }
@@ -543,6 +548,9 @@ impl TrainConfig {
             if !(v >= 0.0 && v.is_finite()) {
                 return Err(invalid(key, format!("{v} must be ≥ 0")));
             }
+        }
+        if !(self.strategy.finetune_lr_scale > 0.0 && self.strategy.finetune_lr_scale.is_finite()) {
+            return Err(invalid("strategy.finetune_lr_scale", format!("{} must be a positive number", self.strategy.finetune_lr_scale)));
         }
         if !(0.0..1.0).contains(&self.data.holdout) {
             return Err(invalid("data.holdout", format!("{} is outside [0, 1)", self.data.holdout)));

@@ -39,6 +39,8 @@ pub enum TrainError {
 
 /// What the run reports as it goes (the CLI draws progress bars from it).
 pub enum Progress<'a> {
+    /// A time step begins: what it revealed, the buffer, and the stages it will train.
+    Step { step: usize, steps: usize, revealed: usize, labelled: usize, mae_images: usize, buffer: usize, stages: &'a [crate::StagePlan] },
     Stage { step: usize, steps: usize, stage: &'a str, iterations: usize },
     Iteration { step: usize, stage: &'a str, iteration: usize, losses: &'a StepLosses, lr: f64, images_per_sec: f64 },
     /// An evaluation inside a time step (`budget.eval_every`), or at its end.
@@ -174,6 +176,7 @@ pub fn train(config: &TrainConfig, be: &mut dyn Backend, comm: &dyn Comm, run_di
             seen_mask: &seen_mask,
         };
         let stages = strategy::plan(config, t);
+        report(Progress::Step { step: t, steps: stream.steps.len(), revealed: step.images.len(), labelled: step.labelled.len(), mae_images: mae_source.len(), buffer: buffer.len(), stages: &stages });
         let step_iterations: usize = stages.iter().map(|s| s.steps).sum();
         let mut round_iteration = 0;
         for (s, stage) in stages.iter().enumerate() {

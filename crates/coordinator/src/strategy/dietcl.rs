@@ -8,7 +8,7 @@ use crate::config::TrainConfig;
 
 pub fn plan(config: &TrainConfig, t: usize) -> Vec<StagePlan> {
     let steps = config.budget.stage_split.stage_steps(config.budget.steps, t);
-    let (lr1, lr2) = schedules(config, steps);
+    let (lr1, lr2) = schedules(config, steps, config.optim.stage2_lr_scale);
     let mix = if t == 0 { Mix::DIETCL_FIRST } else { Mix::DIETCL };
     vec![
         StagePlan { name: "joint", steps: steps.0, mix, lr: lr1, buffer_past_only: false },

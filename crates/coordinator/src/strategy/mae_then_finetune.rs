@@ -1,5 +1,7 @@
 //! MAE-then-finetune: stage 1 is MAE on the current unlabelled data alone, stage 2 supervised
-//! replay of the buffer, with DietCL's stage split and stage-2 LR.
+//! replay of the buffer, with DietCL's stage split. Stage 2 runs at `strategy.finetune_lr_scale`
+//! times the base LR (5, as the reference's baseline does: with DietCL's 0.1 its few supervised
+//! steps barely move the head).
 
 use super::{schedules, StagePlan};
 use crate::budget::Mix;
@@ -8,7 +10,7 @@ use crate::config::TrainConfig;
 pub fn plan(config: &TrainConfig, t: usize) -> Vec<StagePlan> {
     // Even at t = 0 the classifier needs a supervised stage, so the split applies at every step.
     let steps = config.budget.stage_split.stage_steps(config.budget.steps, t.max(1));
-    let (lr1, lr2) = schedules(config, steps);
+    let (lr1, lr2) = schedules(config, steps, config.strategy.finetune_lr_scale);
     vec![
         StagePlan { name: "mae", steps: steps.0, mix: Mix::UNLABELLED, lr: lr1, buffer_past_only: false },
         StagePlan { name: "buffer", steps: steps.1, mix: Mix::BUFFER, lr: lr2, buffer_past_only: false },

@@ -38,10 +38,11 @@ pub fn plan(config: &TrainConfig, t: usize) -> Vec<StagePlan> {
     stages.into_iter().filter(|s| s.steps > 0).collect()
 }
 
-/// The stage-1 and stage-2 LR schedules for a split of `steps`.
-fn schedules(config: &TrainConfig, steps: (usize, usize)) -> (Cosine, Cosine) {
+/// The stage-1 and stage-2 LR schedules for a split of `steps`, stage 2 at `stage2_scale` times
+/// the base LR.
+fn schedules(config: &TrainConfig, steps: (usize, usize), stage2_scale: f64) -> (Cosine, Cosine) {
     let o = &config.optim;
-    stages(scaled_lr(o.lr, config.budget.effective_batch), o.min_lr, o.stage2_lr_scale, o.warmup_fraction, steps)
+    stages(scaled_lr(o.lr, config.budget.effective_batch), o.min_lr, stage2_scale, o.warmup_fraction, steps)
 }
 
 /// A single stage over the whole budget.
@@ -51,7 +52,7 @@ fn single(config: &TrainConfig, name: &'static str, mix: Mix, buffer_past_only: 
 
 /// A single stage of `steps` optimizer steps.
 fn single_of(config: &TrainConfig, name: &'static str, steps: usize, mix: Mix, buffer_past_only: bool) -> Vec<StagePlan> {
-    let (lr, _) = schedules(config, (steps, 0));
+    let (lr, _) = schedules(config, (steps, 0), 1.0);
     vec![StagePlan { name, steps, mix, lr, buffer_past_only }]
 }
 
