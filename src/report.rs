@@ -95,8 +95,9 @@ pub fn run(args: &ReportArgs) -> Result<()> {
         }
     }
     let labels = labels(&groups);
-    let show = |(m, s): (f64, f64), n: usize| if n > 1 { format!("{m:.4} ± {s:.4}") } else { format!("{m:.4}") };
-    let header = ["setting", "seeds", "A(T-1)", "average A(t)", "forgetting", "steps", "FLOPs", "wall s (mean)", "A(t), mean over seeds"];
+    // Mean ± std across seeds, or the value of a single run.
+    let show = |(m, s): (f64, f64), n: usize, digits: usize| if n > 1 { format!("{m:.digits$} ± {s:.digits$}") } else { format!("{m:.digits$}") };
+    let header = ["setting", "seeds", "A(T-1)", "average A(t)", "forgetting", "steps", "FLOPs", "wall s", "A(t), mean over seeds"];
     let rows: Vec<Vec<String>> = groups
         .iter()
         .zip(&labels)
@@ -106,12 +107,12 @@ pub fn run(args: &ReportArgs) -> Result<()> {
             vec![
                 label.clone(),
                 n.to_string(),
-                show(g.stat(|s| s.final_accuracy), n),
-                show(g.stat(|s| s.average_accuracy), n),
-                show(g.stat(|s| s.forgetting), n),
+                show(g.stat(|s| s.final_accuracy), n, 4),
+                show(g.stat(|s| s.average_accuracy), n, 4),
+                show(g.stat(|s| s.forgetting), n, 4),
                 format!("{:.0}", g.stat(|s| s.optimizer_steps as f64).0),
                 format!("{:.3e}", g.stat(|s| s.flops).0),
-                format!("{:.1}", g.stat(|s| s.wall_seconds).0),
+                show(g.stat(|s| s.wall_seconds), n, 1),
                 curve.iter().map(|a| format!("{a:.3}")).collect::<Vec<_>>().join(" "),
             ]
         })

@@ -21,6 +21,6 @@ pub mod targets;
 pub use config::{ConfigError, TrainConfig};
 pub use engine::{draw, logits, Drawn, Regularizers, Sources, StepLosses};
 pub use metrics::{CurvePoint, Evaluation, Summary};
-pub use run::{initial_model, open_data, train, Progress, TrainError};
+pub use run::{initial_model, open_data, restart, train, Progress, TrainError};
 pub use state::RunDir;
 pub use strategy::{mae_images, plan, StagePlan};

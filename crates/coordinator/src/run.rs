@@ -149,8 +149,7 @@ pub fn train(config: &TrainConfig, be: &mut dyn Backend, comm: &dyn Comm, run_di
         // The first step starts from the model as built; later re-inits go back to the same start
         // (a fresh head, and the body of `model.init` when set).
         if strategy::retrains_from_scratch(config) && t > 0 {
-            vit.reinitialize(be, config.seed ^ (0x05C4_A7C4 + t as u64));
-            load_init_body(be, &vit, config)?;
+            restart(be, &vit, config, config.seed ^ (0x05C4_A7C4 + t as u64))?;
         }
         let flops_at_start = summary.flops;
         let rounds = config.strategy.name.trains_rounds();
@@ -238,6 +237,14 @@ pub fn initial_model(be: &mut dyn Backend, config: &TrainConfig, model_config: &
     }
     load_init_body(be, &vit, config)?;
     Ok(vit)
+}
+
+/// Sends `vit` back to the start of the stream, as GDumb's and scratch's retraining "from
+/// scratch" does: every parameter drawn afresh from `seed`, then the encoder and decoder of
+/// `model.init` when it is set, so a pretrained comparison retrains from the pretrained weights.
+pub fn restart(be: &mut dyn Backend, vit: &Vit, config: &TrainConfig, seed: u64) -> Result<(), TrainError> {
+    vit.reinitialize(be, seed);
+    load_init_body(be, vit, config)
 }
 
 /// Loads the encoder and decoder of `model.init`, when set, over `vit`.

@@ -4,7 +4,7 @@
 use rekindle_coordinator::config::{CurrentSmoothing, MaeSource};
 use rekindle_coordinator::pretrain::{pretrain, PretrainProgress};
 use rekindle_coordinator::targets::{current_rows, soft_targets, ClassMap};
-use rekindle_coordinator::{draw, initial_model, mae_images, Sources, TrainConfig};
+use rekindle_coordinator::{draw, initial_model, mae_images, restart, Sources, TrainConfig};
 use rekindle_data::{Balance, ReplayBuffer, Scenario, Stream, StreamConfig};
 use rekindle_dist::Single;
 use rekindle_model::{read_tensor, Part, Vit};
@@ -98,6 +98,17 @@ fn a_stream_starts_from_every_pretrained_encoder_and_decoder_tensor_with_a_fresh
     }
     assert_eq!(body, vit.table.entries.iter().filter(|e| e.part != Part::Head).count());
     assert!(vit.table.entries.iter().any(|e| e.part == Part::Decoder), "the decoder is handed off too");
+
+    // GDumb's retraining from scratch goes back to the pretrained body with a fresh head.
+    vit.upload_tensor(&mut be, "blocks.0.attn.qkv.weight", &vec![0.5; vit.table.get("blocks.0.attn.qkv.weight").unwrap().len]);
+    vit.upload_tensor(&mut be, "head.weight", &vec![0.5; vit.table.get("head.weight").unwrap().len]);
+    restart(&mut be, &vit, &stream, 99).unwrap();
+    let reseeded = Vit::new(&mut be, &model_config, 99).unwrap();
+    for e in &vit.table.entries {
+        let got = vit.download_tensor(&mut be, &e.name, false);
+        let want = if e.part == Part::Head { reseeded.download_tensor(&mut be, &e.name, false) } else { read_tensor(&file, &e.name).unwrap() };
+        assert!(got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()), "{} after a restart", e.name);
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 
