@@ -54,9 +54,11 @@ pub struct PrepareArgs {
     /// `folder`: a CSV of `relative/path,timestamp` lines, for time-ordered streams.
     #[arg(long)]
     timestamps: Option<PathBuf>,
-    /// `synthetic`: number of classes.
-    #[arg(long, default_value_t = 10)]
-    classes: u32,
+    /// Number of classes: `synthetic` makes this many (default 10); `idx` records this many
+    /// (default: one more than the largest label, so a test split that lacks the top classes
+    /// needs `--classes` to match its train split).
+    #[arg(long)]
+    classes: Option<u32>,
     /// `synthetic`: images per class.
     #[arg(long, default_value_t = 500)]
     per_class: usize,
@@ -94,7 +96,7 @@ fn prepare(a: &PrepareArgs) -> Result<()> {
     let input = || a.input.as_deref().with_context(|| format!("--from {:?} needs --input", a.from));
     let split: Split = a.split.parse()?;
     let summary = match a.from {
-        Format::Idx => import_idx(input()?, split, &a.out)?,
+        Format::Idx => import_idx(input()?, split, &a.out, a.classes)?,
         Format::Cifar10 => import_cifar10(input()?, split, &a.out)?,
         Format::Cifar100 => import_cifar100(input()?, split, &a.out)?,
         Format::Folder => {
@@ -122,7 +124,7 @@ fn prepare(a: &PrepareArgs) -> Result<()> {
 }
 
 fn synthetic(a: &PrepareArgs) -> Result<ImportSummary> {
-    let spec = SyntheticSpec { classes: a.classes, per_class: a.per_class, size: a.size.unwrap_or(32), seed: a.seed, drift: a.drift };
+    let spec = SyntheticSpec { classes: a.classes.unwrap_or(10), per_class: a.per_class, size: a.size.unwrap_or(32), seed: a.seed, drift: a.drift };
     let shard = spec.generate("synthetic")?;
     let mut w = ShardWriter::create(&a.out, shard.spec())?;
     w.set_class_names(shard.class_names().to_vec());

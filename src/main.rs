@@ -98,7 +98,19 @@ impl ModelArgs {
     }
 }
 
+/// A closed stdout (`rekindle data info F | head`) ends the process quietly, as it does any Unix
+/// tool, instead of `println!` panicking on the broken pipe: Rust starts programs with SIGPIPE
+/// ignored, so this restores the default action.
+fn quiet_on_closed_pipe() {
+    #[cfg(unix)]
+    // SAFETY: called first thing in `main`, before any thread exists; SIG_DFL is always valid.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() {
+    quiet_on_closed_pipe();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Train(args) => train::run(&args),

@@ -108,3 +108,21 @@ fn every_shipped_config_is_valid() {
         }
     }
 }
+
+/// `rekindle … | head` that closes the pipe early ends quietly: no panic, no stack trace.
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    use std::process::Stdio;
+    for args in [&["info"][..], &["info", "--json"][..]] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_rekindle")).args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        drop(child.stdout.take()); // the reader is gone before anything is written
+        let out = child.wait_with_output().unwrap();
+        let err = stderr(&out);
+        assert!(!err.contains("panicked") && !err.contains("Broken pipe"), "{args:?}: {err}");
+        #[cfg(unix)]
+        {
+            use std::os::unix::process::ExitStatusExt;
+            assert!(out.status.success() || out.status.signal() == Some(libc::SIGPIPE), "{args:?}: {:?}", out.status);
+        }
+    }
+}

@@ -3,6 +3,7 @@
 # every strategy from the same pretrained ViT, equal budgets, seeds 0-2, labels at 1% and 5%.
 #   bash scripts/experiments/dietcl-pretrained.sh sweep     # the LR search, the same for every method
 #   bash scripts/experiments/dietcl-pretrained.sh compare   # 3 seeds x 2 label rates x 6 methods
+#   bash scripts/experiments/dietcl-pretrained.sh weights   # DietCL at MAE weights 1 and 5 (1% labels, 3 seeds)
 #   bash scripts/experiments/dietcl-pretrained.sh report    # the tables and plots
 # Needs the shards and runs/fashion-mnist-pretrain/mae.safetensors (see the config's header).
 set -euo pipefail
@@ -27,6 +28,12 @@ run() { # name, dir, overrides...
   "$bin" train "$config" "${sets[@]}" --set strategy.term_norms_every=10 --out "$dir" > "$dir.log" 2>&1 || { echo "failed: $dir (see $dir.log)"; return 1; }
   grep final "$dir.log"
 }
+# Each method runs at the LR of its best sweep run (final A(T-1), seed 0, 1% labels).
+best_lr() {
+  python3 -c 'import json,sys
+runs=[(json.load(open(d+"summary.json"))["final_accuracy"],d.rsplit("-lr",1)[1].rstrip("/")) for d in sys.argv[1:]]
+print(max(runs)[1])' "$out"/sweep-"$1"-lr*/
+}
 mkdir -p "$out"
 case "${1:-}" in
   sweep)
@@ -37,12 +44,6 @@ case "${1:-}" in
       done
     done ;;
   compare)
-    # Each method runs at the LR of its best sweep run (final A(T-1), seed 0, 1% labels).
-    best_lr() {
-      python3 -c 'import json,sys
-runs=[(json.load(open(d+"summary.json"))["final_accuracy"],d.rsplit("-lr",1)[1].rstrip("/")) for d in sys.argv[1:]]
-print(max(runs)[1])' "$out"/sweep-"$1"-lr*/
-    }
     for rate in 0.01 0.05; do
       for seed in 0 1 2; do
         for m in "${methods[@]}"; do
@@ -52,10 +53,20 @@ print(max(runs)[1])' "$out"/sweep-"$1"-lr*/
         done
       done
     done ;;
+  weights)
+    lr=$(best_lr dietcl)
+    for seed in 0 1 2; do
+      for w in 1 5; do
+        run "$out/dietcl-w$w-labels0.01-seed$seed" strategy.name=dietcl strategy.mae_weight=$w optim.lr=$lr stream.label_rate=0.01 seed=$seed
+      done
+    done ;;
   report)
     "$bin" report "$out"/sweep-*/ --plot docs/results-dietcl-sweep.png --markdown "$out/sweep.md"
+    "$bin" report "$out"/dietcl-labels0.01-seed*/ "$out"/dietcl-w*-labels0.01-seed*/ --plot docs/results-dietcl-mae-weight.png --markdown "$out/weights.md"
     for rate in 0.01 0.05; do
-      "$bin" report "$out"/*-labels$rate-seed*/ --plot docs/results-dietcl-pretrained-labels$rate.png --markdown "$out/labels$rate.md"
+      dirs=()
+      for m in "${methods[@]}"; do dirs+=("$out/${m%%|*}-labels$rate-seed"*/); done
+      "$bin" report "${dirs[@]}" --plot docs/results-dietcl-pretrained-labels$rate.png --markdown "$out/labels$rate.md"
     done ;;
-  *) echo "usage: $0 sweep|compare|report" >&2; exit 2 ;;
+  *) echo "usage: $0 sweep|compare|weights|report" >&2; exit 2 ;;
 esac

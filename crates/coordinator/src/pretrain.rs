@@ -10,11 +10,11 @@
 //! and decoder (no head: pre-training never trains one) and records its data in its metadata,
 //! which `model.init` checks against the stream's holdout.
 
-use crate::budget::{accumulation, Mix};
+use crate::budget::Mix;
 use crate::config::{ConfigError, TrainConfig};
 use crate::engine::{Engine, Regularizers, Sources};
 use crate::optimizer::Optimizer;
-use crate::run::{check_images, open_data, TrainError};
+use crate::run::{check_images, check_ranks, open_data, TrainError};
 use crate::schedule::{scaled_lr, Cosine};
 use crate::state::RunDir;
 use crate::targets::ClassMap;
@@ -95,13 +95,7 @@ pub fn pretrain(config: &TrainConfig, be: &mut dyn Backend, comm: &dyn Comm, dir
     let start = Instant::now();
     let model_config = config.model_config()?;
     let p = &config.pretrain;
-    if accumulation(p.effective_batch, p.micro_batch, comm.world()).is_none() {
-        return Err(ConfigError::Invalid {
-            key: "pretrain.micro_batch".into(),
-            reason: format!("the effective batch {} is not a whole number of micro-batches of {} on each of {} ranks", p.effective_batch, p.micro_batch, comm.world()),
-        }
-        .into());
-    }
+    check_ranks("pretrain.micro_batch", p.effective_batch, p.micro_batch, comm.world())?;
     let (shard, images, source) = pretrain_images(config)?;
     check_images(&shard, &model_config, &config.model.preset)?;
     let run_dir = RunDir::new(dir)?;

@@ -62,6 +62,17 @@ pub fn open_data(spec: &str, config: &TrainConfig, test: bool) -> Result<Shard, 
     SyntheticSpec { classes: s.classes, per_class, size: s.size, seed, drift: s.drift }.generate(if test { "synthetic test" } else { "synthetic train" })
 }
 
+/// Refuses an effective batch that is not a whole number of micro-batches on every rank.
+pub(crate) fn check_ranks(key: &str, effective: usize, micro: usize, world: usize) -> Result<(), ConfigError> {
+    if accumulation(effective, micro, world).is_none() {
+        return Err(ConfigError::Invalid {
+            key: key.into(),
+            reason: format!("the effective batch {effective} is not a whole number of micro-batches of {micro} on each of {world} ranks"),
+        });
+    }
+    Ok(())
+}
+
 /// Refuses a shard whose images the model cannot take.
 pub(crate) fn check_images(shard: &Shard, model: &ModelConfig, preset: &str) -> Result<(), TrainError> {
     let spec = shard.spec();
@@ -84,14 +95,7 @@ pub(crate) fn check_images(shard: &Shard, model: &ModelConfig, preset: &str) -> 
 pub fn train(config: &TrainConfig, be: &mut dyn Backend, comm: &dyn Comm, run_dir: Option<&Path>, resume: bool, mut report: impl FnMut(Progress)) -> Result<Summary, TrainError> {
     let start = Instant::now();
     let mut model_config = config.model_config()?;
-    let b = &config.budget;
-    if accumulation(b.effective_batch, b.micro_batch, comm.world()).is_none() {
-        return Err(ConfigError::Invalid {
-            key: "budget.micro_batch".into(),
-            reason: format!("the effective batch {} is not a whole number of micro-batches of {} on each of {} ranks", b.effective_batch, b.micro_batch, comm.world()),
-        }
-        .into());
-    }
+    check_ranks("budget.micro_batch", config.budget.effective_batch, config.budget.micro_batch, comm.world())?;
     let train = Arc::new(open_data(&config.data.train, config, false)?);
     let test = Arc::new(open_data(&config.data.test, config, true)?);
     let spec = train.spec();
@@ -127,7 +131,6 @@ pub fn train(config: &TrainConfig, be: &mut dyn Backend, comm: &dyn Comm, run_di
         buffer = buffer.with_equal_steps();
     }
 
-    let flops = Flops::of(&model_config);
     let mut summary = Summary::new(config);
     let mut iteration = 0usize;
     let mut first_step = 0;
@@ -151,6 +154,9 @@ pub fn train(config: &TrainConfig, be: &mut dyn Backend, comm: &dyn Comm, run_di
         if strategy::retrains_from_scratch(config) && t > 0 {
             restart(be, &vit, config, config.seed ^ (0x05C4_A7C4 + t as u64))?;
         }
+        // Each step's compute is counted with the head that step trains, so the count does not
+        // depend on where a (resumed) run started.
+        let flops = Flops::of(&vit.config);
         let flops_at_start = summary.flops;
         let rounds = config.strategy.name.trains_rounds();
         let pool = if rounds {

@@ -88,22 +88,22 @@ fn idx_gzipped_and_plain_files_import_exactly() {
     let gz_dir = d.join("fashion-small");
     write(&gz_dir.join("train-images-idx3-ubyte.gz"), &gzip(&idx_images()));
     write(&gz_dir.join("train-labels-idx1-ubyte.gz"), &gzip(&idx(&[7], &IDX_LABELS)));
-    let summary = import_idx(&gz_dir, Split::Train, &d.join("gz.shard")).unwrap();
+    let summary = import_idx(&gz_dir, Split::Train, &d.join("gz.shard"), None).unwrap();
     assert_eq!(summary.path, d.join("gz.shard"));
     check_idx_shard(&summary, &fashion);
-    let err = import_idx(&gz_dir, Split::Test, &d.join("none.shard")).unwrap_err().to_string();
+    let err = import_idx(&gz_dir, Split::Test, &d.join("none.shard"), None).unwrap_err().to_string();
     assert!(err.contains("t10k-images-idx3-ubyte"), "{err}");
 
     // Uncompressed, named by the images file.
     let plain_dir = d.join("digits");
     write(&plain_dir.join("t10k-images-idx3-ubyte"), &idx_images());
     write(&plain_dir.join("t10k-labels-idx1-ubyte"), &idx(&[7], &IDX_LABELS));
-    check_idx_shard(&import_idx(&plain_dir.join("t10k-images-idx3-ubyte"), Split::Train, &d.join("plain.shard")).unwrap(), &digits);
+    check_idx_shard(&import_idx(&plain_dir.join("t10k-images-idx3-ubyte"), Split::Train, &d.join("plain.shard"), None).unwrap(), &digits);
 
     // Gzip is recognised by its bytes, not by the name.
     write(&plain_dir.join("x-images-idx3-ubyte"), &gzip(&idx_images()));
     write(&plain_dir.join("x-labels-idx1-ubyte"), &idx(&[7], &IDX_LABELS));
-    check_idx_shard(&import_idx(&plain_dir.join("x-images-idx3-ubyte"), Split::Test, &d.join("sniffed.shard")).unwrap(), &digits);
+    check_idx_shard(&import_idx(&plain_dir.join("x-images-idx3-ubyte"), Split::Test, &d.join("sniffed.shard"), None).unwrap(), &digits);
 }
 
 #[test]
@@ -112,11 +112,12 @@ fn idx_inconsistent_files_are_refused_naming_the_file() {
     let out = d.join("out.shard");
     write(&d.join("train-images-idx3-ubyte.gz"), &gzip(&idx_images()));
     write(&d.join("train-labels-idx1-ubyte.gz"), &gzip(&idx(&[6], &IDX_LABELS[..6])));
-    let err = refusal(import_idx(&d, Split::Train, &out), "train-labels-idx1-ubyte.gz", &out);
+    let err = refusal(import_idx(&d, Split::Train, &out, None), "train-labels-idx1-ubyte.gz", &out);
     assert!(err.contains("6 labels") && err.contains("7 images"), "{err}");
 
+    // Ten classes declared: a label of 10 is corrupt.
     write(&d.join("train-labels-idx1-ubyte.gz"), &gzip(&idx(&[7], &[0, 1, 2, 10, 4, 5, 6])));
-    let err = refusal(import_idx(&d, Split::Train, &out), "train-labels-idx1-ubyte.gz", &out);
+    let err = refusal(import_idx(&d, Split::Train, &out, Some(10)), "train-labels-idx1-ubyte.gz", &out);
     assert!(err.contains("label 10 of item 3"), "{err}");
 
     // The header promises 7 images; the data holds one byte less.
@@ -124,12 +125,12 @@ fn idx_inconsistent_files_are_refused_naming_the_file() {
     short.pop();
     write(&d.join("train-images-idx3-ubyte.gz"), &gzip(&short));
     write(&d.join("train-labels-idx1-ubyte.gz"), &gzip(&idx(&[7], &IDX_LABELS)));
-    let err = refusal(import_idx(&d, Split::Train, &out), "train-images-idx3-ubyte.gz", &out);
+    let err = refusal(import_idx(&d, Split::Train, &out, None), "train-images-idx3-ubyte.gz", &out);
     assert!(err.contains("5488 bytes") && err.contains("5487"), "{err}");
 
     // A labels file where images are expected.
     write(&d.join("train-images-idx3-ubyte.gz"), &idx(&[20], &[0; 20]));
-    let err = refusal(import_idx(&d, Split::Train, &out), "train-images-idx3-ubyte.gz", &out);
+    let err = refusal(import_idx(&d, Split::Train, &out, None), "train-images-idx3-ubyte.gz", &out);
     assert!(err.contains("magic"), "{err}");
 }
 
@@ -406,7 +407,7 @@ fn real_fashion_mnist_imports_both_splits() {
     for (split, count, prefix) in [(Split::Train, 60_000, "train"), (Split::Test, 10_000, "t10k")] {
         let out = d.join(format!("{prefix}.shard"));
         let start = Instant::now();
-        let summary = import_idx(src, split, &out).unwrap();
+        let summary = import_idx(src, split, &out, None).unwrap();
         println!("Fashion-MNIST {prefix}: {} images imported in {:.2?}", summary.images, start.elapsed());
         assert_eq!((summary.images, summary.classes, summary.height, summary.width, summary.channels), (count, 10, 28, 28, 1));
         let shard = Shard::open(&out).unwrap();
@@ -425,4 +426,21 @@ fn real_fashion_mnist_imports_both_splits() {
         }
         std::fs::remove_file(&out).unwrap();
     }
+}
+
+#[test]
+fn idx_class_count_comes_from_the_labels_or_the_flag() {
+    let d = dir("idx-classes");
+    // Labels 0..=6 only: seven classes, and no names, since this is neither MNIST nor Fashion-MNIST's ten.
+    let labels: [u8; 7] = [6, 0, 3, 3, 2, 1, 5];
+    write(&d.join("train-images-idx3-ubyte"), &idx_images());
+    write(&d.join("train-labels-idx1-ubyte"), &idx(&[7], &labels));
+    let summary = import_idx(&d, Split::Train, &d.join("seven.shard"), None).unwrap();
+    let shard = Shard::open(&summary.path).unwrap();
+    assert_eq!((summary.classes, shard.spec().classes), (7, 7));
+    assert!(shard.class_names().is_empty(), "{:?}", shard.class_names());
+    // A flag sets it (e.g. a test split without the top classes), and refuses labels beyond it.
+    assert_eq!(import_idx(&d, Split::Train, &d.join("ten.shard"), Some(10)).unwrap().classes, 10);
+    let err = import_idx(&d, Split::Train, &d.join("five.shard"), Some(5)).unwrap_err().to_string();
+    assert!(err.contains("label 6") && err.contains("5 classes"), "{err}");
 }

@@ -7,15 +7,17 @@ use flate2::read::GzDecoder;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-/// Both datasets have ten classes; a label outside them means a wrong or corrupt file.
-const CLASSES: u32 = 10;
+/// MNIST and Fashion-MNIST have ten classes, whose names rekindle knows.
+const KNOWN_CLASSES: u32 = 10;
 
 const FASHION_NAMES: [&str; 10] = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
 
 /// Imports one split of an idx dataset. `input` is the directory holding
 /// `{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]`, or the images file itself (then `split`
 /// is not consulted and the labels file is the one named `labels-idx1` instead of `images-idx3`).
-pub fn import_idx(input: &Path, split: Split, out: &Path) -> Result<ImportSummary, DataError> {
+/// The class count is `classes` when given (a label at or above it is an error), else one more
+/// than the largest label; classes are named only for MNIST and Fashion-MNIST's ten.
+pub fn import_idx(input: &Path, split: Split, out: &Path, classes: Option<u32>) -> Result<ImportSummary, DataError> {
     let (images_path, labels_path) = locate(input, split)?;
     let images_bytes = read(&images_path)?;
     let labels_bytes = read(&labels_path)?;
@@ -27,12 +29,15 @@ pub fn import_idx(input: &Path, split: Split, out: &Path) -> Result<ImportSummar
     if height == 0 || width == 0 {
         return Err(DataError::invalid(images_path.display(), format!("images of {height}x{width} pixels")));
     }
-    if let Some((i, &label)) = labels.iter().enumerate().find(|(_, &l)| u32::from(l) >= CLASSES) {
-        return Err(DataError::invalid(labels_path.display(), format!("label {label} of item {i} is not one of the {CLASSES} classes")));
+    let classes = classes.unwrap_or_else(|| labels.iter().max().map_or(1, |&m| u32::from(m) + 1));
+    if let Some((i, &label)) = labels.iter().enumerate().find(|(_, &l)| u32::from(l) >= classes) {
+        return Err(DataError::invalid(labels_path.display(), format!("label {label} of item {i} is not one of the {classes} classes")));
     }
-    let spec = ShardSpec { height: height as u32, width: width as u32, channels: 1, classes: CLASSES };
+    let spec = ShardSpec { height: height as u32, width: width as u32, channels: 1, classes };
     let mut writer = ShardWriter::create(out, spec)?;
-    writer.set_class_names(class_names(&images_path));
+    if classes == KNOWN_CLASSES {
+        writer.set_class_names(class_names(&images_path));
+    }
     for (pixels, &label) in pixels.chunks_exact(spec.image_len()).zip(labels) {
         writer.push(Record::new(pixels, label.into()))?;
     }
@@ -107,6 +112,6 @@ fn class_names(images: &Path) -> Vec<String> {
     if fashion {
         FASHION_NAMES.iter().map(|n| n.to_string()).collect()
     } else {
-        (0..CLASSES).map(|d| d.to_string()).collect()
+        (0..KNOWN_CLASSES).map(|d| d.to_string()).collect()
     }
 }
