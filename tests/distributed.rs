@@ -5,8 +5,9 @@
 //! Needs the `mpi` feature and Open MPI's `mpirun` (the README's test command and CI have both).
 #![cfg(feature = "mpi")]
 
-use safetensors::SafeTensors;
-use rekindle_tensor::relative_error;
+mod common;
+
+use common::assert_same_params;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -59,23 +60,6 @@ fn run(ranks: usize, args: &[&str]) -> Output {
     let o = rekindle(ranks, args).output().expect("run rekindle (is Open MPI's mpirun on PATH?)");
     assert!(o.status.success(), "rekindle {args:?} on {ranks} ranks failed:\n{}", String::from_utf8_lossy(&o.stderr));
     o
-}
-
-/// Every tensor of a checkpoint, concatenated in name order.
-fn params(path: &Path) -> Vec<f32> {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let st = SafeTensors::deserialize(&bytes).unwrap();
-    let mut names = st.names();
-    names.sort();
-    names.iter().flat_map(|n| st.tensor(n).unwrap().data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect::<Vec<_>>()).collect()
-}
-
-fn assert_same_params(a: &Path, b: &Path, what: &str) {
-    let (pa, pb) = (params(a), params(b));
-    let e = relative_error(&pa, &pb);
-    eprintln!("{what}: relative parameter error {e:.3e} over {} values", pa.len());
-    assert!(e <= 1e-5, "{what}: relative error {e:.3e} > 1e-5");
-    assert!(pa != params(&a.with_file_name("step-0.safetensors")) || a.ends_with("step-0.safetensors"), "{what}: training changed the model");
 }
 
 #[test]

@@ -1,0 +1,186 @@
+//! rekindle under a real Slurm: a one-node cluster on this machine (slurmctld and slurmd on
+//! localhost, started by `scripts/slurm/local-cluster.sh`). `sbatch scripts/slurm/train.sbatch`
+//! with 2 tasks trains what one process trains; `srun -n 2 rekindle bench all-reduce` checks its
+//! sums; a task killed mid-job ends the job with an error within 60 s and leaves the last good
+//! checkpoint intact.
+//!
+//! Where Slurm is missing or slurmd cannot start, each test says why and skips; with
+//! `REKINDLE_REQUIRE_SLURM=1` (CI sets it) that is a failure instead, so CI never passes without
+//! running them. Needs the `mpi` feature (srun starts MPI ranks through PMIx).
+#![cfg(feature = "mpi")]
+
+mod common;
+
+use common::assert_same_params;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// DietCL on a tiny synthetic stream, mixup off (its pairs stay within a micro-batch).
+const TINY: &str = "
+seed: 5
+model: {preset: vit-micro-4-28, overrides: {image_size: 16, channels: 3, depth: 2, dim: 32, heads: 2, decoder_dim: 32}}
+data: {synthetic: {classes: 6, train_per_class: 40, test_per_class: 10, size: 16}, eval_batch: 16}
+stream: {scenario: class-incremental, steps: 3, label_rate: 0.25}
+budget: {steps: 8, effective_batch: 32, micro_batch: 8}
+strategy: {name: dietcl}
+optim: {lr: 1.0e-3, min_lr: 1.0e-5}
+augment: {mixing: {prob: 0}}
+threads: 1
+";
+
+/// The cluster's SLURM_CONF, started once per test binary; `None` (after saying why) where it
+/// cannot run here.
+fn slurm() -> Option<&'static str> {
+    static CONF: OnceLock<Result<String, String>> = OnceLock::new();
+    let conf = CONF.get_or_init(|| {
+        let o = Command::new("bash").arg("scripts/slurm/local-cluster.sh").arg("start").output().map_err(|e| format!("cannot run bash: {e}"))?;
+        let out = String::from_utf8_lossy(&o.stdout);
+        match out.lines().find_map(|l| l.strip_prefix("export SLURM_CONF=")) {
+            Some(conf) if o.status.success() => Ok(conf.to_string()),
+            _ => Err(format!("scripts/slurm/local-cluster.sh start failed: {}{}", out, String::from_utf8_lossy(&o.stderr))),
+        }
+    });
+    match conf {
+        Ok(c) => Some(c),
+        Err(why) if std::env::var("REKINDLE_REQUIRE_SLURM").is_ok_and(|v| v == "1") => panic!("REKINDLE_REQUIRE_SLURM=1 but no Slurm cluster: {why}"),
+        Err(why) => {
+            eprintln!("skipped: no Slurm cluster on this machine: {why}");
+            None
+        }
+    }
+}
+
+fn dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("rekindle-slurm-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn config(d: &Path, text: &str) -> String {
+    let path = d.join("tiny.yaml");
+    std::fs::write(&path, text).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+/// A Slurm client command against the local cluster, with rekindle's test binary as REKINDLE_BIN.
+fn client(conf: &str, tool: &str, args: &[&str]) -> Command {
+    let mut c = Command::new(tool);
+    c.env("SLURM_CONF", conf).env("REKINDLE_BIN", env!("CARGO_BIN_EXE_rekindle")).args(args);
+    c
+}
+
+fn output(mut c: Command) -> Output {
+    c.output().expect("run a Slurm client")
+}
+
+/// `sbatch` of train.sbatch with 2 tasks on the one node; returns the job id.
+fn submit(conf: &str, d: &Path, args: &[&str]) -> String {
+    let log = d.join("job-%j.out");
+    let mut all = vec!["--parsable", "--ntasks", "2", "--nodes", "1", "--ntasks-per-node", "2", "--cpus-per-task", "1", "--time", "5", "--output", log.to_str().unwrap(), "scripts/slurm/train.sbatch"];
+    all.extend(args);
+    let o = output(client(conf, "sbatch", &all));
+    assert!(o.status.success(), "sbatch failed: {}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).trim().split(';').next().unwrap().to_string()
+}
+
+/// `scontrol show job` fields (`JobState`, `ExitCode`, ...) of a job that is still known.
+fn job(conf: &str, id: &str) -> String {
+    String::from_utf8_lossy(&output(client(conf, "scontrol", &["show", "job", id])).stdout).into_owned()
+}
+
+/// Waits until the job leaves the queue; returns its `scontrol` record and how long it took.
+fn wait_job(conf: &str, id: &str, limit: Duration) -> (String, Duration) {
+    let started = Instant::now();
+    loop {
+        let record = job(conf, id);
+        let state = record.split_whitespace().find_map(|f| f.strip_prefix("JobState=")).unwrap_or("").to_string();
+        if !record.is_empty() && !["PENDING", "RUNNING", "COMPLETING", "CONFIGURING"].contains(&state.as_str()) {
+            return (record, started.elapsed());
+        }
+        if started.elapsed() > limit {
+            let _ = output(client(conf, "scancel", &[id]));
+            panic!("job {id} still {state} after {} s", limit.as_secs());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn job_log(d: &Path, id: &str) -> String {
+    std::fs::read_to_string(d.join(format!("job-{id}.out"))).unwrap_or_default()
+}
+
+#[test]
+fn an_sbatch_job_of_two_tasks_trains_what_one_process_trains() {
+    let Some(conf) = slurm() else { return };
+    let d = dir("equivalence");
+    let cfg = config(&d, TINY);
+    let (one, job_dir) = (d.join("one"), d.join("job"));
+    let o = Command::new(env!("CARGO_BIN_EXE_rekindle")).args(["train", &cfg, "--out", one.to_str().unwrap()]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let id = submit(conf, &d, &[&cfg, "--out", job_dir.to_str().unwrap()]);
+    let (record, took) = wait_job(conf, &id, Duration::from_secs(240));
+    let log = job_log(&d, &id);
+    eprintln!("job {id} took {:.1} s; its output:\n{log}", took.as_secs_f64());
+    assert!(record.contains("JobState=COMPLETED") && record.contains("ExitCode=0:0"), "{record}\n{log}");
+    assert!(log.contains("2 ranks"), "rank 0 names the world: {log}");
+    for step in 0..3 {
+        let name = format!("checkpoints/step-{step}.safetensors");
+        assert_same_params(&job_dir.join(&name), &one.join(&name), &format!("Slurm job of 2 tasks vs 1 process, time step {step}"));
+    }
+    let summary = |d: &Path| -> serde_json::Value { serde_json::from_str(&std::fs::read_to_string(d.join("summary.json")).unwrap()).unwrap() };
+    assert_eq!(summary(&one)["accuracy_matrix"], summary(&job_dir)["accuracy_matrix"]);
+}
+
+#[test]
+fn srun_all_reduce_checks_its_sums_on_two_tasks() {
+    let Some(conf) = slurm() else { return };
+    let o = output(client(conf, "srun", &["--mpi=pmix", "-n", "2", "--time", "2", env!("CARGO_BIN_EXE_rekindle"), "bench", "all-reduce", "--mbytes", "2", "--iters", "3", "--warmup", "1", "--json"]));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}{}", out, String::from_utf8_lossy(&o.stderr));
+    let report: serde_json::Value = serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let worlds = report["worlds"].as_array().unwrap();
+    assert_eq!(worlds.iter().map(|w| w["world"].as_u64().unwrap()).collect::<Vec<_>>(), [1, 2], "{report}");
+    assert!(worlds[1]["busbw_gbytes_per_sec"].as_f64().unwrap() > 0.0, "{report}");
+}
+
+/// The pid of task `rank` of Slurm job `id`.
+fn task_pid(id: &str, rank: usize) -> Option<i32> {
+    let wanted = [format!("SLURM_JOB_ID={id}"), format!("SLURM_PROCID={rank}")];
+    std::fs::read_dir("/proc").unwrap().flatten().find_map(|entry| {
+        let pid = entry.file_name().to_string_lossy().parse::<i32>().ok()?;
+        let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+        let environ = std::fs::read(entry.path().join("environ")).ok()?;
+        let vars: Vec<&[u8]> = environ.split(|&b| b == 0).collect();
+        let is_rekindle = cmdline.split(|&b| b == 0).next().is_some_and(|a| a.ends_with(b"rekindle"));
+        (is_rekindle && wanted.iter().all(|w| vars.contains(&w.as_bytes()))).then_some(pid)
+    })
+}
+
+#[test]
+fn a_killed_task_ends_the_job_with_an_error_and_keeps_the_last_checkpoint() {
+    let Some(conf) = slurm() else { return };
+    let d = dir("killed");
+    let cfg = config(&d, &TINY.replace("steps: 8,", "steps: 400,"));
+    let job_dir = d.join("job");
+    let id = submit(conf, &d, &[&cfg, "--out", job_dir.to_str().unwrap()]);
+    let started = Instant::now();
+    while !job_dir.join("state.json").exists() {
+        assert!(started.elapsed() < Duration::from_secs(180), "time step 0 never finished: {}", job_log(&d, &id));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pid = task_pid(&id, 1).unwrap_or_else(|| panic!("no task 1 of job {id}"));
+    assert!(Command::new("kill").args(["-KILL", &pid.to_string()]).status().unwrap().success());
+    let (record, took) = wait_job(conf, &id, Duration::from_secs(60));
+    let log = job_log(&d, &id);
+    eprintln!("job {id} ended {:.1} s after task 1 was killed: {record}\n{log}", took.as_secs_f64());
+    assert!(!record.contains("JobState=COMPLETED") && !record.contains("ExitCode=0:0"), "the job must fail: {record}");
+    // The last good checkpoint (time step 0) is whole: state.json points at it and it loads.
+    let state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(job_dir.join("state.json")).unwrap()).unwrap();
+    assert_eq!(state["completed_steps"], 1, "killed during time step 1");
+    let values = common::params(&job_dir.join("checkpoints/step-0.safetensors"));
+    assert!(!values.is_empty() && values.iter().all(|v| v.is_finite()));
+    assert!(!job_dir.join("summary.json").exists() && !job_dir.join("checkpoints/step-1.safetensors").exists());
+}
