@@ -125,6 +125,8 @@ fn main() {
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");
-        std::process::exit(1);
+        // 130: stopped by Ctrl-C, as shells report it.
+        let interrupted = e.chain().any(|c| matches!(c.downcast_ref(), Some(rekindle_coordinator::TrainError::Interrupted { .. })));
+        std::process::exit(if interrupted { 130 } else { 1 });
     }
 }

@@ -3,7 +3,7 @@
 //! `OUT/mae.safetensors` for `model.init`, with a reconstruction picture beside it. Takes the
 //! same arguments, launchers and devices as `train`.
 
-use crate::train::{nan_to_null, on_ranks, start_metrics, Session, TrainArgs};
+use crate::train::{nan_to_null, on_ranks, resume_hint, start_metrics, Session, TrainArgs};
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressStyle};
 use rekindle_coordinator::pretrain::{pretrain, pretrain_images, PretrainProgress};
@@ -18,7 +18,7 @@ fn run_rank(args: &TrainArgs, launch: &Launch, comm: Box<dyn Comm>) -> Result<()
     let Session { config, out, mut backend, comm } = Session::open(args, launch, comm, "-pretrain")?;
     let (be, comm) = (backend.as_mut(), comm.as_ref());
     if comm.rank() != 0 {
-        pretrain(&config, be, comm, &out, args.resume.is_some(), |_| {})?;
+        resume_hint(pretrain(&config, be, comm, &out, args.resume.is_some(), |_| {}), "pretrain", &out)?;
         return Ok(());
     }
     let mut metrics = start_metrics(args, &config, &out, "iteration", "iteration")?;
@@ -41,7 +41,7 @@ fn run_rank(args: &TrainArgs, launch: &Launch, comm: Box<dyn Comm>) -> Result<()
     });
     bar.finish_and_clear();
     metrics.finish()?;
-    let summary = summary?;
+    let summary = resume_hint(summary, "pretrain", &out)?;
     std::fs::write(out.join("summary.json"), serde_json::to_string_pretty(&summary)?)?;
 
     // What the decoder makes of eight pre-training images, from the file just written.

@@ -3,7 +3,7 @@
 
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use rekindle_coordinator::{train, Progress, TrainConfig};
+use rekindle_coordinator::{train, Progress, TrainConfig, TrainError};
 use rekindle_dist::{Comm, Launch};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -38,7 +38,17 @@ pub fn run(args: &TrainArgs) -> Result<()> {
 }
 
 /// Connects this process to its ranks and runs `body`; errors name the rank under a launcher.
+/// The first Ctrl-C stops the run after the optimizer step in progress (a checkpoint being written
+/// is finished), the second at once.
 pub fn on_ranks(args: &TrainArgs, body: impl FnOnce(&TrainArgs, &Launch, Box<dyn Comm>) -> Result<()>) -> Result<()> {
+    let pressed = std::sync::atomic::AtomicBool::new(false);
+    ctrlc::set_handler(move || {
+        if pressed.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!("\nstopping after this optimizer step (Ctrl-C again to stop at once)");
+        rekindle_coordinator::interrupt::request();
+    })?;
     let launch = Launch::from_env()?;
     let comm = rekindle_dist::connect(&launch, Duration::from_secs(args.comm_timeout))?;
     let (rank, world) = (comm.rank(), comm.world());
@@ -120,11 +130,19 @@ impl Metrics {
     }
 }
 
+/// An interruption's error, with the command that continues the run.
+pub fn resume_hint<T>(result: Result<T, TrainError>, command: &str, out: &Path) -> Result<T> {
+    match result {
+        Err(e @ TrainError::Interrupted { .. }) => Err(e).with_context(|| format!("stopped by Ctrl-C (continue with `rekindle {command} --resume {}`)", out.display())),
+        other => Ok(other?),
+    }
+}
+
 fn run_rank(args: &TrainArgs, launch: &Launch, comm: Box<dyn Comm>) -> Result<()> {
     let Session { config, out, mut backend, comm } = Session::open(args, launch, comm, "")?;
     let (be, comm) = (backend.as_mut(), comm.as_ref());
     if comm.rank() != 0 {
-        train(&config, be, comm, Some(&out), args.resume.is_some(), |_| {})?;
+        resume_hint(train(&config, be, comm, Some(&out), args.resume.is_some(), |_| {}), "train", &out)?;
         return Ok(());
     }
     let mut metrics = start_metrics(args, &config, &out, "completed_steps", "step")?;
@@ -195,7 +213,7 @@ fn run_rank(args: &TrainArgs, launch: &Launch, comm: Box<dyn Comm>) -> Result<()
     });
     bar.finish_and_clear();
     metrics.finish()?;
-    let summary = summary?;
+    let summary = resume_hint(summary, "train", &out)?;
     std::fs::write(out.join("summary.json"), serde_json::to_string_pretty(&summary)?)?;
     let plot = out.join("accuracy.png");
     let title = format!("{} on {}", summary.strategy, config.data.train);

@@ -252,3 +252,34 @@ fn the_quickstart_starts_from_its_shipped_pretrained_checkpoint() {
         assert!(got.len() == want.len() && got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()), "{}", e.name);
     }
 }
+
+/// Ctrl-C (SIGINT) stops a run after the optimizer step in progress with exit status 130 and a
+/// message naming the directory to resume; the resumed run ends as an uninterrupted one.
+#[test]
+fn ctrl_c_stops_cleanly_and_the_run_resumes_to_the_same_summary() {
+    let d = dir("sigint");
+    let cfg = config(&d);
+    let (whole, stopped) = (d.join("whole"), d.join("stopped"));
+    let o = run(&["train", &cfg, "--out", whole.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let child = command(&["train", &cfg, "--out", stopped.to_str().unwrap()]).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let started = Instant::now();
+    // Once time step 2 trains, time step 1's checkpoint is on disk.
+    while !std::fs::read_to_string(stopped.join("metrics.jsonl")).is_ok_and(|m| m.contains("\"step\":1")) {
+        assert!(started.elapsed() < Duration::from_secs(120), "the run never reached time step 2");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert!(Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(130), "{err}");
+    assert!(err.contains(&format!("rekindle train --resume {}", stopped.display())) && err.contains("interrupted at time step"), "{err}");
+    assert!(!stopped.join("summary.json").exists());
+    let o = run(&["train", "--resume", stopped.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let without_wall = |mut s: serde_json::Value| {
+        s.as_object_mut().unwrap().remove("wall_seconds");
+        s
+    };
+    assert_eq!(without_wall(summary(&whole)), without_wall(summary(&stopped)));
+}

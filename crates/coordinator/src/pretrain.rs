@@ -125,6 +125,9 @@ pub fn pretrain(config: &TrainConfig, be: &mut dyn Backend, comm: &dyn Comm, dir
     report(PretrainProgress::Begin { steps: p.steps, images: images.len(), first: iteration });
     let wall = |start: &Instant| wall_before + start.elapsed().as_secs_f64();
     while iteration < p.steps {
+        if crate::interrupt::requested(comm)? {
+            return Err(TrainError::Interrupted { step: 0, iteration });
+        }
         let started = Instant::now();
         let lr = schedule.lr(iteration);
         let losses = engine.step(be, &vit, &ClassMap::default(), &loader, &mut optimizer, &sources, counts, iteration as u64, lr, &mut Regularizers::default(), comm)?;

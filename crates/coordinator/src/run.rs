@@ -35,6 +35,8 @@ pub enum TrainError {
     NonFinite { step: usize, stage: String, iteration: usize, loss: f32 },
     #[error("data: {0}")]
     Mismatch(String),
+    #[error("interrupted at time step {step}, iteration {iteration}; the last checkpoint is kept")]
+    Interrupted { step: usize, iteration: usize },
 }
 
 /// What the run reports as it goes (the CLI draws progress bars from it).
@@ -192,6 +194,9 @@ pub fn train(config: &TrainConfig, be: &mut dyn Backend, comm: &dyn Comm, run_di
             let counts = stage.mix.counts(config.budget.effective_batch);
             let src = Sources { buffer_past_only: stage.buffer_past_only, ..sources };
             for i in 0..stage.steps {
+                if crate::interrupt::requested(comm)? {
+                    return Err(TrainError::Interrupted { step: t, iteration: i });
+                }
                 let started = Instant::now();
                 let lr = stage.lr.lr(i);
                 let every = config.strategy.term_norms_every;
