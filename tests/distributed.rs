@@ -7,36 +7,13 @@
 
 mod common;
 
-use common::assert_same_params;
+use common::{assert_same_params, config, summary_without_wall, TINY_RANKS as TINY};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-/// DietCL (MAE, current labels and buffer in every step) on a tiny synthetic stream; mixup pairs
-/// images within a micro-batch, so it is off here (crops, flips and masks stay on).
-const TINY: &str = "
-seed: 5
-model: {preset: vit-micro-4-28, overrides: {image_size: 16, channels: 3, depth: 2, dim: 32, heads: 2, decoder_dim: 32}}
-data: {synthetic: {classes: 6, train_per_class: 40, test_per_class: 10, size: 16}, eval_batch: 16}
-stream: {scenario: class-incremental, steps: 3, label_rate: 0.25}
-budget: {steps: 8, effective_batch: 32, micro_batch: 8}
-strategy: {name: dietcl}
-optim: {lr: 1.0e-3, min_lr: 1.0e-5}
-augment: {mixing: {prob: 0}}
-threads: 1
-";
-
 fn dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("rekindle-dist-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn config(d: &Path, text: &str) -> String {
-    let path = d.join("tiny.yaml");
-    std::fs::write(&path, text).unwrap();
-    path.to_str().unwrap().to_string()
+    common::dir("dist", name)
 }
 
 /// `rekindle ARGS` on `ranks` MPI ranks (`ranks = 0`: plain, without mpirun).
@@ -188,7 +165,10 @@ fn resume_across_world_sizes(name: &str, first: usize, then: usize) {
     child.wait().unwrap();
     assert!(!split.join("summary.json").exists(), "stopped before it finished");
     run(then, &["train", "--resume", split.to_str().unwrap()]);
-    assert_same_params(&split.join("checkpoints/step-2.safetensors"), &whole.join("checkpoints/step-2.safetensors"), &format!("{} then {} vs 1 process", ranks(first), ranks(then)));
+    let what = format!("{} then {} vs 1 process", ranks(first), ranks(then));
+    assert_same_params(&split.join("checkpoints/step-2.safetensors"), &whole.join("checkpoints/step-2.safetensors"), &what);
+    // The whole summary too (accuracies, steps, FLOPs, the curve), wall time aside.
+    assert_eq!(summary_without_wall(&split), summary_without_wall(&whole), "{what}: the summary differs");
 }
 
 fn ranks(n: usize) -> String {

@@ -11,24 +11,11 @@
 
 mod common;
 
-use common::assert_same_params;
+use common::{assert_same_params, config, TINY_RANKS as TINY};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
-
-/// DietCL on a tiny synthetic stream, mixup off (its pairs stay within a micro-batch).
-const TINY: &str = "
-seed: 5
-model: {preset: vit-micro-4-28, overrides: {image_size: 16, channels: 3, depth: 2, dim: 32, heads: 2, decoder_dim: 32}}
-data: {synthetic: {classes: 6, train_per_class: 40, test_per_class: 10, size: 16}, eval_batch: 16}
-stream: {scenario: class-incremental, steps: 3, label_rate: 0.25}
-budget: {steps: 8, effective_batch: 32, micro_batch: 8}
-strategy: {name: dietcl}
-optim: {lr: 1.0e-3, min_lr: 1.0e-5}
-augment: {mixing: {prob: 0}}
-threads: 1
-";
 
 /// The cluster's SLURM_CONF, started once per test binary; `None` (after saying why) where it
 /// cannot run here.
@@ -53,16 +40,7 @@ fn slurm() -> Option<&'static str> {
 }
 
 fn dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("rekindle-slurm-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn config(d: &Path, text: &str) -> String {
-    let path = d.join("tiny.yaml");
-    std::fs::write(&path, text).unwrap();
-    path.to_str().unwrap().to_string()
+    common::dir("slurm", name)
 }
 
 /// A Slurm client command against the local cluster, with rekindle's test binary as REKINDLE_BIN.

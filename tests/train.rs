@@ -2,6 +2,9 @@
 //! SIGKILL with identical results, and a NaN loss that stops the run without touching the last
 //! good checkpoint.
 
+mod common;
+
+use common::{summary_without_wall, train_lines};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -124,23 +127,8 @@ fn a_killed_run_resumes_to_the_same_summary() {
     let o = run(&["train", "--resume", killed.to_str().unwrap()]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     // The whole summary (FLOPs and every curve point included), wall time aside.
-    let without_wall = |mut s: serde_json::Value| {
-        s.as_object_mut().unwrap().remove("wall_seconds");
-        s
-    };
-    assert_eq!(without_wall(summary(&whole)), without_wall(summary(&killed)), "the summary differs after resume");
+    assert_eq!(summary_without_wall(&whole), summary_without_wall(&killed), "the summary differs after resume");
     // Every training line, throughput aside.
-    let train_lines = |dir: &Path| -> Vec<serde_json::Value> {
-        let text = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap();
-        text.lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .filter(|v| v["type"] == "train")
-            .map(|mut v| {
-                v.as_object_mut().unwrap().remove("images_per_sec");
-                v
-            })
-            .collect()
-    };
     let (a, b) = (train_lines(&whole), train_lines(&killed));
     assert_eq!(b.len(), 120, "no duplicate lines from the interrupted step");
     assert!(a == b, "training lines differ after resume");
@@ -277,9 +265,5 @@ fn ctrl_c_stops_cleanly_and_the_run_resumes_to_the_same_summary() {
     assert!(!stopped.join("summary.json").exists());
     let o = run(&["train", "--resume", stopped.to_str().unwrap()]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let without_wall = |mut s: serde_json::Value| {
-        s.as_object_mut().unwrap().remove("wall_seconds");
-        s
-    };
-    assert_eq!(without_wall(summary(&whole)), without_wall(summary(&stopped)));
+    assert_eq!(summary_without_wall(&whole), summary_without_wall(&stopped));
 }

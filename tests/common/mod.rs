@@ -1,10 +1,61 @@
-//! Helpers shared by the multi-process tests (`distributed.rs` under mpirun, `slurm.rs` under
-//! Slurm): comparing the checkpoints that runs at different world sizes write.
+//! Helpers shared by the end-to-end tests: the tiny stream the multi-process tests train
+//! (`distributed.rs` under mpirun, `slurm.rs` under Slurm), run directories, and comparing what
+//! two runs wrote.
 #![allow(dead_code)] // each test binary uses its own subset
 
 use rekindle_tensor::relative_error;
 use safetensors::SafeTensors;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// DietCL (MAE, current labels and buffer in every step) on a tiny synthetic stream, for runs on
+/// several ranks; mixup pairs images within a micro-batch, so it is off (crops, flips and masks
+/// stay on).
+pub const TINY_RANKS: &str = "
+seed: 5
+model: {preset: vit-micro-4-28, overrides: {image_size: 16, channels: 3, depth: 2, dim: 32, heads: 2, decoder_dim: 32}}
+data: {synthetic: {classes: 6, train_per_class: 40, test_per_class: 10, size: 16}, eval_batch: 16}
+stream: {scenario: class-incremental, steps: 3, label_rate: 0.25}
+budget: {steps: 8, effective_batch: 32, micro_batch: 8}
+strategy: {name: dietcl}
+optim: {lr: 1.0e-3, min_lr: 1.0e-5}
+augment: {mixing: {prob: 0}}
+threads: 1
+";
+
+/// A fresh temporary directory for test `name` of suite `suite`.
+pub fn dir(suite: &str, name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("rekindle-{suite}-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Writes `text` as `d/tiny.yaml` and returns its path.
+pub fn config(d: &Path, text: &str) -> String {
+    let path = d.join("tiny.yaml");
+    std::fs::write(&path, text).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+/// A run's `summary.json` without its wall time, the one field two equal runs may differ in.
+pub fn summary_without_wall(run: &Path) -> serde_json::Value {
+    let mut s: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
+    s.as_object_mut().unwrap().remove("wall_seconds");
+    s
+}
+
+/// A run's training lines of `metrics.jsonl`, without their throughput.
+pub fn train_lines(run: &Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["type"] == "train")
+        .map(|mut v| {
+            v.as_object_mut().unwrap().remove("images_per_sec");
+            v
+        })
+        .collect()
+}
 
 /// Every tensor of a checkpoint, concatenated in name order.
 pub fn params(path: &Path) -> Vec<f32> {

@@ -6,6 +6,7 @@ pub mod budget;
 pub mod config;
 pub mod distill;
 mod engine;
+pub mod fault;
 pub mod interrupt;
 pub mod levers;
 pub mod metrics;

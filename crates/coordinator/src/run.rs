@@ -197,6 +197,7 @@ pub fn train(config: &TrainConfig, be: &mut dyn Backend, comm: &dyn Comm, run_di
                 if crate::interrupt::requested(comm)? {
                     return Err(TrainError::Interrupted { step: t, iteration: i });
                 }
+                crate::fault::at(|| format!("train:{t}:{}:{i}", stage.name));
                 let started = Instant::now();
                 let lr = stage.lr.lr(i);
                 let every = config.strategy.term_norms_every;
@@ -222,6 +223,7 @@ pub fn train(config: &TrainConfig, be: &mut dyn Backend, comm: &dyn Comm, run_di
                 }
             }
         }
+        crate::fault::at(|| format!("eval:{t}"));
         let row = evaluate(be, &vit, &mut engine, &test_loader, &test, &test_images, &stream, &map, t, config.data.eval_batch, comm)?;
         let evaluation = summary.record_eval(t, row, config.stream.scenario);
         let point = CurvePoint { step: t, iteration: round_iteration, round_flops: summary.flops - flops_at_start, accuracy: evaluation.accuracy };

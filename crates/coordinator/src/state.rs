@@ -90,6 +90,7 @@ impl RunDir {
             tensors.push(("second", &shape, s));
         }
         write_tensors(&self.optimizer_path(name), &tensors, HashMap::new())?;
+        crate::fault::at(|| format!("checkpoint:{}", name.trim_start_matches("step-")));
         let path = self.state_path();
         let tmp = path.with_extension("json.tmp");
         let text = serde_json::to_string(state).expect("state serialises");
