@@ -24,7 +24,7 @@ use std::path::PathBuf;
 #[derive(Parser)]
 #[command(name = "rekindle", version, about, long_about = None)]
 #[command(after_help = "Start with `rekindle train configs/quickstart.yaml` (DietCL on a synthetic stream \
-from a shipped MAE-pretrained ViT, about 1.5 minutes on a laptop CPU); `rekindle pretrain CONFIG.yaml` \
+from a shipped MAE-pretrained ViT, about 35 s on a laptop CPU); `rekindle pretrain CONFIG.yaml` \
 makes such a start for any config; `rekindle info` lists the model presets and \
 `rekindle bench step --preset vit-tiny-4-32 --batch 64 --task classify` times training on this machine.")]
 struct Cli {

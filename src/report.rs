@@ -150,7 +150,9 @@ pub fn run(args: &ReportArgs) -> Result<()> {
 /// the run directory for runs without a config.
 fn labels(groups: &[Group]) -> Vec<String> {
     let keys: Vec<&String> = groups.iter().flat_map(|g| g.config.keys()).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
-    let differing: Vec<&String> = keys.into_iter().filter(|k| groups.iter().any(|g| g.config.get(*k) != groups[0].config.get(*k))).collect();
+    let mut differing: Vec<&String> = keys.into_iter().filter(|k| groups.iter().any(|g| g.config.get(*k) != groups[0].config.get(*k))).collect();
+    // The strategy first: it is what a reader looks for.
+    differing.sort_by_key(|k| *k != "strategy.name");
     groups
         .iter()
         .map(|g| {

@@ -4,6 +4,7 @@
 #   bash scripts/experiments/dietcl-pretrained.sh sweep     # the LR search, the same for every method
 #   bash scripts/experiments/dietcl-pretrained.sh compare   # 3 seeds x 2 label rates x 6 methods
 #   bash scripts/experiments/dietcl-pretrained.sh weights   # DietCL at MAE weights 1 and 5 (1% labels, 3 seeds)
+#   bash scripts/experiments/dietcl-pretrained.sh scratch   # ER and DietCL from a random init (what the start is worth)
 #   bash scripts/experiments/dietcl-pretrained.sh report    # the tables and plots
 # Needs the shards and runs/fashion-mnist-pretrain/mae.safetensors (see the config's header).
 set -euo pipefail
@@ -60,13 +61,20 @@ case "${1:-}" in
         run "$out/dietcl-w$w-labels0.01-seed$seed" strategy.name=dietcl strategy.mae_weight=$w optim.lr=$lr stream.label_rate=0.01 seed=$seed
       done
     done ;;
+  scratch)
+    for seed in 0 1 2; do
+      for name in er dietcl; do
+        run "$out/$name-scratch-labels0.01-seed$seed" strategy.name=$name model.init=null optim.lr=$(best_lr "$name") stream.label_rate=0.01 seed=$seed
+      done
+    done ;;
   report)
     "$bin" report "$out"/sweep-*/ --plot docs/results-dietcl-sweep.png --markdown "$out/sweep.md"
     "$bin" report "$out"/dietcl-labels0.01-seed*/ "$out"/dietcl-w*-labels0.01-seed*/ --plot docs/results-dietcl-mae-weight.png --markdown "$out/weights.md"
+    "$bin" report "$out"/{er,dietcl}-labels0.01-seed*/ "$out"/*-scratch-labels0.01-seed*/ --plot "$out/scratch.png" --markdown "$out/scratch.md"
     for rate in 0.01 0.05; do
       dirs=()
       for m in "${methods[@]}"; do dirs+=("$out/${m%%|*}-labels$rate-seed"*/); done
       "$bin" report "${dirs[@]}" --plot docs/results-dietcl-pretrained-labels$rate.png --markdown "$out/labels$rate.md"
     done ;;
-  *) echo "usage: $0 sweep|compare|weights|report" >&2; exit 2 ;;
+  *) echo "usage: $0 sweep|compare|weights|scratch|report" >&2; exit 2 ;;
 esac
