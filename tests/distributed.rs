@@ -208,3 +208,17 @@ fn bench_all_reduce_checks_and_times_each_world_size() {
     assert_eq!(worlds.len(), 2);
     assert!(worlds[1]["busbw_gbytes_per_sec"].as_f64().unwrap() > 0.0, "{report}");
 }
+
+#[test]
+fn two_ranks_pretrain_what_one_process_pretrains() {
+    let d = dir("pretrain");
+    let text = TINY.replace("data: {synthetic:", "data: {holdout: 0.5, synthetic:") + "pretrain: {steps: 6, effective_batch: 32, micro_batch: 8, checkpoint_every: 3}\n";
+    let cfg = config(&d, &text);
+    let (one, two) = (d.join("one"), d.join("two"));
+    run(0, &["pretrain", &cfg, "--out", one.to_str().unwrap()]);
+    run(2, &["pretrain", &cfg, "--out", two.to_str().unwrap()]);
+    let (a, b) = (common::params(&one.join("mae.safetensors")), common::params(&two.join("mae.safetensors")));
+    let e = rekindle_tensor::relative_error(&a, &b);
+    eprintln!("MAE pre-training, 2 ranks vs 1 process: relative parameter error {e:.3e} over {} values", a.len());
+    assert!(e <= 1e-5, "relative error {e:.3e}");
+}
