@@ -126,3 +126,43 @@ fn a_closed_stdout_ends_quietly() {
         }
     }
 }
+
+/// `rekindle report` over several seeds of one setting: one row with mean ± std across seeds,
+/// named by the key that differs between settings, and a plot.
+#[test]
+fn report_aggregates_the_seeds_of_each_setting() {
+    let d = std::env::temp_dir().join(format!("rekindle-report-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    let write_run = |name: &str, seed: u64, strategy: &str, finals: [f64; 2]| {
+        let run = d.join(name);
+        std::fs::create_dir_all(&run).unwrap();
+        std::fs::write(run.join("config.yaml"), format!("seed: {seed}\nthreads: 0\nstrategy:\n  name: {strategy}\n  mae_weight: 50.0\n")).unwrap();
+        let summary = serde_json::json!({
+            "strategy": strategy, "scenario": "class-incremental", "final_accuracy": finals[1], "average_accuracy": (finals[0] + finals[1]) / 2.0,
+            "forgetting": 0.1, "accuracy_per_step": finals, "accuracy_matrix": [[finals[0]], [finals[0], finals[1]]],
+            "optimizer_steps": 10, "flops": 1.0e9, "wall_seconds": 2.0 + seed as f64,
+        });
+        std::fs::write(run.join("summary.json"), summary.to_string()).unwrap();
+        run.display().to_string()
+    };
+    let runs = [
+        write_run("er-0", 0, "er", [0.8, 0.5]),
+        write_run("er-1", 1, "er", [0.8, 0.6]),
+        write_run("er-2", 2, "er", [0.8, 0.7]),
+        write_run("dietcl-0", 0, "dietcl", [0.9, 0.4]),
+    ];
+    let (md, png) = (d.join("table.md"), d.join("plot.png"));
+    let mut args = vec!["report"];
+    args.extend(runs.iter().map(String::as_str));
+    args.extend(["--plot", png.to_str().unwrap(), "--markdown", md.to_str().unwrap()]);
+    let out = rekindle(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let table = std::fs::read_to_string(&md).unwrap();
+    let rows: Vec<&str> = table.lines().skip(2).collect();
+    assert_eq!(rows.len(), 2, "two settings: {table}");
+    // ER: finals 0.5, 0.6, 0.7 -> mean 0.6, sample std 0.1; wall 2, 3, 4 -> 3.0 ± 1.0.
+    assert!(rows[0].starts_with("| name=er | 3 | 0.6000 ± 0.1000 |") && rows[0].contains("3.0 ± 1.0"), "{}", rows[0]);
+    assert!(rows[1].starts_with("| name=dietcl | 1 | 0.4000 |"), "{}", rows[1]);
+    assert!(image::open(&png).is_ok(), "the plot is a PNG");
+    let _ = std::fs::remove_dir_all(&d);
+}
