@@ -8,7 +8,7 @@ use anyhow::Result;
 use indicatif::{ProgressBar, ProgressStyle};
 use rekindle_coordinator::pretrain::{pretrain, pretrain_images, PretrainProgress};
 use rekindle_dist::{Comm, Launch};
-use rekindle_model::{load_parts, Part, Vit};
+use rekindle_model::{load_parts, Vit, BODY};
 
 pub fn run(args: &TrainArgs) -> Result<()> {
     on_ranks(args, run_rank)
@@ -47,7 +47,7 @@ fn run_rank(args: &TrainArgs, launch: &Launch, comm: Box<dyn Comm>) -> Result<()
     // What the decoder makes of eight pre-training images, from the file just written.
     let (shard, images, _) = pretrain_images(&config)?;
     let vit = Vit::new(be, &config.model_config()?, config.seed)?;
-    load_parts(be, &vit, &summary.checkpoint, &[Part::Encoder, Part::Decoder])?;
+    load_parts(be, &vit, &summary.checkpoint, &BODY)?;
     let picture = out.join("reconstruction.png");
     crate::reconstruct::draw(be, &vit, shard, &images[..images.len().min(8)], config.seed, &picture)?;
     println!(

@@ -47,6 +47,20 @@ fn config(d: &Path) -> String {
     path.to_str().unwrap().to_string()
 }
 
+/// Waits (at most 120 s) until the run in `run` writes a training line of time step `step`.
+fn wait_until_training(run: &Path, step: u64) {
+    let started = Instant::now();
+    let training = || {
+        std::fs::read_to_string(run.join("metrics.jsonl")).is_ok_and(|m| {
+            m.lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()).any(|v| v["type"] == "train" && v["step"] == step)
+        })
+    };
+    while !training() {
+        assert!(started.elapsed() < Duration::from_secs(120), "the run never reached time step {}", step + 1);
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
 #[test]
 fn a_run_writes_its_directory() {
     let d = dir("plain");
@@ -109,16 +123,7 @@ fn a_killed_run_resumes_to_the_same_summary() {
     // Kill during time step 3 (index 2), after the head has grown twice: the resumed run starts
     // with a 4-class head, the whole run started with 2.
     let mut child = command(&["train", &cfg, "--out", killed.to_str().unwrap()]).stderr(std::process::Stdio::null()).spawn().unwrap();
-    let started = Instant::now();
-    let in_step_three = || {
-        std::fs::read_to_string(killed.join("metrics.jsonl")).is_ok_and(|m| {
-            m.lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()).any(|v| v["type"] == "train" && v["step"] == 2)
-        })
-    };
-    while !in_step_three() {
-        assert!(started.elapsed() < Duration::from_secs(120), "the run never reached time step 3");
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    wait_until_training(&killed, 2);
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     assert!(!killed.join("summary.json").exists(), "killed before it finished");
@@ -251,12 +256,8 @@ fn ctrl_c_stops_cleanly_and_the_run_resumes_to_the_same_summary() {
     let o = run(&["train", &cfg, "--out", whole.to_str().unwrap()]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let child = command(&["train", &cfg, "--out", stopped.to_str().unwrap()]).stderr(std::process::Stdio::piped()).spawn().unwrap();
-    let started = Instant::now();
     // Once time step 2 trains, time step 1's checkpoint is on disk.
-    while !std::fs::read_to_string(stopped.join("metrics.jsonl")).is_ok_and(|m| m.contains("\"step\":1")) {
-        assert!(started.elapsed() < Duration::from_secs(120), "the run never reached time step 2");
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    wait_until_training(&stopped, 1);
     assert!(Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
     let o = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&o.stderr);

@@ -62,6 +62,8 @@ pub struct StepLosses {
     /// With [`Engine::term_norms`]: the encoder-only gradient norm of the weighted MAE, current
     /// and buffer terms (this rank's part, before the all-reduce); NaN where absent or not measured.
     pub encoder_norms: [f32; 3],
+    /// Some rank was asked to stop ([`crate::interrupt`]): the loop ends after this step.
+    pub stop: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,10 +91,14 @@ pub struct Engine {
     reduced: Vec<f32>,
     /// Device sums of the step's MAE, current and buffer losses, read once at the step's end.
     device_sums: Option<Tensor>,
+    /// Where [`TermNorms`] keeps the gradient of the terms measured so far.
+    grad_stash: Option<Tensor>,
 }
 
-/// Loss sums a step keeps: MAE, current, buffer, FeatReg, AdaKD.
-const LOSSES: usize = 5;
+/// What a step sums over the ranks besides the gradients: the MAE, current, buffer, FeatReg and
+/// AdaKD losses, and the stop flag.
+const SUMS: usize = 6;
+const STOP: usize = 5;
 
 impl Engine {
     pub fn new(micro_batch: usize, mae_weight: f32, label_smoothing: f32, augment: bool, mixing: MixSettings, seed: u64) -> Engine {
@@ -109,6 +115,7 @@ impl Engine {
             targets: Vec::new(),
             reduced: Vec::new(),
             device_sums: None,
+            grad_stash: None,
         }
     }
 
@@ -162,10 +169,11 @@ impl Engine {
         vit.zero_grads(be);
         // Loss sums: MAE, current, buffer (added on the device by each micro-batch), FeatReg,
         // AdaKD (computed on the host).
-        let mut sums = [0.0f64; LOSSES];
+        let mut sums = [0.0f64; SUMS];
         let device_sums = *self.device_sums.get_or_insert_with(|| be.alloc(3));
         be.fill(device_sums, 0.0);
-        let mut terms = TermNorms { last: None, norms: [f32::NAN; 3], stash: None };
+        let stash = if self.term_norms { Some(self.grad_stash(be, vit)) } else { None };
+        let mut terms = TermNorms { last: None, norms: [f32::NAN; 3], stash, stashed: false };
         for (source, first, m, n) in plan {
             if self.term_norms && terms.last != Some(source) {
                 terms.close(be, vit);
@@ -195,6 +203,7 @@ impl Engine {
         for (sum, device) in sums.iter_mut().zip(be.download_vec(device_sums)) {
             *sum = device as f64;
         }
+        sums[STOP] = crate::interrupt::pending() as u8 as f64;
         if comm.world() > 1 {
             self.reduce(be, vit, &mut sums, comm)?;
         }
@@ -206,13 +215,26 @@ impl Engine {
         let (feat, kd) = (mean(3, distilling), mean(4, distilling));
         let (wf, wk) = extra.distill.as_ref().map_or((0.0, 0.0), |d| (d.settings.feat_weight, d.settings.kd_weight));
         let total = [self.mae_weight * mae, current, buf, wf * feat, wk * kd, l2].iter().filter(|v| !v.is_nan()).sum();
-        Ok(StepLosses { mae, current, buffer: buf, feat, kd, l2, total, grad_norm, encoder_norms })
+        Ok(StepLosses { mae, current, buffer: buf, feat, kd, l2, total, grad_norm, encoder_norms, stop: sums[STOP] > 0.0 })
+    }
+
+    /// The gradient stash of [`TermNorms`], allocated once and again only when the head grows.
+    fn grad_stash(&mut self, be: &mut dyn Backend, vit: &Vit) -> Tensor {
+        match self.grad_stash {
+            Some(t) if t.len == vit.table.total => t,
+            old => {
+                if let Some(t) = old {
+                    be.free(t);
+                }
+                *self.grad_stash.insert(be.alloc(vit.table.total))
+            }
+        }
     }
 
     /// Sums the gradients and the loss sums over the ranks: in place on the device where the
     /// communicator can (NCCL, on the backend's stream), else in one all-reduce of a host copy
     /// with the loss sums packed behind the gradients.
-    fn reduce(&mut self, be: &mut dyn Backend, vit: &Vit, sums: &mut [f64; LOSSES], comm: &dyn Comm) -> Result<(), CommError> {
+    fn reduce(&mut self, be: &mut dyn Backend, vit: &Vit, sums: &mut [f64; SUMS], comm: &dyn Comm) -> Result<(), CommError> {
         let n = vit.table.total;
         if let Some(address) = be.device_address(vit.grads) {
             if comm.all_reduce_device(address, n, Reduce::Sum)? {
@@ -222,7 +244,7 @@ impl Engine {
                 return Ok(());
             }
         }
-        self.reduced.resize(n + LOSSES, 0.0);
+        self.reduced.resize(n + SUMS, 0.0);
         be.download(vit.grads, &mut self.reduced[..n]);
         self.reduced[n..].iter_mut().zip(sums.iter()).for_each(|(r, &s)| *r = s as f32);
         comm.all_reduce(&mut self.reduced, Reduce::Sum)?;
@@ -295,35 +317,36 @@ impl Engine {
 }
 
 /// Per-term encoder gradient norms: after each source's micro-batches the gradient holds that
-/// term alone; its encoder part's norm is taken, the gradient is moved into a stash and zeroed,
-/// and at the end the stash (the sum of every term) becomes the gradient again.
+/// term alone; its encoder part's norm is taken, the gradient is added into the stash and zeroed,
+/// and at the end the stash (the sum of every term) becomes the gradient again. Without a stash
+/// (`term_norms` off) it does nothing.
 struct TermNorms {
     last: Option<Source>,
     norms: [f32; 3],
     stash: Option<Tensor>,
+    /// The stash holds the terms closed so far.
+    stashed: bool,
 }
 
 impl TermNorms {
     fn close(&mut self, be: &mut dyn Backend, vit: &Vit) {
-        let Some(source) = self.last.take() else { return };
+        let (Some(source), Some(stash)) = (self.last.take(), self.stash) else { return };
+        // The encoder's tensors come first in the parameter table.
         let encoder = vit.grads.slice(0, vit.table.count(Part::Encoder));
         self.norms[source as usize] = be.sum_squares(encoder).sqrt();
-        match self.stash {
-            Some(stash) => be.axpy(stash, 1.0, vit.grads),
-            None => {
-                let stash = be.alloc(vit.table.total);
-                be.copy(stash, vit.grads);
-                self.stash = Some(stash);
-            }
+        if self.stashed {
+            be.axpy(stash, 1.0, vit.grads);
+        } else {
+            be.copy(stash, vit.grads);
+            self.stashed = true;
         }
         be.fill(vit.grads, 0.0);
     }
 
     /// Restores the whole gradient and returns the norms (NaN for terms not measured).
     fn finish(self, be: &mut dyn Backend, vit: &Vit) -> [f32; 3] {
-        if let Some(stash) = self.stash {
+        if let (Some(stash), true) = (self.stash, self.stashed) {
             be.copy(vit.grads, stash);
-            be.free(stash);
         }
         self.norms
     }

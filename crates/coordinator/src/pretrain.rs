@@ -20,7 +20,7 @@ use crate::state::RunDir;
 use crate::targets::ClassMap;
 use rekindle_data::{holdout, Balance, Loader, Normalize, ReplayBuffer, Shard};
 use rekindle_dist::Comm;
-use rekindle_model::{Flops, Part, Vit};
+use rekindle_model::{Flops, Vit, BODY};
 use rekindle_tensor::Backend;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -32,9 +32,6 @@ use std::time::Instant;
 /// when that data was `data.train`'s held-out part.
 pub const META_SOURCE: &str = "rekindle.pretrain.source";
 pub const META_HOLDOUT: &str = "rekindle.pretrain.holdout";
-
-/// The parts pre-training trains and saves.
-const BODY: [Part; 2] = [Part::Encoder, Part::Decoder];
 
 /// What pre-training reports as it goes.
 pub enum PretrainProgress<'a> {
@@ -125,14 +122,14 @@ pub fn pretrain(config: &TrainConfig, be: &mut dyn Backend, comm: &dyn Comm, dir
     report(PretrainProgress::Begin { steps: p.steps, images: images.len(), first: iteration });
     let wall = |start: &Instant| wall_before + start.elapsed().as_secs_f64();
     while iteration < p.steps {
-        if crate::interrupt::requested(comm)? {
-            return Err(TrainError::Interrupted { step: 0, iteration });
-        }
         let started = Instant::now();
         let lr = schedule.lr(iteration);
         let losses = engine.step(be, &vit, &ClassMap::default(), &loader, &mut optimizer, &sources, counts, iteration as u64, lr, &mut Regularizers::default(), comm)?;
         if !losses.mae.is_finite() || !losses.grad_norm.is_finite() {
             return Err(TrainError::NonFinite { step: 0, stage: "pretrain".into(), iteration, loss: losses.mae });
+        }
+        if losses.stop {
+            return Err(TrainError::Interrupted { step: 0, iteration });
         }
         iteration += 1;
         flops += step_flops;
@@ -142,7 +139,8 @@ pub fn pretrain(config: &TrainConfig, be: &mut dyn Backend, comm: &dyn Comm, dir
         if lead && p.checkpoint_every > 0 && iteration % p.checkpoint_every == 0 && iteration < p.steps {
             let name = format!("pretrain-{iteration}");
             let state = PretrainState { iteration, optimizer_step: optimizer.step_count(), checkpoint: name.clone(), flops, wall_seconds: wall(&start), last_loss };
-            run_dir.save_named(be, &vit, &BODY, &optimizer, &name, HashMap::new(), &state)?;
+            run_dir.save_model(be, &vit, &name, &BODY, HashMap::new())?;
+            run_dir.save_resume(be, &optimizer, &name, &state)?;
             // The new checkpoint is complete (state.json points at it), so the older one can go.
             if let Some(old) = checkpoint.replace(name.clone()) {
                 run_dir.remove(&old);

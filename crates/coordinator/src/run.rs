@@ -14,7 +14,7 @@ use crate::state::{RunDir, RunState};
 use crate::targets::{current_rows, ClassMap};
 use rekindle_dist::{Comm, CommError};
 use rekindle_data::{holdout, DataError, Loader, Normalize, ReplayBuffer, Shard, Stream, StreamConfig, SyntheticSpec};
-use rekindle_model::{load_checkpoint, load_parts, read_metadata, Flops, ModelConfig, ModelError, Part, Vit};
+use rekindle_model::{load_checkpoint, load_parts, read_metadata, Flops, ModelConfig, ModelError, Vit, BODY};
 use rekindle_tensor::Backend;
 use std::path::Path;
 use std::sync::Arc;
@@ -194,9 +194,6 @@ pub fn train(config: &TrainConfig, be: &mut dyn Backend, comm: &dyn Comm, run_di
             let counts = stage.mix.counts(config.budget.effective_batch);
             let src = Sources { buffer_past_only: stage.buffer_past_only, ..sources };
             for i in 0..stage.steps {
-                if crate::interrupt::requested(comm)? {
-                    return Err(TrainError::Interrupted { step: t, iteration: i });
-                }
                 crate::fault::at(|| format!("train:{t}:{}:{i}", stage.name));
                 let started = Instant::now();
                 let lr = stage.lr.lr(i);
@@ -205,6 +202,9 @@ pub fn train(config: &TrainConfig, be: &mut dyn Backend, comm: &dyn Comm, run_di
                 let losses = engine.step(be, &vit, &map, &train_loader, &mut optimizer, &src, counts, iteration as u64, lr, &mut extra, comm)?;
                 if !losses.total.is_finite() || !losses.grad_norm.is_finite() {
                     return Err(TrainError::NonFinite { step: t, stage: stage.name.into(), iteration: i, loss: losses.total });
+                }
+                if losses.stop {
+                    return Err(TrainError::Interrupted { step: t, iteration: i });
                 }
                 let teacher = if extra.distill.is_some() { flops.classify_forward * counts.labelled as f64 } else { 0.0 };
                 let per_image = flops.train(flops.mae_forward) * counts.unlabelled as f64
@@ -263,7 +263,7 @@ pub fn restart(be: &mut dyn Backend, vit: &Vit, config: &TrainConfig, seed: u64)
 /// Loads the encoder and decoder of `model.init`, when set, over `vit`.
 fn load_init_body(be: &mut dyn Backend, vit: &Vit, config: &TrainConfig) -> Result<(), TrainError> {
     if let Some(path) = &config.model.init {
-        load_parts(be, vit, path, &[Part::Encoder, Part::Decoder])?;
+        load_parts(be, vit, path, &BODY)?;
     }
     Ok(())
 }

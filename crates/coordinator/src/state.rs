@@ -60,10 +60,6 @@ impl RunDir {
         self.root.join("checkpoints").join(format!("{name}.optimizer.safetensors"))
     }
 
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-
     fn state_path(&self) -> PathBuf {
         self.root.join("state.json")
     }
@@ -74,14 +70,20 @@ impl RunDir {
         // The head's row order, so `rekindle eval` can map predictions back to class ids.
         let classes = serde_json::to_string(&state.classes).expect("class map serialises");
         let meta = HashMap::from([("rekindle.time_step".to_string(), step.to_string()), ("rekindle.classes".to_string(), classes)]);
-        self.save_named(be, vit, &ALL_PARTS, optimizer, &RunDir::step_name(step), meta, state)
+        let name = RunDir::step_name(step);
+        self.save_model(be, vit, &name, &ALL_PARTS, meta)?;
+        self.save_resume(be, optimizer, &name, state)
     }
 
-    /// Writes checkpoint `name`: the model's `parts` with `meta`, the optimizer moments, then
-    /// `state` as `state.json`, each atomically and `state.json` last.
-    #[allow(clippy::too_many_arguments)]
-    pub fn save_named(&self, be: &mut dyn Backend, vit: &Vit, parts: &[Part], optimizer: &Optimizer, name: &str, meta: HashMap<String, String>, state: &impl Serialize) -> Result<(), TrainError> {
-        save_parts(be, vit, &self.model_path(name), parts, meta)?;
+    /// Writes checkpoint `name`'s model file: the model's `parts` with `meta`, atomically.
+    pub fn save_model(&self, be: &mut dyn Backend, vit: &Vit, name: &str, parts: &[Part], meta: HashMap<String, String>) -> Result<(), TrainError> {
+        Ok(save_parts(be, vit, &self.model_path(name), parts, meta)?)
+    }
+
+    /// Completes checkpoint `name` after its model file: the optimizer moments, then `state` as
+    /// `state.json`, each atomically and `state.json` last, so a run killed before it resumes
+    /// from the previous checkpoint.
+    pub fn save_resume(&self, be: &mut dyn Backend, optimizer: &Optimizer, name: &str, state: &impl Serialize) -> Result<(), TrainError> {
         let (first, second, _) = optimizer.save(be);
         let mut tensors: Vec<(&str, &[usize], &[f32])> = Vec::new();
         let shape = [first.len()];

@@ -30,6 +30,10 @@ pub struct LoadReport {
 /// Every part of the model.
 pub const ALL_PARTS: [Part; 3] = [Part::Encoder, Part::Decoder, Part::Head];
 
+/// Encoder and decoder: what MAE pre-training trains and saves, and what a stream takes from a
+/// pretrained start (the head is always fresh).
+pub const BODY: [Part; 2] = [Part::Encoder, Part::Decoder];
+
 /// Writes the model's parameters, plus `metadata`, atomically (temp file, fsync, rename).
 pub fn save_checkpoint(be: &mut dyn Backend, vit: &Vit, path: &Path, metadata: HashMap<String, String>) -> Result<(), ModelError> {
     save_parts(be, vit, path, &ALL_PARTS, metadata)

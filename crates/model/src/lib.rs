@@ -19,7 +19,7 @@ mod pos_embed;
 mod stack;
 mod vit;
 
-pub use checkpoint::{load_checkpoint, load_parts, read_metadata, read_tensor, save_checkpoint, save_parts, write_tensors, LoadReport, ALL_PARTS};
+pub use checkpoint::{load_checkpoint, load_parts, read_metadata, read_tensor, save_checkpoint, save_parts, write_tensors, LoadReport, ALL_PARTS, BODY};
 pub use classify::ClassifyPass;
 pub use config::{ModelConfig, PRESETS};
 pub use error::ModelError;
