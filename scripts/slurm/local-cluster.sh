@@ -10,9 +10,19 @@ dir=${REKINDLE_SLURM_DIR:-/tmp/rekindle-slurm}
 conf=$dir/slurm.conf
 host=$(hostname -s)
 
+# Stops the daemons and waits (up to 10 s) until they have exited.
 stop() {
-  for pid in "$dir"/slurmd.pid "$dir"/slurmctld.pid "$dir"/munged.pid; do
-    [ -f "$pid" ] && kill "$(cat "$pid")" 2>/dev/null || true
+  local pids=()
+  for file in "$dir"/slurmd.pid "$dir"/slurmctld.pid "$dir"/munged.pid; do
+    [ -f "$file" ] && pids+=("$(cat "$file")")
+  done
+  [ ${#pids[@]} -eq 0 ] && return 0
+  kill "${pids[@]}" 2>/dev/null || true
+  for _ in $(seq 1 50); do
+    local alive=0
+    for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+    [ $alive -eq 0 ] && return 0
+    sleep 0.2
   done
 }
 
