@@ -2,7 +2,7 @@
 //! ranks, NCCL for the gradients.
 
 use anyhow::Result;
-use rekindle_dist::{Comm, Launch, WithDevice};
+use rekindle_comm::{Comm, Launch, WithDevice};
 use rekindle_tensor::{Backend, CpuBackend, Precision};
 use std::time::Duration;
 
@@ -106,7 +106,7 @@ pub fn backend_and_comm(args: &DeviceArgs, threads: usize, launch: &Launch, comm
 #[cfg(feature = "gpu")]
 mod cuda {
     use super::*;
-    use rekindle_dist::{Bootstrap, Nccl};
+    use rekindle_comm::{Bootstrap, Nccl};
 
     pub type Stream = std::sync::Arc<cudarc::driver::CudaStream>;
 

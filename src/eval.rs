@@ -1,9 +1,9 @@
 //! `rekindle eval`: top-1 accuracy of a checkpoint on a shard, overall and per class.
 
 use anyhow::{bail, Context, Result};
-use rekindle_coordinator::logits;
+use rekindle_coordinator::{logits, META_CLASSES};
 use rekindle_data::{Loader, Normalize, Shard};
-use rekindle_model::{load_checkpoint, write_tensors, ModelConfig, Vit};
+use rekindle_model::{load_checkpoint, write_tensors, ModelConfig, Vit, META_MODEL};
 use rekindle_tensor::{Backend, CpuBackend};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -35,10 +35,10 @@ pub fn trained_model(be: &mut dyn Backend, checkpoint: &Path, data: &Shard) -> R
     let bytes = std::fs::read(checkpoint).with_context(|| format!("cannot read {}", checkpoint.display()))?;
     let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).with_context(|| format!("{} is not a safetensors file", checkpoint.display()))?;
     let meta = header.metadata().clone().unwrap_or_default();
-    let config: ModelConfig = serde_json::from_str(meta.get("rekindle.model").with_context(|| {
+    let config: ModelConfig = serde_json::from_str(meta.get(META_MODEL).with_context(|| {
         format!("{} has no `rekindle.model` metadata (checkpoints written by `rekindle train` carry it)", checkpoint.display())
     })?)?;
-    let classes: Vec<u32> = match meta.get("rekindle.classes") {
+    let classes: Vec<u32> = match meta.get(META_CLASSES) {
         Some(text) => serde_json::from_str(text)?,
         None => (0..config.classes as u32).collect(),
     };

@@ -7,7 +7,7 @@ use crate::train::{nan_to_null, on_ranks, resume_hint, start_metrics, Session, T
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressStyle};
 use rekindle_coordinator::pretrain::{pretrain, pretrain_images, PretrainProgress};
-use rekindle_dist::{Comm, Launch};
+use rekindle_comm::{Comm, Launch};
 use rekindle_model::{load_parts, Vit, BODY};
 
 pub fn run(args: &TrainArgs) -> Result<()> {
@@ -21,7 +21,7 @@ fn run_rank(args: &TrainArgs, launch: &Launch, comm: Box<dyn Comm>) -> Result<()
         resume_hint(pretrain(&config, be, comm, &out, args.resume.is_some(), |_| {}), "pretrain", &out)?;
         return Ok(());
     }
-    let mut metrics = start_metrics(args, &config, &out, "iteration", "iteration")?;
+    let (dir, mut metrics) = start_metrics(args, &config, &out, "iteration", "iteration")?;
     let bar = ProgressBar::new(config.pretrain.steps as u64);
     bar.set_style(ProgressStyle::with_template("pretrain {bar:30} {pos}/{len} {msg} eta {eta}").unwrap());
     let summary = pretrain(&config, be, comm, &out, args.resume.is_some(), |p| match p {
@@ -42,7 +42,7 @@ fn run_rank(args: &TrainArgs, launch: &Launch, comm: Box<dyn Comm>) -> Result<()
     bar.finish_and_clear();
     metrics.finish()?;
     let summary = resume_hint(summary, "pretrain", &out)?;
-    std::fs::write(out.join("summary.json"), serde_json::to_string_pretty(&summary)?)?;
+    dir.write_summary(&summary)?;
 
     // What the decoder makes of eight pre-training images, from the file just written.
     let (shard, images, _) = pretrain_images(&config)?;

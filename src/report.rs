@@ -4,7 +4,7 @@
 
 use crate::plot::Series;
 use anyhow::{Context, Result};
-use rekindle_coordinator::Summary;
+use rekindle_coordinator::{RunDir, Summary};
 use serde_yaml_ng::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -26,17 +26,15 @@ pub struct ReportArgs {
 
 /// The `summary.json` of a finished run directory.
 pub fn load_summary(dir: &Path) -> Result<Summary> {
-    let path = dir.join("summary.json");
-    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {} (is {} a finished run?)", path.display(), dir.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("{} is not a run summary", path.display()))
+    Ok(RunDir::open(dir).read_summary()?)
 }
 
 /// A run's resolved config as `dotted.key → value`, without the keys that do not change what is
 /// trained (`seed`, `threads`); empty when the run has no config.yaml.
 fn setting(dir: &Path) -> Result<BTreeMap<String, String>> {
-    let path = dir.join("config.yaml");
-    let Ok(text) = std::fs::read_to_string(&path) else { return Ok(BTreeMap::new()) };
-    let doc: Value = serde_yaml_ng::from_str(&text).with_context(|| format!("{} is not YAML", path.display()))?;
+    let run = RunDir::open(dir);
+    let Some(text) = run.config_text() else { return Ok(BTreeMap::new()) };
+    let doc: Value = serde_yaml_ng::from_str(&text).with_context(|| format!("{} is not YAML", run.config_path().display()))?;
     let mut flat = BTreeMap::new();
     flatten("", &doc, &mut flat);
     flat.remove("seed");

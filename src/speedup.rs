@@ -2,9 +2,9 @@
 //! from-scratch accuracy `A*` (METHODS.md §3), a table and one plot.
 
 use crate::report::load_summary;
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use rekindle_coordinator::speedup::{round_curve, smallest_fraction, speedup};
-use rekindle_coordinator::{CurvePoint, Summary, TrainConfig};
+use rekindle_coordinator::{CurvePoint, RunDir, Summary, TrainConfig};
 use std::path::{Path, PathBuf};
 
 #[derive(clap::Args)]
@@ -34,9 +34,7 @@ struct Run {
 
 fn load(dir: &Path, step: usize) -> Result<Run> {
     let summary = load_summary(dir)?;
-    let path = dir.join("config.yaml");
-    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
-    let config = TrainConfig::from_yaml(&path.display().to_string(), &text, &[])?;
+    let config = RunDir::open(dir).read_config(&[])?;
     let curve = round_curve(&summary.curve, step);
     if curve.is_empty() {
         bail!("{} has no evaluation in time step {} (it has {} steps)", dir.display(), step + 1, summary.accuracy_per_step.len());

@@ -3,9 +3,8 @@
 
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use rekindle_coordinator::{train, Progress, TrainConfig, TrainError};
-use rekindle_dist::{Comm, Launch};
-use std::io::Write;
+use rekindle_coordinator::{train, MetricsLog, Progress, RunDir, TrainConfig, TrainError};
+use rekindle_comm::{Comm, Launch};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -50,7 +49,7 @@ pub fn on_ranks(args: &TrainArgs, body: impl FnOnce(&TrainArgs, &Launch, Box<dyn
         rekindle_coordinator::interrupt::request();
     })?;
     let launch = Launch::from_env()?;
-    let comm = rekindle_dist::connect(&launch, Duration::from_secs(args.comm_timeout))?;
+    let comm = rekindle_comm::connect(&launch, Duration::from_secs(args.comm_timeout))?;
     let (rank, world) = (comm.rank(), comm.world());
     let result = body(args, &launch, comm);
     if world > 1 {
@@ -72,7 +71,7 @@ impl Session {
     pub fn open(args: &TrainArgs, launch: &Launch, comm: Box<dyn Comm>, suffix: &str) -> Result<Session> {
         let config_path = match (&args.config, &args.resume) {
             (Some(c), _) => c.clone(),
-            (None, Some(dir)) => dir.join("config.yaml"),
+            (None, Some(dir)) => RunDir::open(dir).config_path(),
             (None, None) => anyhow::bail!("give a CONFIG.yaml (e.g. configs/quickstart.yaml), or --resume RUN_DIR"),
         };
         let text = std::fs::read_to_string(&config_path).with_context(|| format!("cannot read {}", config_path.display()))?;
@@ -92,42 +91,15 @@ impl Session {
 /// On rank 0: creates the run directory `out`, records the config (a resumed run keeps its own;
 /// overrides given to the resume are printed instead), and opens `metrics.jsonl` with the lines
 /// a resumed run keeps: those whose `line_key` is below `state.json`'s `state_key`.
-pub fn start_metrics(args: &TrainArgs, config: &TrainConfig, out: &Path, state_key: &str, line_key: &str) -> Result<Metrics> {
-    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+pub fn start_metrics(args: &TrainArgs, config: &TrainConfig, out: &Path, state_key: &str, line_key: &str) -> Result<(RunDir, MetricsLog)> {
+    let dir = RunDir::create(out)?;
     if args.resume.is_none() {
-        std::fs::write(out.join("config.yaml"), serde_yaml_ng::to_string(config)?)?;
+        dir.write_config(config)?;
     } else if !args.overrides.is_empty() {
         eprintln!("resuming {} with overrides: {}", out.display(), args.overrides.join(" "));
     }
-    let path = out.join("metrics.jsonl");
-    let kept = if args.resume.is_some() { metrics_before_resume(out, &path, state_key, line_key)? } else { String::new() };
-    let mut file = std::io::BufWriter::new(std::fs::File::create(&path).with_context(|| format!("cannot create {}", path.display()))?);
-    file.write_all(kept.as_bytes())?;
-    Ok(Metrics { file, path, error: None })
-}
-
-/// `metrics.jsonl`, flushed per line so `tail -f` follows the run; the first write error is kept
-/// and reported at the end, so a full disk does not stop training midway.
-pub struct Metrics {
-    file: std::io::BufWriter<std::fs::File>,
-    path: PathBuf,
-    error: Option<std::io::Error>,
-}
-
-impl Metrics {
-    pub fn write(&mut self, line: serde_json::Value) {
-        if let Err(e) = writeln!(self.file, "{line}").and_then(|_| self.file.flush()) {
-            self.error.get_or_insert(e);
-        }
-    }
-
-    pub fn finish(mut self) -> Result<()> {
-        self.file.flush()?;
-        match self.error {
-            Some(e) => Err(e).with_context(|| format!("cannot write {}", self.path.display())),
-            None => Ok(()),
-        }
-    }
+    let metrics = dir.metrics(args.resume.is_some(), state_key, line_key)?;
+    Ok((dir, metrics))
 }
 
 /// An interruption's error, with the command that continues the run.
@@ -145,7 +117,7 @@ fn run_rank(args: &TrainArgs, launch: &Launch, comm: Box<dyn Comm>) -> Result<()
         resume_hint(train(&config, be, comm, Some(&out), args.resume.is_some(), |_| {}), "train", &out)?;
         return Ok(());
     }
-    let mut metrics = start_metrics(args, &config, &out, "completed_steps", "step")?;
+    let (dir, mut metrics) = start_metrics(args, &config, &out, "completed_steps", "step")?;
 
     let bar = ProgressBar::hidden();
     let summary = train(&config, be, comm, Some(&out), args.resume.is_some(), |p| {
@@ -214,7 +186,7 @@ fn run_rank(args: &TrainArgs, launch: &Launch, comm: Box<dyn Comm>) -> Result<()
     bar.finish_and_clear();
     metrics.finish()?;
     let summary = resume_hint(summary, "train", &out)?;
-    std::fs::write(out.join("summary.json"), serde_json::to_string_pretty(&summary)?)?;
+    dir.write_summary(&summary)?;
     let plot = out.join("accuracy.png");
     let title = format!("{} on {}", summary.strategy, config.data.train);
     let series = crate::plot::Series { name: "A(t)".into(), mean: summary.accuracy_per_step.clone(), std: Vec::new() };
@@ -244,23 +216,4 @@ pub fn nan_to_null(v: f32) -> serde_json::Value {
     } else {
         serde_json::json!(v)
     }
-}
-
-/// The metrics lines a resumed run keeps (those before its last checkpoint, `state_key` in
-/// `state.json`); lines written after it are dropped, since that work runs again.
-fn metrics_before_resume(dir: &Path, metrics: &Path, state_key: &str, line_key: &str) -> Result<String> {
-    let state = dir.join("state.json");
-    let completed = match std::fs::read_to_string(&state) {
-        Ok(text) => serde_json::from_str::<serde_json::Value>(&text)
-            .with_context(|| format!("{} is not a run state", state.display()))?[state_key]
-            .as_u64()
-            .with_context(|| format!("{} has no {state_key}", state.display()))?,
-        Err(_) => 0,
-    };
-    let old = std::fs::read_to_string(metrics).unwrap_or_default();
-    Ok(old
-        .lines()
-        .filter(|l| serde_json::from_str::<serde_json::Value>(l).ok().and_then(|v| v[line_key].as_u64()).is_some_and(|s| s < completed))
-        .map(|l| format!("{l}\n"))
-        .collect())
 }

@@ -233,8 +233,8 @@ fn the_quickstart_starts_from_its_shipped_pretrained_checkpoint() {
     let config = rekindle_coordinator::TrainConfig::from_yaml("quickstart", &text, &[]).unwrap();
     let init = config.model.init.clone().expect("the quickstart names its pretrained start");
     let meta = read_metadata(&init).unwrap();
-    assert_eq!(meta.get(rekindle_coordinator::pretrain::META_SOURCE).map(String::as_str), Some("synthetic"));
-    assert_eq!(meta.get(rekindle_coordinator::pretrain::META_HOLDOUT), Some(&config.data.holdout.to_string()));
+    assert_eq!(meta.get(rekindle_coordinator::META_PRETRAIN_SOURCE).map(String::as_str), Some("synthetic"));
+    assert_eq!(meta.get(rekindle_coordinator::META_PRETRAIN_HOLDOUT), Some(&config.data.holdout.to_string()));
     let mut model = config.model_config().unwrap();
     model.classes = 2;
     let mut be = rekindle_tensor::CpuBackend::new(1);

@@ -7,7 +7,7 @@
 
 use super::{each_world_size, median};
 use anyhow::{bail, Result};
-use rekindle_dist::{Comm, Launch, Reduce};
+use rekindle_comm::{Comm, Launch, Reduce};
 use serde::Serialize;
 use std::time::Instant;
 
@@ -131,7 +131,7 @@ fn host_times(comm: &dyn Comm, n: usize, count: usize) -> Result<Vec<f64>> {
 /// is checked. The NCCL id travels over `comm`.
 #[cfg(feature = "gpu")]
 fn nccl_times(launch: &Launch, comm: &dyn Comm, n: usize, count: usize) -> Result<Vec<f64>> {
-    use rekindle_dist::{Bootstrap, Nccl};
+    use rekindle_comm::{Bootstrap, Nccl};
     Nccl::available()?;
     let ctx = cudarc::driver::CudaContext::new(launch.local_rank)?;
     let stream = ctx.new_stream()?;

@@ -11,9 +11,10 @@ use crate::ModelArgs;
 use anyhow::Result;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use rekindle_model::{ClassifyPass, Flops, MaePass, MaskIds, Vit};
-use rekindle_dist::{Comm, Launch};
-use rekindle_tensor::{AdamW, Backend, ParamGroup, Tensor};
+use rekindle_coordinator::config::OptimSection;
+use rekindle_model::{ClassifyPass, Flops, MaePass, MaskIds, Optimizer, Vit};
+use rekindle_comm::{Comm, Launch};
+use rekindle_tensor::{Backend, Tensor};
 use serde::Serialize;
 
 #[derive(clap::Subcommand)]
@@ -94,16 +95,15 @@ enum Pass {
     Mae(Box<MaePass>),
 }
 
-/// One model, the passes of one step over random images, and AdamW state: a training step
-/// without data loading, so the numbers are the model's.
+/// One model, the passes of one step over random images, and the optimizer training uses
+/// (AdamW, layer decay 0.65): a training step without data loading, so the numbers are the
+/// model's.
 pub struct Workload {
     pub vit: Vit,
     pub batch: usize,
     /// Each pass and its number of images.
     passes: Vec<(Pass, usize)>,
-    groups: Vec<ParamGroup>,
-    moments: (Tensor, Tensor),
-    hp: AdamW,
+    optimizer: Optimizer,
     /// `[1]`: the step's summed loss, read once at its end, as training does.
     loss: Tensor,
 }
@@ -126,7 +126,7 @@ impl Workload {
             let images: Vec<f32> = (0..n * config.channels * config.image_size * config.image_size).map(|_| rng.random_range(-2.0f32..2.0)).collect();
             let pass = if mae {
                 let p = MaePass::new(be, &vit, n);
-                be.upload(p.images(), &images);
+                p.set_images(be, &images);
                 Pass::Mae(Box::new(p))
             } else {
                 let p = ClassifyPass::new(be, &vit, n);
@@ -134,17 +134,15 @@ impl Workload {
                 for row in targets.chunks_exact_mut(config.classes) {
                     row[rng.random_range(0..config.classes)] = 1.0;
                 }
-                be.upload(p.targets, &targets);
-                be.upload(p.images(), &images);
+                p.set_batch(be, &images, &targets, &vec![1.0; config.classes]);
                 Pass::Classify(Box::new(p))
             };
             passes.push((pass, n));
         }
-        let groups = vit.table.groups(config.depth, 0.65);
-        let moments = (be.alloc(vit.table.total), be.alloc(vit.table.total));
-        let hp = AdamW { lr: 1e-4, beta1: 0.9, beta2: 0.95, eps: 1e-8, weight_decay: 0.05, step: 0, grad_scale: 1.0 };
+        // The config's default recipe: AdamW (0.9, 0.95), weight decay 0.05, layer decay 0.65.
+        let optimizer = Optimizer::new(be, &vit, &OptimSection::default().optimizer());
         let loss = be.alloc(1);
-        Ok(Workload { vit, batch, passes, groups, moments, hp, loss })
+        Ok(Workload { vit, batch, passes, optimizer, loss })
     }
 
     /// Forward and backward of step `i` into fresh gradients (each pass weighted by its share of
@@ -172,9 +170,9 @@ impl Workload {
         be.download_vec(self.loss)[0]
     }
 
+    /// The optimizer update at LR 1e-4, as a training step ends.
     pub fn update(&mut self, be: &mut dyn Backend) {
-        self.hp.step += 1;
-        be.adamw(self.vit.params, self.vit.grads, self.moments.0, self.moments.1, &self.groups, &self.hp);
+        self.optimizer.update(be, &self.vit, 1e-4);
     }
 
     /// Training FLOPs of one step (forward and backward of every pass).
@@ -219,9 +217,9 @@ fn world_sizes(world: usize) -> Vec<usize> {
 #[cfg(feature = "mpi")]
 fn each_world_size<T>(launch: &Launch, measure: &mut dyn FnMut(&dyn Comm) -> Result<T>) -> Result<Vec<T>> {
     if launch.world == 1 {
-        return Ok(vec![measure(&rekindle_dist::Single)?]);
+        return Ok(vec![measure(&rekindle_comm::Single)?]);
     }
-    let mpi = rekindle_dist::Mpi::init(launch, std::time::Duration::from_secs(600))?;
+    let mpi = rekindle_comm::Mpi::init(launch, std::time::Duration::from_secs(600))?;
     let mut out = Vec::new();
     for w in world_sizes(launch.world) {
         if let Some(sub) = mpi.first(w) {
@@ -235,6 +233,6 @@ fn each_world_size<T>(launch: &Launch, measure: &mut dyn FnMut(&dyn Comm) -> Res
 /// Without MPI only one process can run; `connect` explains a launch with more.
 #[cfg(not(feature = "mpi"))]
 fn each_world_size<T>(launch: &Launch, measure: &mut dyn FnMut(&dyn Comm) -> Result<T>) -> Result<Vec<T>> {
-    let comm = rekindle_dist::connect(launch, std::time::Duration::from_secs(600))?;
+    let comm = rekindle_comm::connect(launch, std::time::Duration::from_secs(600))?;
     Ok(vec![measure(comm.as_ref())?])
 }

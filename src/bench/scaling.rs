@@ -7,7 +7,8 @@
 
 use super::{each_world_size, median, StepSettings, Task, Workload};
 use anyhow::Result;
-use rekindle_dist::{Comm, Launch, Reduce};
+use rekindle_comm::{Comm, Launch};
+use rekindle_coordinator::GradientSum;
 use serde::Serialize;
 use std::time::Instant;
 
@@ -50,7 +51,7 @@ pub fn run(scaling: &ScalingArgs) -> Result<()> {
     let crate::device::Opened { backend: mut be, ranks } = crate::device::Opened::new(&args.device, threads, launch.local_rank)?;
     let be = be.as_mut();
     let mut work = Workload::new(be, &args.model, args.task, args.batch)?;
-    let mut grads = vec![0.0f32; work.vit.table.total];
+    let mut gradient_sum = GradientSum::default();
     let mut describe = String::new();
     let mut measure = |comm: &dyn Comm| -> Result<(usize, f64, f64)> {
         // On GPUs, NCCL over these ranks sums the gradients on the device, as in training.
@@ -59,20 +60,14 @@ pub fn run(scaling: &ScalingArgs) -> Result<()> {
         let (mut steps, mut reduces) = (Vec::new(), Vec::new());
         for i in 0..args.warmup + args.iters {
             let start = Instant::now();
-            work.forward_backward(be, i);
+            let loss = work.forward_backward(be, i);
             be.synchronize();
             let reduce = Instant::now();
-            match (&nccl, be.device_address(work.vit.grads)) {
-                (Some(nccl), Some(address)) => {
-                    nccl.all_reduce_device(address, grads.len(), Reduce::Sum)?;
-                    be.synchronize();
-                }
-                _ if comm.world() > 1 => {
-                    be.download(work.vit.grads, &mut grads);
-                    comm.all_reduce(&mut grads, Reduce::Sum)?;
-                    be.upload(work.vit.grads, &grads);
-                }
-                _ => {}
+            if comm.world() > 1 {
+                // The reduction training runs: on the device through NCCL where there is one,
+                // else a host copy with the loss packed behind the gradients.
+                gradient_sum.all_reduce(be, &work.vit, &mut [loss as f64], nccl.as_deref().unwrap_or(comm))?;
+                be.synchronize();
             }
             let reduced = reduce.elapsed().as_secs_f64();
             work.update(be);

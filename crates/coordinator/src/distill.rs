@@ -5,15 +5,15 @@
 //!
 //! Both need only `[n, classes]` logits and `[n, dim]` features per micro-batch, so they are
 //! computed on the host from downloaded values and their gradients are uploaded and added inside
-//! the student's backward pass. The teacher is a second `Vit` that is never updated.
+//! the student's backward pass. The teacher is a second `Vit` that is never updated
+//! (`rekindle_model::Teacher`).
 //!
 //! When the student equals the teacher (the first iteration of a round) `h_s = h_T` and
 //! `z_s = z_T` bit for bit, so both terms and both gradients are exactly zero.
 
 use crate::config::{CkcaSection, KdWeighting};
-use rekindle_model::{ClassifyPass, ModelError, Vit};
+use rekindle_model::{ClassifyPass, ModelError, Teacher, Vit};
 use rekindle_tensor::{Backend, Tensor};
-use std::collections::HashMap;
 
 /// The two terms of one micro-batch (means over its samples, before `λ`), and their gradients.
 #[derive(Clone, Debug, PartialEq)]
@@ -95,60 +95,42 @@ pub fn terms(student: &Outputs, teacher: &Outputs, labels: &[usize], settings: &
     Terms { feat: (feat / n as f64) as f32, kd: (kd / n as f64) as f32, dlogits, dfeatures }
 }
 
-/// The frozen teacher and the device buffers for the extra gradients.
+/// CKCA's terms against a frozen teacher (`rekindle_model::Teacher`).
 pub struct Distiller {
     pub settings: CkcaSection,
-    teacher: Vit,
+    teacher: Teacher,
     /// Head rows the old model had: KD runs over these (a prefix of the student's).
     teacher_classes: usize,
-    passes: HashMap<usize, ClassifyPass>,
-    /// Extra `(dlogits, dfeatures)` buffers per (micro-batch, student classes).
-    grads: HashMap<(usize, usize), (Tensor, Tensor)>,
 }
 
 impl Distiller {
     /// A frozen copy of `vit` as it is now, which knew its first `teacher_classes` head rows.
     pub fn new(be: &mut dyn Backend, vit: &Vit, teacher_classes: usize, settings: &CkcaSection) -> Result<Distiller, ModelError> {
-        let teacher = Vit::new(be, &vit.config, 0)?;
-        be.copy(teacher.params, vit.params);
-        Ok(Distiller { settings: settings.clone(), teacher, teacher_classes, passes: HashMap::new(), grads: HashMap::new() })
+        Ok(Distiller { settings: settings.clone(), teacher: Teacher::new(be, vit)?, teacher_classes })
     }
 
     /// Makes the teacher a copy of `vit` as it is now (a new round), growing its head to match.
     pub fn sync(&mut self, be: &mut dyn Backend, vit: &Vit, teacher_classes: usize) -> Result<(), ModelError> {
         self.teacher_classes = teacher_classes;
-        if self.teacher.config.classes != vit.config.classes {
-            self.teacher.grow_head(be, vit.config.classes, 0)?;
-            let classes = vit.config.classes;
-            self.passes.values_mut().for_each(|p| p.set_classes(be, classes));
-        }
-        be.copy(self.teacher.params, vit.params);
-        Ok(())
+        self.teacher.sync(be, vit)
     }
 
     /// Runs the teacher on the images of `student`'s last forward, computes the terms for
     /// `labels` over the teacher's head rows, and uploads their gradients. Returns the terms and
-    /// the `(dlogits, dfeatures)` tensors for `ClassifyPass::backward_with`.
+    /// the `(dlogits, dfeatures)` tensors for `ClassifyPass::backward_into`.
     pub fn run(&mut self, be: &mut dyn Backend, student: &ClassifyPass, vit: &Vit, labels: &[usize], scale: f32) -> (Terms, (Tensor, Tensor)) {
-        let n = labels.len();
-        let (k, d, teacher_classes) = (vit.config.classes, vit.config.dim, self.teacher_classes);
-        let teacher = &self.teacher;
-        let pass = self.passes.entry(n).or_insert_with(|| ClassifyPass::new(be, teacher, n));
-        be.copy(pass.images(), student.images());
-        pass.forward(be, teacher);
-        let (zs, hs, zt, ht) = (be.download_vec(student.logits), be.download_vec(student.pooled), be.download_vec(pass.logits), be.download_vec(pass.pooled));
+        let (k, teacher_classes) = (vit.config.classes, self.teacher_classes);
+        let out = self.teacher.outputs(be, student);
         // The teacher's head matches the student's; KD uses the rows the old model had.
-        let zt: Vec<f32> = zt.chunks_exact(k).flat_map(|r| r[..teacher_classes].iter().copied()).collect();
+        let zt: Vec<f32> = out.teacher_logits.chunks_exact(k).flat_map(|r| r[..teacher_classes].iter().copied()).collect();
         let terms = terms(
-            &Outputs { logits: &zs, classes: k, features: &hs },
-            &Outputs { logits: &zt, classes: teacher_classes, features: &ht },
+            &Outputs { logits: &out.student_logits, classes: k, features: &out.student_features },
+            &Outputs { logits: &zt, classes: teacher_classes, features: &out.teacher_features },
             labels,
             &self.settings,
             scale,
         );
-        let &mut (gl, gf) = self.grads.entry((n, k)).or_insert_with(|| (be.alloc(n * k), be.alloc(n * d)));
-        be.upload(gl, &terms.dlogits);
-        be.upload(gf, &terms.dfeatures);
-        (terms, (gl, gf))
+        let grads = self.teacher.gradients(be, labels.len(), &terms.dlogits, &terms.dfeatures);
+        (terms, grads)
     }
 }

@@ -1,32 +1,43 @@
 //! The training-step engine that every strategy shares: one optimizer step draws an effective
 //! batch from up to three sources, runs it in micro-batches (MAE on unlabelled current data,
 //! masked cross-entropy on labelled current data, cross-entropy on the buffer), accumulates the
-//! gradients of `w_mae · L_mae + L_cur + L_buf` (each a mean over its own sub-batch), and updates.
-//! A round of CKCA or continuous training adds its [`Regularizers`]: distillation on every
-//! labelled micro-batch, and an L2 pull once per step.
+//! gradients of `w_mae · L_mae + L_cur + L_buf` (each a mean over its own sub-batch), sums them
+//! over the ranks and updates. A round of CKCA or continuous training adds its [`Regularizers`]:
+//! distillation on every labelled micro-batch, and an L2 pull once per step.
 
 use crate::budget::{micro_batches, MixCounts};
+use crate::config::TrainConfig;
 use crate::distill::Distiller;
-use crate::levers::L2Anchor;
 use crate::mixing::{mix, MixSettings};
-use crate::optimizer::Optimizer;
+use crate::reduce::GradientSum;
 use crate::targets::{soft_targets, ClassMap};
+use rekindle_comm::{Comm, CommError, Reduce};
 use rekindle_data::{batch_seed, rank_range, Augment, Batch, BatchRequest, Loader, ReplayBuffer};
-use rekindle_dist::{Comm, CommError, Reduce};
-use rekindle_model::{ClassifyPass, MaePass, MaskIds, Part, Vit};
+use rekindle_model::{ClassifyPass, Flops, GradStash, L2Anchor, LossSums, MaePass, MaskIds, Optimizer, Vit};
 use rekindle_tensor::{Backend, Tensor};
 use std::collections::HashMap;
 
-/// Where one optimizer step draws its images from, at time step `step`.
-pub struct Sources<'a> {
+/// The image ids one optimizer step draws from, at time step `step`.
+#[derive(Clone, Copy)]
+pub struct Pools<'a> {
     pub step: u32,
-    /// The images the MAE term reconstructs (`strategy::mae_images`).
+    /// The images the MAE term reconstructs (`mae_images`).
     pub current: &'a [u32],
-    /// The labelled images revealed at this step.
+    /// The labelled images the current-data term trains on.
     pub labelled: &'a [u32],
     pub buffer: &'a ReplayBuffer,
     /// Draw buffer images from past steps only (ER batchmix).
     pub buffer_past_only: bool,
+}
+
+/// Everything one optimizer step reads besides the model: the pools, the loader that decodes
+/// and augments their images, the class map and the head rows of each loss.
+#[derive(Clone, Copy)]
+pub struct Sources<'a> {
+    pub pools: Pools<'a>,
+    pub loader: &'a Loader,
+    /// Class id → head row.
+    pub map: &'a ClassMap,
     /// Rows of the softmax for the current-data loss (class-incremental: the step's classes).
     pub current_mask: &'a [f32],
     /// Rows over which label smoothing spreads for the current-data loss.
@@ -35,13 +46,22 @@ pub struct Sources<'a> {
     pub seen_mask: &'a [f32],
 }
 
+/// What one optimizer step trains: how many images of each source, its global iteration (it
+/// seeds the draws, masks and augmentation) and its learning rate.
+#[derive(Clone, Copy, Debug)]
+pub struct StepSpec {
+    pub counts: MixCounts,
+    pub iteration: u64,
+    pub lr: f64,
+}
+
 /// The extra terms of a round, when its strategy has them.
 #[derive(Default)]
-pub struct Regularizers {
+pub struct Regularizers<'r> {
     /// CKCA: FeatReg and AdaKD against a frozen teacher.
-    pub distill: Option<Distiller>,
+    pub distill: Option<&'r mut Distiller>,
     /// Continuous training's `λ‖θ − θ_ref‖²`.
-    pub anchor: Option<L2Anchor>,
+    pub anchor: Option<&'r L2Anchor>,
 }
 
 /// Mean losses of one optimizer step's sub-batches (NaN where a sub-batch was empty or a term
@@ -64,6 +84,8 @@ pub struct StepLosses {
     pub encoder_norms: [f32; 3],
     /// Some rank was asked to stop ([`crate::interrupt`]): the loop ends after this step.
     pub stop: bool,
+    /// The step's training FLOPs (forward and backward of every image, and a teacher's forward).
+    pub flops: f64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,26 +95,65 @@ enum Source {
     Buffer,
 }
 
-pub struct Engine {
+/// How the engine turns images into gradients.
+#[derive(Clone, Debug)]
+pub struct EngineSettings {
+    /// Images per forward/backward on one rank.
     pub micro_batch: usize,
     pub mae_weight: f32,
     pub label_smoothing: f32,
+    /// Crops and flips of every source, mixup/CutMix of labelled micro-batches.
     pub augment: bool,
-    /// Mixup/CutMix of labelled micro-batches, when `augment` is on.
     pub mixing: MixSettings,
     pub seed: u64,
+}
+
+impl EngineSettings {
+    /// The settings of a training stream.
+    pub fn training(config: &TrainConfig) -> EngineSettings {
+        EngineSettings {
+            micro_batch: config.budget.micro_batch,
+            mae_weight: config.strategy.mae_weight,
+            label_smoothing: config.augment.label_smoothing,
+            augment: config.augment.enabled,
+            mixing: config.augment.mixing,
+            seed: config.seed,
+        }
+    }
+}
+
+/// One micro-batch of a step: its images, where it starts in its source's list, its share of
+/// that list (its loss weight), the device scalar its weighted loss is added into, and the seed
+/// of its masks (MAE) or mixing (labelled).
+struct Micro<'b> {
+    batch: &'b mut Batch,
+    first: usize,
+    share: f32,
+    loss: Tensor,
+    seed: u64,
+}
+
+/// The rows of the softmax and of label smoothing for one classification term.
+struct Rows<'r> {
+    map: &'r ClassMap,
+    mask: &'r [f32],
+    spread: &'r [f32],
+}
+
+pub struct Engine {
+    pub settings: EngineSettings,
+    pub optimizer: Optimizer,
     /// Measure each loss term's encoder gradient norm in the next steps (costs a copy of the
     /// gradients per term).
     pub term_norms: bool,
     mae_passes: HashMap<usize, MaePass>,
     classify_passes: HashMap<usize, ClassifyPass>,
     targets: Vec<f32>,
-    /// Host copy of the gradients (and loss sums) for the all-reduce across ranks.
-    reduced: Vec<f32>,
-    /// Device sums of the step's MAE, current and buffer losses, read once at the step's end.
-    device_sums: Option<Tensor>,
+    gradient_sum: GradientSum,
+    /// The step's MAE, current and buffer loss sums, read once at the step's end.
+    loss_sums: Option<LossSums>,
     /// Where [`TermNorms`] keeps the gradient of the terms measured so far.
-    grad_stash: Option<Tensor>,
+    grad_stash: Option<GradStash>,
 }
 
 /// What a step sums over the ranks besides the gradients: the MAE, current, buffer, FeatReg and
@@ -101,20 +162,16 @@ const SUMS: usize = 6;
 const STOP: usize = 5;
 
 impl Engine {
-    pub fn new(micro_batch: usize, mae_weight: f32, label_smoothing: f32, augment: bool, mixing: MixSettings, seed: u64) -> Engine {
+    pub fn new(settings: EngineSettings, optimizer: Optimizer) -> Engine {
         Engine {
-            micro_batch,
-            mae_weight,
-            label_smoothing,
-            augment,
-            mixing,
-            seed,
+            settings,
+            optimizer,
             term_norms: false,
             mae_passes: HashMap::new(),
             classify_passes: HashMap::new(),
             targets: Vec::new(),
-            reduced: Vec::new(),
-            device_sums: None,
+            gradient_sum: GradientSum::default(),
+            loss_sums: None,
             grad_stash: None,
         }
     }
@@ -124,7 +181,7 @@ impl Engine {
         self.classify_passes.values_mut().for_each(|p| p.set_classes(be, classes));
     }
 
-    /// One optimizer step; `iteration` is global (it seeds the draws, masks and augmentation).
+    /// One optimizer step.
     ///
     /// With several ranks, every rank draws the same lists and trains on its own contiguous part
     /// of each ([`rank_range`]). Each micro-batch's loss is weighted by its share of the *whole*
@@ -133,36 +190,24 @@ impl Engine {
     /// mixing are seeded by an image's position in its list, not by the micro-batch or rank that
     /// holds it, so the step does not depend on the world size or the micro-batch size (except
     /// mixup/CutMix pairs, which stay within a micro-batch).
-    #[allow(clippy::too_many_arguments)]
-    pub fn step(
-        &mut self,
-        be: &mut dyn Backend,
-        vit: &Vit,
-        map: &ClassMap,
-        loader: &Loader,
-        optimizer: &mut Optimizer,
-        src: &Sources,
-        counts: MixCounts,
-        iteration: u64,
-        lr: f64,
-        extra: &mut Regularizers,
-        comm: &dyn Comm,
-    ) -> Result<StepLosses, CommError> {
-        let run_seed = self.seed;
-        let seed = |source: u64| batch_seed(run_seed, src.step as u64, iteration, source);
-        let Drawn { unlabelled, labelled, buffer } = draw(run_seed, src, counts, iteration);
+    pub fn step(&mut self, be: &mut dyn Backend, vit: &Vit, src: &Sources, spec: StepSpec, extra: Regularizers, comm: &dyn Comm) -> Result<StepLosses, CommError> {
+        let Regularizers { mut distill, anchor } = extra;
+        let (counts, iteration) = (spec.counts, spec.iteration);
+        let run_seed = self.settings.seed;
+        let seed = |source: u64| batch_seed(run_seed, src.pools.step as u64, iteration, source);
+        let Drawn { unlabelled, labelled, buffer } = draw(run_seed, &src.pools, counts, iteration);
         // Queue every micro-batch of this rank's part, so the loader works while the model computes.
         let mut plan = Vec::new();
         for (source, images) in [(Source::Unlabelled, &unlabelled), (Source::Labelled, &labelled), (Source::Buffer, &buffer)] {
             let part = rank_range(images.len(), comm.rank(), comm.world());
-            for range in micro_batches(part.len(), self.micro_batch) {
+            for range in micro_batches(part.len(), self.settings.micro_batch) {
                 let range = part.start + range.start..part.start + range.end;
-                let augment = match (self.augment, source) {
+                let augment = match (self.settings.augment, source) {
                     (false, _) => None,
                     (true, Source::Unlabelled) => Some(Augment::UNLABELLED),
                     (true, _) => Some(Augment::LABELLED),
                 };
-                loader.submit(BatchRequest { images: images[range.clone()].to_vec(), augment, seed: seed(source as u64), first: range.start });
+                src.loader.submit(BatchRequest { images: images[range.clone()].to_vec(), augment, seed: seed(source as u64), first: range.start });
                 plan.push((source, range.start, range.len(), images.len()));
             }
         }
@@ -170,137 +215,105 @@ impl Engine {
         // Loss sums: MAE, current, buffer (added on the device by each micro-batch), FeatReg,
         // AdaKD (computed on the host).
         let mut sums = [0.0f64; SUMS];
-        let device_sums = *self.device_sums.get_or_insert_with(|| be.alloc(3));
-        be.fill(device_sums, 0.0);
-        let stash = if self.term_norms { Some(self.grad_stash(be, vit)) } else { None };
-        let mut terms = TermNorms { last: None, norms: [f32::NAN; 3], stash, stashed: false };
+        let device_sums = self.loss_sums.get_or_insert_with(|| LossSums::new(be, 3));
+        device_sums.zero(be);
+        let slots = [device_sums.slot(0), device_sums.slot(1), device_sums.slot(2)];
+        let mut terms = TermNorms { last: None, norms: [f32::NAN; 3], stash: if self.term_norms { Some(self.take_stash(be, vit)) } else { None } };
         for (source, first, m, n) in plan {
-            if self.term_norms && terms.last != Some(source) {
+            if terms.stash.is_some() && terms.last != Some(source) {
                 terms.close(be, vit);
                 terms.last = Some(source);
             }
-            let mut batch = loader.next();
-            let mix_seed = seed(2000 + source as u64) ^ first as u64;
+            let mut batch = src.loader.next();
             let share = m as f32 / n as f32;
-            let loss = device_sums.slice(source as usize, 1);
+            let loss = slots[source as usize];
+            let mix_seed = seed(2000 + source as u64) ^ first as u64;
             match source {
-                Source::Unlabelled => self.mae(be, vit, &batch, self.mae_weight * share, seed(1000), first, (loss, share)),
+                Source::Unlabelled => self.mae(be, vit, Micro { batch: &mut batch, first, share, loss, seed: seed(1000) }),
                 Source::Labelled => {
-                    let distilled = self.classify(be, vit, map, &mut batch, share, src.current_mask, src.current_spread, mix_seed, extra.distill.as_mut(), loss);
+                    let rows = Rows { map: src.map, mask: src.current_mask, spread: src.current_spread };
+                    let distilled = self.classify(be, vit, Micro { batch: &mut batch, first, share, loss, seed: mix_seed }, rows, distill.as_deref_mut());
                     if let Some((feat, kd)) = distilled {
                         sums[3] += (feat * share) as f64;
                         sums[4] += (kd * share) as f64;
                     }
                 }
                 Source::Buffer => {
-                    self.classify(be, vit, map, &mut batch, share, src.seen_mask, src.seen_mask, mix_seed, None, loss);
+                    let rows = Rows { map: src.map, mask: src.seen_mask, spread: src.seen_mask };
+                    self.classify(be, vit, Micro { batch: &mut batch, first, share, loss, seed: mix_seed }, rows, None);
                 }
             }
-            loader.recycle(batch);
+            src.loader.recycle(batch);
         }
         terms.close(be, vit);
-        let encoder_norms = terms.finish(be, vit);
-        for (sum, device) in sums.iter_mut().zip(be.download_vec(device_sums)) {
+        let (encoder_norms, stash) = terms.finish(be, vit);
+        self.grad_stash = stash.or(self.grad_stash.take());
+        let device_sums = self.loss_sums.as_ref().expect("allocated above");
+        for (sum, device) in sums.iter_mut().zip(device_sums.read(be)) {
             *sum = device as f64;
         }
         sums[STOP] = crate::interrupt::pending() as u8 as f64;
         if comm.world() > 1 {
-            self.reduce(be, vit, &mut sums, comm)?;
+            self.gradient_sum.all_reduce(be, vit, &mut sums, comm)?;
         }
-        let l2 = extra.anchor.as_ref().map_or(f32::NAN, |a| a.apply(be, vit));
-        let grad_norm = optimizer.update(be, vit, lr);
+        let l2 = anchor.map_or(f32::NAN, |a| a.apply(be, vit));
+        let grad_norm = self.optimizer.update(be, vit, spec.lr);
         let mean = |i: usize, present: bool| if present { sums[i] as f32 } else { f32::NAN };
-        let distilling = extra.distill.is_some() && counts.labelled > 0;
+        let distilling = distill.is_some() && counts.labelled > 0;
         let (mae, current, buf) = (mean(0, counts.unlabelled > 0), mean(1, counts.labelled > 0), mean(2, counts.buffer > 0));
         let (feat, kd) = (mean(3, distilling), mean(4, distilling));
-        let (wf, wk) = extra.distill.as_ref().map_or((0.0, 0.0), |d| (d.settings.feat_weight, d.settings.kd_weight));
-        let total = [self.mae_weight * mae, current, buf, wf * feat, wk * kd, l2].iter().filter(|v| !v.is_nan()).sum();
-        Ok(StepLosses { mae, current, buffer: buf, feat, kd, l2, total, grad_norm, encoder_norms, stop: sums[STOP] > 0.0 })
+        let (wf, wk) = distill.as_ref().map_or((0.0, 0.0), |d| (d.settings.feat_weight, d.settings.kd_weight));
+        let total = [self.settings.mae_weight * mae, current, buf, wf * feat, wk * kd, l2].iter().filter(|v| !v.is_nan()).sum();
+        let flops = step_flops(&Flops::of(&vit.config), counts, distill.is_some());
+        Ok(StepLosses { mae, current, buffer: buf, feat, kd, l2, total, grad_norm, encoder_norms, stop: sums[STOP] > 0.0, flops })
     }
 
     /// The gradient stash of [`TermNorms`], allocated once and again only when the head grows.
-    fn grad_stash(&mut self, be: &mut dyn Backend, vit: &Vit) -> Tensor {
-        match self.grad_stash {
-            Some(t) if t.len == vit.table.total => t,
+    fn take_stash(&mut self, be: &mut dyn Backend, vit: &Vit) -> GradStash {
+        match self.grad_stash.take() {
+            Some(stash) if stash.fits(vit) => stash,
             old => {
-                if let Some(t) = old {
-                    be.free(t);
+                if let Some(stash) = old {
+                    stash.free(be);
                 }
-                *self.grad_stash.insert(be.alloc(vit.table.total))
+                GradStash::new(be, vit)
             }
         }
     }
 
-    /// Sums the gradients and the loss sums over the ranks: in place on the device where the
-    /// communicator can (NCCL, on the backend's stream), else in one all-reduce of a host copy
-    /// with the loss sums packed behind the gradients.
-    fn reduce(&mut self, be: &mut dyn Backend, vit: &Vit, sums: &mut [f64; SUMS], comm: &dyn Comm) -> Result<(), CommError> {
-        let n = vit.table.total;
-        if let Some(address) = be.device_address(vit.grads) {
-            if comm.all_reduce_device(address, n, Reduce::Sum)? {
-                let mut losses = sums.map(|s| s as f32);
-                comm.all_reduce(&mut losses, Reduce::Sum)?;
-                *sums = losses.map(|s| s as f64);
-                return Ok(());
-            }
-        }
-        self.reduced.resize(n + SUMS, 0.0);
-        be.download(vit.grads, &mut self.reduced[..n]);
-        self.reduced[n..].iter_mut().zip(sums.iter()).for_each(|(r, &s)| *r = s as f32);
-        comm.all_reduce(&mut self.reduced, Reduce::Sum)?;
-        be.upload(vit.grads, &self.reduced[..n]);
-        sums.iter_mut().zip(&self.reduced[n..]).for_each(|(s, &r)| *s = r as f64);
-        Ok(())
-    }
-
-    /// MAE on one micro-batch; `loss.1` times its loss is added into the device scalar `loss.0`.
-    #[allow(clippy::too_many_arguments)]
-    fn mae(&mut self, be: &mut dyn Backend, vit: &Vit, batch: &Batch, weight: f32, mask_seed: u64, first: usize, loss: (Tensor, f32)) {
-        let n = batch.len();
+    /// MAE on one micro-batch; `share` times its loss is added into the device scalar `loss`.
+    fn mae(&mut self, be: &mut dyn Backend, vit: &Vit, micro: Micro) {
+        let n = micro.batch.len();
         let c = &vit.config;
         let pass = self.mae_passes.entry(n).or_insert_with(|| MaePass::new(be, vit, n));
-        be.upload(pass.images(), &batch.pixels);
-        pass.set_mask(be, &MaskIds::random(mask_seed, first, n, c.patches(), c.kept_patches()));
+        pass.set_images(be, &micro.batch.pixels);
+        pass.set_mask(be, &MaskIds::random(micro.seed, micro.first, n, c.patches(), c.kept_patches()));
         pass.forward(be, vit);
-        pass.backward_into(be, vit, weight, loss.0, loss.1);
+        pass.backward_into(be, vit, self.settings.mae_weight * micro.share, micro.loss, micro.share);
     }
 
-    /// Cross-entropy on one micro-batch, `weight` times its mean loss added into the device
+    /// Cross-entropy on one micro-batch, `share` times its mean loss added into the device
     /// scalar `loss`; on current labelled data of a CKCA round also the distillation terms,
     /// returned as `(FeatReg, AdaKD)`.
-    #[allow(clippy::too_many_arguments)]
-    fn classify(
-        &mut self,
-        be: &mut dyn Backend,
-        vit: &Vit,
-        map: &ClassMap,
-        batch: &mut Batch,
-        weight: f32,
-        mask: &[f32],
-        spread: &[f32],
-        mix_seed: u64,
-        distill: Option<&mut Distiller>,
-        loss: Tensor,
-    ) -> Option<(f32, f32)> {
+    fn classify(&mut self, be: &mut dyn Backend, vit: &Vit, micro: Micro, rows: Rows, distill: Option<&mut Distiller>) -> Option<(f32, f32)> {
+        let (batch, weight) = (micro.batch, micro.share);
         let n = batch.len();
-        soft_targets(&batch.labels, map, self.label_smoothing, spread, &mut self.targets);
-        if self.augment {
+        soft_targets(&batch.labels, rows.map, self.settings.label_smoothing, rows.spread, &mut self.targets);
+        if self.settings.augment {
             use rand::SeedableRng;
-            mix(&mut batch.pixels, &mut self.targets, n, vit.config.image_size, &self.mixing, &mut rand_chacha::ChaCha8Rng::seed_from_u64(mix_seed));
+            mix(&mut batch.pixels, &mut self.targets, n, vit.config.image_size, &self.settings.mixing, &mut rand_chacha::ChaCha8Rng::seed_from_u64(micro.seed));
         }
         let pass = self.classify_passes.entry(n).or_insert_with(|| ClassifyPass::new(be, vit, n));
-        be.upload(pass.images(), &batch.pixels);
-        be.upload(pass.targets, &self.targets);
-        be.upload(pass.class_mask, mask);
+        pass.set_batch(be, &batch.pixels, &self.targets, rows.mask);
         pass.forward(be, vit);
         let Some(distiller) = distill else {
-            pass.backward_into(be, vit, weight, None, loss, weight);
+            pass.backward_into(be, vit, weight, None, micro.loss, weight);
             return None;
         };
         // Under mixup a sample's weight follows its own label.
-        let rows: Vec<usize> = batch.labels.iter().map(|&c| map.row(c)).collect();
-        let (terms, grads) = distiller.run(be, pass, vit, &rows, weight);
-        pass.backward_into(be, vit, weight, Some(grads), loss, weight);
+        let label_rows: Vec<usize> = batch.labels.iter().map(|&c| rows.map.row(c)).collect();
+        let (terms, grads) = distiller.run(be, pass, vit, &label_rows, weight);
+        pass.backward_into(be, vit, weight, Some(grads), micro.loss, weight);
         Some((terms.feat, terms.kd))
     }
 
@@ -316,39 +329,39 @@ impl Engine {
     }
 }
 
-/// Per-term encoder gradient norms: after each source's micro-batches the gradient holds that
-/// term alone; its encoder part's norm is taken, the gradient is added into the stash and zeroed,
-/// and at the end the stash (the sum of every term) becomes the gradient again. Without a stash
+/// Training FLOPs of one step of `counts` (2 per multiply-add, a backward twice a forward), with
+/// a teacher's forward on every labelled image when distilling.
+fn step_flops(flops: &Flops, counts: MixCounts, distilling: bool) -> f64 {
+    let teacher = if distilling { flops.classify_forward * counts.labelled as f64 } else { 0.0 };
+    let per_image = flops.train(flops.mae_forward) * counts.unlabelled as f64 + flops.train(flops.classify_forward) * (counts.labelled + counts.buffer) as f64;
+    per_image + teacher
+}
+
+/// Per-term encoder gradient norms over a [`GradStash`]: after each source's micro-batches the
+/// gradient holds that term alone; its encoder part's norm is taken and the gradient is set
+/// aside, and at the end the sum of every term becomes the gradient again. Without a stash
 /// (`term_norms` off) it does nothing.
 struct TermNorms {
     last: Option<Source>,
     norms: [f32; 3],
-    stash: Option<Tensor>,
-    /// The stash holds the terms closed so far.
-    stashed: bool,
+    stash: Option<GradStash>,
 }
 
 impl TermNorms {
     fn close(&mut self, be: &mut dyn Backend, vit: &Vit) {
-        let (Some(source), Some(stash)) = (self.last.take(), self.stash) else { return };
-        // The encoder's tensors come first in the parameter table.
-        let encoder = vit.grads.slice(0, vit.table.count(Part::Encoder));
-        self.norms[source as usize] = be.sum_squares(encoder).sqrt();
-        if self.stashed {
-            be.axpy(stash, 1.0, vit.grads);
-        } else {
-            be.copy(stash, vit.grads);
-            self.stashed = true;
-        }
-        be.fill(vit.grads, 0.0);
+        let (Some(source), Some(stash)) = (self.last.take(), self.stash.as_mut()) else { return };
+        self.norms[source as usize] = vit.encoder_grad_norm(be);
+        stash.set_aside(be, vit);
     }
 
-    /// Restores the whole gradient and returns the norms (NaN for terms not measured).
-    fn finish(self, be: &mut dyn Backend, vit: &Vit) -> [f32; 3] {
-        if let (Some(stash), true) = (self.stash, self.stashed) {
-            be.copy(vit.grads, stash);
+    /// Restores the whole gradient; returns the norms (NaN for terms not measured) and the stash.
+    fn finish(self, be: &mut dyn Backend, vit: &Vit) -> ([f32; 3], Option<GradStash>) {
+        let mut stash = self.stash;
+        if let Some(s) = stash.as_mut() {
+            s.restore(be, vit);
+            s.begin();
         }
-        self.norms
+        (self.norms, stash)
     }
 }
 
@@ -362,7 +375,7 @@ pub struct Drawn {
 
 /// Draws optimizer step `iteration`'s images from `src`: uniformly with replacement from the
 /// current unlabelled and labelled images, balanced from the buffer; the same on every rank.
-pub fn draw(run_seed: u64, src: &Sources, counts: MixCounts, iteration: u64) -> Drawn {
+pub fn draw(run_seed: u64, src: &Pools, counts: MixCounts, iteration: u64) -> Drawn {
     let pick = |source: u64, from: &[u32], n: usize| -> Vec<u32> {
         use rand::{RngExt, SeedableRng};
         if n == 0 || from.is_empty() {
@@ -404,9 +417,9 @@ pub fn logits(be: &mut dyn Backend, vit: &Vit, passes: &mut HashMap<usize, Class
         let b = loader.next();
         let n = range.len();
         let pass = passes.entry(n).or_insert_with(|| ClassifyPass::new(be, vit, n));
-        be.upload(pass.images(), &b.pixels);
+        pass.set_images(be, &b.pixels);
         pass.forward(be, vit);
-        be.download(pass.logits, &mut out[range.start * k..range.end * k]);
+        pass.read_logits(be, &mut out[range.start * k..range.end * k]);
         loader.recycle(b);
     }
     out

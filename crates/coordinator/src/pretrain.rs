@@ -12,26 +12,21 @@
 
 use crate::budget::Mix;
 use crate::config::{ConfigError, TrainConfig};
-use crate::engine::{Engine, Regularizers, Sources};
-use crate::optimizer::Optimizer;
-use crate::run::{check_images, check_ranks, open_data, TrainError};
+use crate::engine::{Engine, EngineSettings, Pools, Regularizers, Sources, StepSpec};
+use crate::error::TrainError;
+use crate::inputs::{check_images, check_ranks, loader_threads, open_data};
+use crate::run_dir::{Checkpoint, RunDir, META_PRETRAIN_HOLDOUT, META_PRETRAIN_SOURCE};
 use crate::schedule::{scaled_lr, Cosine};
-use crate::state::RunDir;
 use crate::targets::ClassMap;
+use rekindle_comm::Comm;
 use rekindle_data::{holdout, Balance, Loader, Normalize, ReplayBuffer, Shard};
-use rekindle_dist::Comm;
-use rekindle_model::{Flops, Vit, BODY};
+use rekindle_model::{Optimizer, Vit, BODY};
 use rekindle_tensor::Backend;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
-
-/// Metadata keys of `mae.safetensors`: the data it was trained on, and the holdout fraction
-/// when that data was `data.train`'s held-out part.
-pub const META_SOURCE: &str = "rekindle.pretrain.source";
-pub const META_HOLDOUT: &str = "rekindle.pretrain.holdout";
 
 /// What pre-training reports as it goes.
 pub enum PretrainProgress<'a> {
@@ -95,28 +90,35 @@ pub fn pretrain(config: &TrainConfig, be: &mut dyn Backend, comm: &dyn Comm, dir
     check_ranks("pretrain.micro_batch", p.effective_batch, p.micro_batch, comm.world())?;
     let (shard, images, source) = pretrain_images(config)?;
     check_images(&shard, &model_config, &config.model.preset)?;
-    let run_dir = RunDir::new(dir)?;
+    let run_dir = RunDir::create(dir)?;
     let saved: Option<PretrainState> = if resume { run_dir.load_state()? } else { None };
 
     let vit = Vit::new(be, &model_config, config.seed)?;
-    let mut optimizer = Optimizer::new(be, &vit, &p.optim());
+    let optimizer = Optimizer::new(be, &vit, &p.optim().optimizer());
+    let settings = EngineSettings { micro_batch: p.micro_batch, mae_weight: 1.0, label_smoothing: 0.0, augment: config.augment.enabled, mixing: config.augment.mixing, seed: config.seed };
+    let mut engine = Engine::new(settings, optimizer);
     let (mut iteration, mut flops, mut wall_before, mut last_loss) = (0, 0.0, 0.0, f32::NAN);
     let mut checkpoint = None;
     if let Some(s) = saved {
         rekindle_model::load_parts(be, &vit, &run_dir.model_path(&s.checkpoint), &BODY)?;
-        run_dir.restore_optimizer(be, &mut optimizer, &s.checkpoint, s.optimizer_step)?;
+        run_dir.restore_optimizer(be, &mut engine.optimizer, &s.checkpoint, s.optimizer_step)?;
         (iteration, flops, wall_before, last_loss, checkpoint) = (s.iteration, s.flops, s.wall_seconds, s.last_loss, Some(s.checkpoint));
     }
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).min(4);
-    let loader = Loader::new(shard.clone(), model_config.image_size, Normalize::default_for(model_config.channels), threads, 4);
-    let mut engine = Engine::new(p.micro_batch, 1.0, 0.0, config.augment.enabled, config.augment.mixing, config.seed);
+    let loader = Loader::new(shard.clone(), model_config.image_size, Normalize::default_for(model_config.channels), loader_threads(), 4);
     let no_buffer = ReplayBuffer::new(Balance::Uniform, None, config.seed);
-    let sources = Sources { step: 0, current: &images, labelled: &[], buffer: &no_buffer, buffer_past_only: false, current_mask: &[], current_spread: &[], seen_mask: &[] };
+    let no_classes = ClassMap::default();
+    let pools = Pools { step: 0, current: &images, labelled: &[], buffer: &no_buffer, buffer_past_only: false };
+    let sources = Sources {
+        pools,
+        loader: &loader,
+        map: &no_classes,
+        current_mask: &[],
+        current_spread: &[],
+        seen_mask: &[],
+    };
     let counts = Mix::UNLABELLED.counts(p.effective_batch);
     let warmup = (p.warmup_fraction * p.steps as f64).round() as usize;
     let schedule = Cosine { base: scaled_lr(p.lr, p.effective_batch), min: p.min_lr, steps: p.steps, warmup };
-    let cost = Flops::of(&model_config);
-    let step_flops = cost.train(cost.mae_forward) * p.effective_batch as f64;
     let lead = comm.rank() == 0;
 
     report(PretrainProgress::Begin { steps: p.steps, images: images.len(), first: iteration });
@@ -124,7 +126,8 @@ pub fn pretrain(config: &TrainConfig, be: &mut dyn Backend, comm: &dyn Comm, dir
     while iteration < p.steps {
         let started = Instant::now();
         let lr = schedule.lr(iteration);
-        let losses = engine.step(be, &vit, &ClassMap::default(), &loader, &mut optimizer, &sources, counts, iteration as u64, lr, &mut Regularizers::default(), comm)?;
+        let spec = StepSpec { counts, iteration: iteration as u64, lr };
+        let losses = engine.step(be, &vit, &sources, spec, Regularizers::default(), comm)?;
         if !losses.mae.is_finite() || !losses.grad_norm.is_finite() {
             return Err(TrainError::NonFinite { step: 0, stage: "pretrain".into(), iteration, loss: losses.mae });
         }
@@ -132,15 +135,14 @@ pub fn pretrain(config: &TrainConfig, be: &mut dyn Backend, comm: &dyn Comm, dir
             return Err(TrainError::Interrupted { step: 0, iteration });
         }
         iteration += 1;
-        flops += step_flops;
+        flops += losses.flops;
         last_loss = losses.mae;
         let images_per_sec = p.effective_batch as f64 / started.elapsed().as_secs_f64();
         report(PretrainProgress::Iteration { iteration: iteration - 1, loss: losses.mae, lr, grad_norm: losses.grad_norm, images_per_sec });
         if lead && p.checkpoint_every > 0 && iteration % p.checkpoint_every == 0 && iteration < p.steps {
             let name = format!("pretrain-{iteration}");
-            let state = PretrainState { iteration, optimizer_step: optimizer.step_count(), checkpoint: name.clone(), flops, wall_seconds: wall(&start), last_loss };
-            run_dir.save_model(be, &vit, &name, &BODY, HashMap::new())?;
-            run_dir.save_resume(be, &optimizer, &name, &state)?;
+            let state = PretrainState { iteration, optimizer_step: engine.optimizer.step_count(), checkpoint: name.clone(), flops, wall_seconds: wall(&start), last_loss };
+            run_dir.save_checkpoint(be, &vit, &engine.optimizer, Checkpoint { name: &name, parts: &BODY, meta: HashMap::new() }, &state)?;
             // The new checkpoint is complete (state.json points at it), so the older one can go.
             if let Some(old) = checkpoint.replace(name.clone()) {
                 run_dir.remove(&old);
@@ -148,11 +150,11 @@ pub fn pretrain(config: &TrainConfig, be: &mut dyn Backend, comm: &dyn Comm, dir
             report(PretrainProgress::Checkpoint { iteration, path: &run_dir.model_path(&name) });
         }
     }
-    let out = dir.join("mae.safetensors");
+    let out = run_dir.mae_path();
     if lead {
-        let mut meta = HashMap::from([(META_SOURCE.to_string(), source.clone())]);
+        let mut meta = HashMap::from([(META_PRETRAIN_SOURCE.to_string(), source.clone())]);
         if config.pretrain.data.is_none() {
-            meta.insert(META_HOLDOUT.into(), config.data.holdout.to_string());
+            meta.insert(META_PRETRAIN_HOLDOUT.into(), config.data.holdout.to_string());
         }
         rekindle_model::save_parts(be, &vit, &out, &BODY, meta)?;
     }

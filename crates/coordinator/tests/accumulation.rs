@@ -28,7 +28,7 @@ fn trained(strategy: &str, micro_batch: usize, seed: u64) -> Vec<f32> {
     let config = config(strategy, micro_batch, seed);
     let dir = std::env::temp_dir().join(format!("rekindle-accumulation-{}-{strategy}-{micro_batch}-{seed}", std::process::id()));
     let mut be = CpuBackend::new(1);
-    train(&config, &mut be, &rekindle_dist::Single, Some(&dir), false, |_| {}).unwrap();
+    train(&config, &mut be, &rekindle_comm::Single, Some(&dir), false, |_| {}).unwrap();
     let mut model = config.model_config().unwrap();
     model.classes = 4;
     let vit = Vit::new(&mut be, &model, 0).unwrap();

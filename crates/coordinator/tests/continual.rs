@@ -6,10 +6,10 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rekindle_coordinator::config::{CkcaSection, KdWeighting};
 use rekindle_coordinator::distill::{terms, Distiller, Outputs};
-use rekindle_coordinator::levers::{select_old, shrink_perturb, L2Anchor};
+use rekindle_coordinator::selection::select_old;
 use rekindle_coordinator::speedup::{first_reaching, smallest_fraction, speedup};
 use rekindle_coordinator::{train, CurvePoint, Summary, TrainConfig};
-use rekindle_model::{ClassifyPass, ModelConfig, Vit};
+use rekindle_model::{ClassifyPass, L2Anchor, ModelConfig, Vit};
 use rekindle_tensor::{Backend, CpuBackend};
 
 fn micro(classes: usize) -> ModelConfig {
@@ -133,12 +133,12 @@ fn shrink_perturb_with_1_0_is_warm_start_and_mixes_otherwise() {
     let mut be = CpuBackend::new(2);
     let mut vit = Vit::new(&mut be, &micro(4), 5).unwrap();
     let before = vit.download_params(&mut be);
-    shrink_perturb(&mut be, &vit, 1.0, 0.0, 4, 99);
+    vit.shrink_perturb(&mut be, 1.0, 0.0, 4, 99);
     assert_eq!(vit.download_params(&mut be), before, "λ 1, p 0 leaves θ bit for bit");
     // Grow the head by 2 classes: old rows mix, new rows keep their fresh init.
     vit.grow_head(&mut be, 6, 7).unwrap();
     let grown = vit.download_params(&mut be);
-    shrink_perturb(&mut be, &vit, 0.4, 0.1, 4, 99);
+    vit.shrink_perturb(&mut be, 0.4, 0.1, 4, 99);
     let after = vit.download_params(&mut be);
     let fresh = vit.fresh_params(99);
     let (weight, bias) = (vit.table.get("head.weight").unwrap(), vit.table.get("head.bias").unwrap());
@@ -254,7 +254,7 @@ fn weights(config: &TrainConfig, dir: &std::path::Path) -> Vec<f32> {
 
 fn run(config: &TrainConfig, dir: &std::path::Path) -> Summary {
     let mut be = CpuBackend::new(2);
-    train(config, &mut be, &rekindle_dist::Single, Some(dir), false, |_| {}).unwrap()
+    train(config, &mut be, &rekindle_comm::Single, Some(dir), false, |_| {}).unwrap()
 }
 
 #[test]

@@ -4,9 +4,9 @@
 use rekindle_coordinator::config::{CurrentSmoothing, MaeSource};
 use rekindle_coordinator::pretrain::{pretrain, PretrainProgress};
 use rekindle_coordinator::targets::{current_rows, soft_targets, ClassMap};
-use rekindle_coordinator::{draw, initial_model, mae_images, restart, Sources, TrainConfig};
+use rekindle_coordinator::{draw, initial_model, mae_images, restart, Pools, TrainConfig};
 use rekindle_data::{Balance, ReplayBuffer, Scenario, Stream, StreamConfig};
-use rekindle_dist::Single;
+use rekindle_comm::Single;
 use rekindle_model::{read_tensor, Part, Vit};
 use rekindle_tensor::CpuBackend;
 use std::path::Path;
@@ -121,7 +121,7 @@ fn the_mae_term_never_draws_a_labelled_image() {
         let mut labelled_drawn = 0;
         for (t, step) in stream.steps.iter().enumerate() {
             let pool = mae_images(step, source);
-            let src = Sources { step: t as u32, current: &pool, labelled: &step.labelled, buffer: &buffer, buffer_past_only: false, current_mask: &[], current_spread: &[], seen_mask: &[] };
+            let src = Pools { step: t as u32, current: &pool, labelled: &step.labelled, buffer: &buffer, buffer_past_only: false };
             let counts = rekindle_coordinator::budget::Mix::DIETCL_FIRST.counts(256);
             for iteration in 0..50 {
                 let drawn = draw(7, &src, counts, iteration);

@@ -34,6 +34,10 @@ pub const ALL_PARTS: [Part; 3] = [Part::Encoder, Part::Decoder, Part::Head];
 /// pretrained start (the head is always fresh).
 pub const BODY: [Part; 2] = [Part::Encoder, Part::Decoder];
 
+/// The metadata key of every checkpoint's model geometry (a `ModelConfig` as JSON), so a file
+/// can be loaded without its config.
+pub const META_MODEL: &str = "rekindle.model";
+
 /// Writes the model's parameters, plus `metadata`, atomically (temp file, fsync, rename).
 pub fn save_checkpoint(be: &mut dyn Backend, vit: &Vit, path: &Path, metadata: HashMap<String, String>) -> Result<(), ModelError> {
     save_parts(be, vit, path, &ALL_PARTS, metadata)
@@ -50,7 +54,7 @@ pub fn save_parts(be: &mut dyn Backend, vit: &Vit, path: &Path, parts: &[Part], 
         .filter(|e| parts.contains(&e.part))
         .map(|e| (e.name.as_str(), e.shape.as_slice(), &values[e.offset..e.offset + e.len]))
         .collect();
-    metadata.insert("rekindle.model".into(), serde_json::to_string(&vit.config).expect("config serialises"));
+    metadata.insert(META_MODEL.into(), serde_json::to_string(&vit.config).expect("config serialises"));
     write_tensors(path, &tensors, metadata)
 }
 

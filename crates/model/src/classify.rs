@@ -71,6 +71,34 @@ impl ClassifyPass {
         self.encoder.images
     }
 
+    /// Fills the inputs of a supervised step: images `[samples, C, H, W]`, soft targets
+    /// `[samples, classes]` and the softmax's class mask `[classes]`.
+    pub fn set_batch(&self, be: &mut dyn Backend, pixels: &[f32], targets: &[f32], class_mask: &[f32]) {
+        be.upload(self.images(), pixels);
+        be.upload(self.targets, targets);
+        be.upload(self.class_mask, class_mask);
+    }
+
+    /// Fills the images alone (prediction, scoring).
+    pub fn set_images(&self, be: &mut dyn Backend, pixels: &[f32]) {
+        be.upload(self.images(), pixels);
+    }
+
+    /// Takes the images of another pass of the same size (a teacher sees the student's batch).
+    pub fn copy_images(&self, be: &mut dyn Backend, from: &ClassifyPass) {
+        be.copy(self.images(), from.images());
+    }
+
+    /// The last forward's logits `[samples, classes]` into `out`.
+    pub fn read_logits(&self, be: &mut dyn Backend, out: &mut [f32]) {
+        be.download(self.logits, out);
+    }
+
+    /// The last forward's logits `[samples, classes]` and pooled features `[samples, dim]`.
+    pub fn outputs(&self, be: &mut dyn Backend) -> (Vec<f32>, Vec<f32>) {
+        (be.download_vec(self.logits), be.download_vec(self.pooled))
+    }
+
     pub fn forward(&self, be: &mut dyn Backend, vit: &Vit) {
         assert_eq!(self.classes, vit.config.classes, "the head grew: call ClassifyPass::set_classes");
         let s = self.encoder.shape;

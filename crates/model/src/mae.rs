@@ -35,6 +35,11 @@ impl MaePass {
         self.encoder.images
     }
 
+    /// Fills the input images `[samples, C, H, W]`.
+    pub fn set_images(&self, be: &mut dyn Backend, pixels: &[f32]) {
+        be.upload(self.images(), pixels);
+    }
+
     /// The predicted patches `[samples, 1 + patches, patch_len]` (row 0: CLS, not a patch).
     pub fn pred(&self) -> Tensor {
         self.decoder.pred

@@ -71,6 +71,26 @@ impl Vit {
         be.fill(self.grads, 0.0);
     }
 
+    /// The gradients' host copy into `out` (a host all-reduce sums them across ranks).
+    pub fn read_grads(&self, be: &mut dyn Backend, out: &mut [f32]) {
+        be.download(self.grads, out);
+    }
+
+    /// Replaces the gradients with `values` (the all-reduced sum).
+    pub fn write_grads(&self, be: &mut dyn Backend, values: &[f32]) {
+        be.upload(self.grads, values);
+    }
+
+    /// The gradients' device address, when the backend has one (NCCL reduces them in place).
+    pub fn grads_address(&self, be: &dyn Backend) -> Option<u64> {
+        be.device_address(self.grads)
+    }
+
+    /// The norm of the encoder's part of the gradient (its tensors come first in the table).
+    pub fn encoder_grad_norm(&self, be: &mut dyn Backend) -> f32 {
+        be.sum_squares(self.grads.slice(0, self.table.count(Part::Encoder))).sqrt()
+    }
+
     pub fn download_params(&self, be: &mut dyn Backend) -> Vec<f32> {
         be.download_vec(self.params)
     }

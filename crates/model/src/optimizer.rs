@@ -1,12 +1,45 @@
-//! The optimizer state over the flat parameter buffer: AdamW (betas, decay mask, layer-wise LR
-//! decay) or SGD (momentum, Nesterov), with optional clipping by global gradient norm.
+//! The optimizer over a model's flat parameter buffer: AdamW (betas, decay mask, layer-wise LR
+//! decay) or SGD (momentum, Nesterov), with optional clipping by the global gradient norm. It
+//! lives beside the model because it is parameter-space maths over the same table: the trainer,
+//! pre-training and `rekindle bench` all update through this one type.
 
-use crate::config::{OptimName, OptimSection};
-use rekindle_model::Vit;
+use crate::Vit;
 use rekindle_tensor::{AdamW, Backend, ParamGroup, Sgd, Tensor};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OptimName {
+    Adamw,
+    Sgd,
+}
+
+/// Everything an update needs besides the learning rate (which follows a schedule).
+#[derive(Clone, Debug, PartialEq)]
+pub struct OptimizerSettings {
+    pub name: OptimName,
+    pub betas: (f32, f32),
+    pub eps: f32,
+    pub weight_decay: f32,
+    /// Layer-wise LR decay; 1 turns it off.
+    pub layer_decay: f32,
+    /// SGD momentum.
+    pub momentum: f32,
+    pub nesterov: bool,
+    /// Clip the global gradient norm to this.
+    pub clip_grad: Option<f32>,
+}
+
+/// The moments and step count of a checkpoint.
+pub struct OptimizerState {
+    pub first: Vec<f32>,
+    /// AdamW's second moments (SGD has none).
+    pub second: Option<Vec<f32>>,
+    pub step: u32,
+}
 
 pub struct Optimizer {
-    settings: OptimSection,
+    settings: OptimizerSettings,
     groups: Vec<ParamGroup>,
     /// AdamW's first and second moments, or SGD's momentum buffer in `first`.
     first: Tensor,
@@ -15,7 +48,7 @@ pub struct Optimizer {
 }
 
 impl Optimizer {
-    pub fn new(be: &mut dyn Backend, vit: &Vit, settings: &OptimSection) -> Optimizer {
+    pub fn new(be: &mut dyn Backend, vit: &Vit, settings: &OptimizerSettings) -> Optimizer {
         let n = vit.table.total;
         let second = (settings.name == OptimName::Adamw).then(|| be.alloc(n));
         Optimizer { settings: settings.clone(), groups: vit.table.groups(vit.config.depth, settings.layer_decay), first: be.alloc(n), second, step: 0 }
@@ -24,10 +57,7 @@ impl Optimizer {
     /// A fresh state (zero moments, step 0), e.g. at each stage; rebuilt if the model grew.
     pub fn reset(&mut self, be: &mut dyn Backend, vit: &Vit) {
         if self.first.len != vit.table.total {
-            be.free(self.first);
-            if let Some(s) = self.second {
-                be.free(s);
-            }
+            self.free(be);
             *self = Optimizer::new(be, vit, &self.settings);
             return;
         }
@@ -38,21 +68,29 @@ impl Optimizer {
         self.step = 0;
     }
 
-    /// The moments and step count, for checkpoints: (first, second, step).
-    pub fn save(&self, be: &mut dyn Backend) -> (Vec<f32>, Option<Vec<f32>>, u32) {
-        (be.download_vec(self.first), self.second.map(|t| be.download_vec(t)), self.step)
+    /// Returns the moments' device memory.
+    pub fn free(&self, be: &mut dyn Backend) {
+        be.free(self.first);
+        if let Some(s) = self.second {
+            be.free(s);
+        }
+    }
+
+    /// The moments and step count, for checkpoints.
+    pub fn save(&self, be: &mut dyn Backend) -> OptimizerState {
+        OptimizerState { first: be.download_vec(self.first), second: self.second.map(|t| be.download_vec(t)), step: self.step }
     }
 
     pub fn step_count(&self) -> u32 {
         self.step
     }
 
-    pub fn restore(&mut self, be: &mut dyn Backend, first: &[f32], second: Option<&[f32]>, step: u32) {
-        be.upload(self.first, first);
-        if let (Some(t), Some(v)) = (self.second, second) {
+    pub fn restore(&mut self, be: &mut dyn Backend, state: &OptimizerState) {
+        be.upload(self.first, &state.first);
+        if let (Some(t), Some(v)) = (self.second, &state.second) {
             be.upload(t, v);
         }
-        self.step = step;
+        self.step = state.step;
     }
 
     /// One update at learning rate `lr`; returns the global gradient norm before clipping.

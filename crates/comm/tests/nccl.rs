@@ -3,7 +3,7 @@
 //! the CUDA driver or NCCL cannot be loaded.
 #![cfg(feature = "cuda")]
 
-use rekindle_dist::{Bootstrap, Comm, Launch, Nccl, Reduce, Single};
+use rekindle_comm::{Bootstrap, Comm, Launch, Nccl, Reduce, Single};
 use std::time::Duration;
 
 #[test]

@@ -1,6 +1,6 @@
 //! The launch environment of each launcher, and the file rendezvous.
 
-use rekindle_dist::{rendezvous, Comm, Launch, Reduce, Single};
+use rekindle_comm::{rendezvous, Comm, Launch, Reduce, Single};
 use std::collections::HashMap;
 use std::time::Duration;
 
