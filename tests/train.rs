@@ -1,6 +1,6 @@
 //! `rekindle train` end to end on a tiny synthetic stream: the run directory, resume after
 //! SIGKILL with identical results, and a NaN loss that stops the run without touching the last
-//! good checkpoint.
+//! good checkpoint, and a short run on Fashion-MNIST that has to learn.
 
 mod common;
 
@@ -267,4 +267,46 @@ fn ctrl_c_stops_cleanly_and_the_run_resumes_to_the_same_summary() {
     let o = run(&["train", "--resume", stopped.to_str().unwrap()]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(summary_without_wall(&whole), summary_without_wall(&stopped));
+}
+
+#[test]
+fn a_short_run_on_fashion_mnist_learns_far_above_chance() {
+    const FASHION_MNIST: &str = "/usr/share/datasets/fashion-mnist";
+    if !Path::new(FASHION_MNIST).exists() {
+        assert!(std::env::var_os("REKINDLE_REQUIRE_DATA").is_none(), "{FASHION_MNIST} is missing (apt-get install dataset-fashion-mnist)");
+        println!("skipped: {FASHION_MNIST} is missing (the Debian package `dataset-fashion-mnist` is not installed)");
+        return;
+    }
+    let d = dir("learns");
+    for split in ["train", "test"] {
+        let shard = d.join(format!("{split}.shard"));
+        let o = run(&["data", "prepare", "--from", "idx", "--input", FASHION_MNIST, "--split", split, "--out", shard.to_str().unwrap()]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    // Joint training over 2 class-incremental steps of 5 classes, 80 optimizer steps of 64 from
+    // a random init: about 5 k labelled images seen, once each.
+    let yaml = format!(
+        "seed: 0
+model: {{preset: vit-micro-4-28}}
+data: {{train: {0}/train.shard, test: {0}/test.shard, eval_batch: 500}}
+stream: {{scenario: class-incremental, steps: 2, label_rate: 0.05}}
+budget: {{steps: 40, effective_batch: 64, micro_batch: 64}}
+strategy: {{name: joint}}
+augment: {{enabled: false}}
+optim: {{lr: 4.0e-3, min_lr: 1.0e-5, layer_decay: 1.0}}
+threads: 1
+",
+        d.display()
+    );
+    let config = d.join("learns.yaml");
+    std::fs::write(&config, yaml).unwrap();
+    let out = d.join("run");
+    let o = run(&["train", config.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let s = summary(&out);
+    // Chance over the 10 classes is 0.1 (0.2 over the 5 of the first step).
+    let (first, last) = (s["accuracy_matrix"][0][0].as_f64().unwrap(), s["final_accuracy"].as_f64().unwrap());
+    assert!(first > 0.4, "after the first step the model knows its 5 classes at {first}");
+    assert!(last > 0.35, "A(T-1) {last} is not far above chance (0.1)");
+    let _ = std::fs::remove_dir_all(&d);
 }

@@ -96,9 +96,14 @@ impl Nccl {
     /// Enqueues an in-place all-reduce of `len` f32 at device address `address` on the
     /// communicator's stream.
     pub fn all_reduce_address(&self, address: u64, len: usize, op: Reduce) -> Result<(), CommError> {
-        let p = address as *mut c_void;
-        // SAFETY: the caller passes the address of `len` f32 on this communicator's device.
-        unsafe { nccl::all_reduce(p, p, len, sys::ncclDataType_t::ncclFloat32, reduce_op(op), self.comm, self.stream.cu_stream() as _) }
+        self.all_reduce_into(address, address, len, op)
+    }
+
+    /// Enqueues an all-reduce of `len` f32 from device address `from` into `to` (the same
+    /// address: in place) on the communicator's stream.
+    pub fn all_reduce_into(&self, from: u64, to: u64, len: usize, op: Reduce) -> Result<(), CommError> {
+        // SAFETY: the caller passes the addresses of `len` f32 on this communicator's device.
+        unsafe { nccl::all_reduce(from as *const c_void, to as *mut c_void, len, sys::ncclDataType_t::ncclFloat32, reduce_op(op), self.comm, self.stream.cu_stream() as _) }
             .map(|_| ())
             .map_err(|e| failed("ncclAllReduce", self.rank, e))
     }
@@ -116,12 +121,17 @@ impl Nccl {
         self.stream.synchronize().map_err(|e| failed(op, self.rank, e))
     }
 
-    /// `data` through a device buffer: upload, `collective` on its address, download.
-    fn staged<T: cudarc::driver::DeviceRepr + cudarc::driver::ValidAsZeroBits>(&self, op: &'static str, data: &mut [T], collective: impl FnOnce(u64) -> Result<(), CommError>) -> Result<(), CommError> {
-        let mut device = self.stream.clone_htod(data).map_err(|e| failed(op, self.rank, e))?;
-        let address = device.device_ptr_mut(&self.stream).0;
-        collective(address)?;
-        self.stream.memcpy_dtoh(&device, data).map_err(|e| failed(op, self.rank, e))?;
+    /// `data` through device buffers: upload into one, `collective(from, to)` into a second,
+    /// zeroed one, download that. Out of place, so the host sees only what the collective wrote:
+    /// at one rank a sum is the identity, and an in-place collective that never ran would look
+    /// the same as one that did.
+    fn staged<T: cudarc::driver::DeviceRepr + cudarc::driver::ValidAsZeroBits>(&self, op: &'static str, data: &mut [T], collective: impl FnOnce(u64, u64) -> Result<(), CommError>) -> Result<(), CommError> {
+        let mut from = self.stream.clone_htod(data).map_err(|e| failed(op, self.rank, e))?;
+        let mut to = self.stream.alloc_zeros::<T>(data.len()).map_err(|e| failed(op, self.rank, e))?;
+        let from_address = from.device_ptr_mut(&self.stream).0;
+        let to_address = to.device_ptr_mut(&self.stream).0;
+        collective(from_address, to_address)?;
+        self.stream.memcpy_dtoh(&to, data).map_err(|e| failed(op, self.rank, e))?;
         self.synchronize(op)
     }
 }
@@ -146,7 +156,7 @@ impl Comm for Nccl {
 
     fn all_reduce(&self, data: &mut [f32], op: Reduce) -> Result<(), CommError> {
         let len = data.len();
-        self.staged("all-reduce", data, |address| self.all_reduce_address(address, len, op))
+        self.staged("all-reduce", data, |from, to| self.all_reduce_into(from, to, len, op))
     }
 
     fn all_reduce_device(&self, address: u64, len: usize, op: Reduce) -> Result<bool, CommError> {
@@ -154,21 +164,20 @@ impl Comm for Nccl {
     }
 
     fn broadcast(&self, data: &mut Vec<u8>, root: usize) -> Result<(), CommError> {
-        let bcast = |address: u64, count: usize| {
-            let p = address as *mut c_void;
-            // SAFETY: `address` holds `count` bytes on this communicator's device.
-            unsafe { nccl::broadcast(p, p, count, sys::ncclDataType_t::ncclUint8, root as i32, self.comm, self.stream.cu_stream() as _) }
+        let bcast = |from: u64, to: u64, count: usize| {
+            // SAFETY: `from` and `to` hold `count` bytes on this communicator's device.
+            unsafe { nccl::broadcast(from as *const c_void, to as *mut c_void, count, sys::ncclDataType_t::ncclUint8, root as i32, self.comm, self.stream.cu_stream() as _) }
                 .map(|_| ())
                 .map_err(|e| failed("ncclBroadcast", self.rank, e))
         };
         let mut len = (data.len() as u64).to_le_bytes();
-        self.staged("broadcast", &mut len, |address| bcast(address, 8))?;
+        self.staged("broadcast", &mut len, |from, to| bcast(from, to, 8))?;
         data.resize(u64::from_le_bytes(len) as usize, 0);
         if data.is_empty() {
             return Ok(());
         }
         let count = data.len();
-        self.staged("broadcast", data, |address| bcast(address, count))
+        self.staged("broadcast", data, |from, to| bcast(from, to, count))
     }
 
     fn barrier(&self) -> Result<(), CommError> {

@@ -1,6 +1,8 @@
 //! NCCL on this machine's first GPU at world size 1: init through a bootstrap communicator, and
-//! in-place all-reduce (sum and average) over device and host buffers. Skips, saying why, where
-//! the CUDA driver or NCCL cannot be loaded.
+//! all-reduce (sum and average) and broadcast over device and host buffers. At one rank every
+//! reduction is the identity, so the checks that matter are out of place: the result lands in a
+//! zeroed buffer only if NCCL ran (the host paths stage out of place too). Skips, saying why,
+//! where the CUDA driver or NCCL cannot be loaded.
 #![cfg(feature = "cuda")]
 
 use rekindle_comm::{Bootstrap, Comm, Launch, Nccl, Reduce, Single};
@@ -25,9 +27,15 @@ fn nccl_all_reduces_at_world_size_one() {
     assert!(nccl.all_reduce_device(address, values.len(), Reduce::Average).unwrap(), "NCCL reads device memory");
     nccl.synchronize("all-reduce").unwrap();
     assert_eq!(stream.clone_dtoh(&device).unwrap(), values);
+    // Out of place: a collective that did not run leaves the destination zero.
+    let mut to = stream.alloc_zeros::<f32>(values.len()).unwrap();
+    let to_address = cudarc::driver::DevicePtrMut::device_ptr_mut(&mut to, &stream).0;
+    nccl.all_reduce_into(address, to_address, values.len(), Reduce::Sum).unwrap();
+    nccl.synchronize("all-reduce").unwrap();
+    assert_eq!(stream.clone_dtoh(&to).unwrap(), values, "NCCL wrote the out-of-place result");
     let mut host = values.clone();
     nccl.all_reduce(&mut host, Reduce::Average).unwrap();
-    assert_eq!(host, values);
+    assert_eq!(host, values, "the host path reads back what NCCL wrote (staged out of place)");
     let mut bytes = b"nccl id".to_vec();
     nccl.broadcast(&mut bytes, 0).unwrap();
     assert_eq!(bytes, b"nccl id");

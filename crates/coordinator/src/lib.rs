@@ -37,7 +37,7 @@ pub use inputs::{mae_images, open_data};
 pub use metrics::{CurvePoint, Evaluation, Summary};
 pub use progress::Progress;
 pub use reduce::GradientSum;
-pub use run::train;
+pub use run::{time_step, train};
 pub use run_dir::{Checkpoint, MetricsLog, RunDir, META_CLASSES, META_PRETRAIN_HOLDOUT, META_PRETRAIN_SOURCE, META_TIME_STEP};
 pub use stage::StagePlan;
 pub use strategies::{build as build_strategy, plan};

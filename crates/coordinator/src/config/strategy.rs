@@ -24,14 +24,6 @@ pub enum StrategyName {
     Continuous,
 }
 
-impl StrategyName {
-    /// The strategies of rounds of supervised data (CKCA, continuous training), which sample
-    /// uniformly from `strategy.round_data` instead of DietCL's sources and buffer.
-    pub fn trains_rounds(self) -> bool {
-        matches!(self, StrategyName::Scratch | StrategyName::Warmstart | StrategyName::Ckca | StrategyName::Continuous)
-    }
-}
-
 /// Which labelled data a round of `scratch`, `warmstart`, `ckca` or `continuous` trains on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
