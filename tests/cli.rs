@@ -42,9 +42,41 @@ fn bench_kernels_times_every_op_against_measured_ceilings() {
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(r["ceilings"]["copy_gbytes_per_sec"].as_f64().unwrap() > 0.0 && r["ceilings"]["gemm_tflops"].as_f64().unwrap() > 0.0);
     let kernels = r["kernels"].as_array().unwrap();
-    for name in ["attention forward", "attention backward", "layernorm backward", "mae loss", "cross-entropy", "adamw"] {
-        let k = kernels.iter().find(|k| k["kernel"] == name).unwrap_or_else(|| panic!("no {name} in {r}"));
-        assert!(k["seconds"].as_f64().unwrap() > 0.0 && k["fraction_of_ceiling"].as_f64().unwrap() > 0.0, "{k}");
+    // Every compute op of the Backend trait, in the bench's order (attention twice: over all
+    // tokens, and over the MAE encoder's kept ones; copy and fill are the copy ceiling's and
+    // memory's own), each with a time, a rate and a share of its ceiling.
+    let every_op = [
+        "gemm qkv forward",
+        "gemm fc1 weight grad",
+        "attention forward",
+        "attention backward",
+        "attention forward",
+        "attention backward",
+        "layernorm forward",
+        "layernorm backward",
+        "gelu forward",
+        "gelu backward",
+        "bias gradient",
+        "mean pool forward",
+        "mean pool backward",
+        "axpy",
+        "add position rows",
+        "gather kept patches",
+        "scatter kept patches",
+        "patchify",
+        "unpatchify",
+        "mae loss",
+        "cross-entropy",
+        "adamw",
+        "sgd",
+        "gradient norm",
+    ];
+    let names: Vec<&str> = kernels.iter().map(|k| k["kernel"].as_str().unwrap()).collect();
+    assert_eq!(names, every_op);
+    for k in kernels {
+        let rate = k["tflops"].as_f64().or(k["gbytes_per_sec"].as_f64()).unwrap_or(0.0);
+        assert!(k["seconds"].as_f64().unwrap() > 0.0 && rate > 0.0 && k["fraction_of_ceiling"].as_f64().unwrap() > 0.0, "{k}");
+        assert!(!k["shape"].as_str().unwrap().is_empty(), "{k}");
     }
     let out = rekindle(&["bench", "kernels", "--device", "cuda:7"]);
     assert!(!out.status.success() && (stderr(&out).contains("cuda") || stderr(&out).contains("CUDA")), "{}", stderr(&out));

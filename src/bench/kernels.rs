@@ -14,7 +14,7 @@ use crate::ModelArgs;
 use anyhow::{bail, Result};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use rekindle_tensor::{AdamW, AttentionShape, Backend, Gemm, ParamGroup, PatchOrder, Tensor};
+use rekindle_tensor::{AdamW, AttentionShape, Backend, Gemm, ParamGroup, PatchOrder, Sgd, Tensor};
 use serde::Serialize;
 use std::time::Instant;
 
@@ -191,15 +191,27 @@ pub fn run(args: &KernelArgs) -> Result<()> {
     record("bias gradient", format!("{rows}x{d}"), s, Work::Bytes(a * (rows * d) as f64));
     let s = time(be, args.iters, |be| be.mean_pool_forward(out.slice(0, b * d), resid, b, t, d, 1));
     record("mean pool forward", format!("{b}x{t}x{d}"), s, Work::Bytes(f * (rows * d) as f64));
+    let s = time(be, args.iters, |be| be.mean_pool_backward(out.slice(0, rows * d), resid.slice(0, b * d), b, t, d, 1));
+    record("mean pool backward", format!("{b}x{t}x{d}"), s, Work::Bytes(f * (rows * d) as f64));
+    // The residual stream's updates: a gradient term added in (axpy), the position table added
+    // to every sample.
+    let s = time(be, args.iters, |be| be.axpy(out.slice(0, rows * d), 0.5, resid));
+    record("axpy", format!("{}", rows * d), s, Work::Bytes(f * 3.0 * (rows * d) as f64));
+    let s = time(be, args.iters, |be| be.add_rows(out.slice(0, rows * d), resid.slice(0, t * d), t, d));
+    record("add position rows", format!("{b}x{t}x{d}"), s, Work::Bytes(f * 2.0 * (rows * d) as f64));
 
     let idx: Vec<i32> = (0..b).flat_map(|_| std::iter::once(-1).chain((0..kept as i32 - 1).map(|i| i * 3 % (c.patches() as i32)))).collect();
     let indices = be.alloc_indices(idx.len());
     be.upload_indices(indices, &idx);
     let s = time(be, args.iters, |be| be.gather_rows(out.slice(0, b * kept * d), resid, indices, vec_a, b, t, kept, d));
     record("gather kept patches", format!("{b}x{kept}x{d}"), s, Work::Bytes(f * 2.0 * (b * kept * d) as f64));
+    let s = time(be, args.iters, |be| be.gather_rows_backward(out.slice(0, rows * d), vec_b, resid.slice(0, b * kept * d), indices, b, t, kept, d));
+    record("scatter kept patches", format!("{b}x{kept}x{d}"), s, Work::Bytes(f * 3.0 * (b * kept * d) as f64));
     let images = random(be, &mut rng, b * image_len, Place::F32);
     let s = time(be, args.iters, |be| be.patchify(out.slice(0, b * image_len), images, c.patch_shape(b), PatchOrder::RowColChannel));
     record("patchify", format!("{b}x{image_len}"), s, Work::Bytes(f * 2.0 * (b * image_len) as f64));
+    let s = time(be, args.iters, |be| be.unpatchify(out.slice(0, b * image_len), images, c.patch_shape(b), PatchOrder::RowColChannel));
+    record("unpatchify", format!("{b}x{image_len}"), s, Work::Bytes(f * 2.0 * (b * image_len) as f64));
     let mask = be.upload_new(&(0..b * c.patches()).map(|i| (i % 4 != 0) as u8 as f32).collect::<Vec<_>>());
     let (pred, loss) = (random(be, &mut rng, pred_len, Place::F32), be.alloc(1));
     let s = time(be, args.iters, |be| be.mae_loss(loss, out.slice(0, pred_len), pred, images, mask, b, c.patches(), patch_len, 1.0));
@@ -220,6 +232,9 @@ pub fn run(args: &KernelArgs) -> Result<()> {
     // Reads parameters, gradients and both moments, writes those three back, and the bf16 copy.
     let copy = if a < f { a } else { 0.0 };
     record("adamw", format!("{params}"), s, Work::Bytes((f * 7.0 + copy) * params as f64));
+    let s = time(be, args.iters, |be| be.sgd(p, g, m, &groups, &Sgd { lr: 1e-3, momentum: 0.9, nesterov: false, weight_decay: 0.05, grad_scale: 1.0 }));
+    // Reads parameters, gradients and momentum, writes parameters and momentum, and the bf16 copy.
+    record("sgd", format!("{params}"), s, Work::Bytes((f * 5.0 + copy) * params as f64));
     let s = time(be, args.iters, |be| {
         be.sum_squares(g);
     });
