@@ -5,7 +5,7 @@
 //! first checks the result: every rank contributes `rank + 1`, so each value must be
 //! `w (w + 1) / 2`.
 
-use super::{each_world_size, median};
+use super::measure::{each_world_size, median};
 use anyhow::{bail, Result};
 use rekindle_comm::{Comm, Launch, Reduce};
 use serde::Serialize;

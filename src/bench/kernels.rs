@@ -10,7 +10,7 @@
 //! - attention FLOPs are `4·B·H·T²·D` forward and 2.5× that backward (FlashAttention's convention:
 //!   five T×T products, one of them the recomputed scores).
 
-use crate::ModelArgs;
+use crate::model_args::ModelArgs;
 use anyhow::{bail, Result};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;

@@ -5,7 +5,8 @@
 //! forward and backward pass, one all-reduce of the fp32 gradients (sum), and AdamW, as in
 //! training; the all-reduce time includes waiting for the slowest rank.
 
-use super::{each_world_size, median, StepSettings, Task, Workload};
+use super::measure::{each_world_size, median};
+use super::workload::{StepSettings, Task, Workload};
 use anyhow::Result;
 use rekindle_comm::{Comm, Launch};
 use rekindle_coordinator::GradientSum;

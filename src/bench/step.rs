@@ -1,7 +1,8 @@
 //! `rekindle bench step`: times whole training steps (forward, backward, AdamW) on synthetic
 //! inputs and reports images/s and achieved GFLOP/s.
 
-use super::{bf16_peak_tflops, median, StepSettings, Task, Workload};
+use super::measure::median;
+use super::workload::{bf16_peak_tflops, StepSettings, Task, Workload};
 use anyhow::Result;
 use rekindle_tensor::OpTime;
 use serde::Serialize;

@@ -230,7 +230,7 @@ impl<'t> Trainer<'t> {
             self.iteration += 1;
             self.step_iteration += 1;
             let k = config.budget.eval_every;
-            if k > 0 && self.step_iteration % k == 0 && self.step_iteration < self.step_iterations {
+            if k > 0 && self.step_iteration.is_multiple_of(k) && self.step_iteration < self.step_iterations {
                 let row = self.evaluate(t)?;
                 self.curve_point(t, step_accuracy(&row, t, config.stream.scenario));
             }

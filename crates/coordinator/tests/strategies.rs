@@ -36,7 +36,6 @@ struct Seen {
     mae: bool,
     current: bool,
     buffer: bool,
-    loss: f32,
 }
 
 fn run(config: &TrainConfig) -> (Summary, Vec<Seen>) {
@@ -44,7 +43,7 @@ fn run(config: &TrainConfig) -> (Summary, Vec<Seen>) {
     let mut seen = Vec::new();
     let summary = train(config, &mut be, &rekindle_comm::Single, None, false, |p| {
         if let Progress::Iteration { step, stage, iteration, losses, .. } = p {
-            seen.push(Seen { step, stage: stage.to_string(), iteration, mae: !losses.mae.is_nan(), current: !losses.current.is_nan(), buffer: !losses.buffer.is_nan(), loss: losses.total });
+            seen.push(Seen { step, stage: stage.to_string(), iteration, mae: !losses.mae.is_nan(), current: !losses.current.is_nan(), buffer: !losses.buffer.is_nan() });
         }
     })
     .unwrap();

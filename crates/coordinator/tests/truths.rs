@@ -131,6 +131,30 @@ fn config_errors_name_the_key() {
     bad(&["model.preset=vit-huge"], "`model.preset`");
     bad(&["model.overrides.heads=5"], "`model.overrides.heads`");
     bad(&["stream.stepz=3"], "unknown field `stepz`");
+    // Every numeric key of the optimizer and the strategy is checked: a negative weight decay or
+    // clipping norm would flip the update, a zero buffer would train on nothing.
+    for (o, key) in [
+        ("optim.betas=[0.9, 1.0]", "`optim.betas`"),
+        ("optim.betas=[-0.1, 0.95]", "`optim.betas`"),
+        ("optim.eps=0", "`optim.eps`"),
+        ("optim.weight_decay=-0.05", "`optim.weight_decay`"),
+        ("optim.layer_decay=0", "`optim.layer_decay`"),
+        ("optim.layer_decay=1.5", "`optim.layer_decay`"),
+        ("optim.momentum=1.0", "`optim.momentum`"),
+        ("optim.stage2_lr_scale=-1", "`optim.stage2_lr_scale`"),
+        ("optim.clip_grad=-1", "`optim.clip_grad`"),
+        ("optim.clip_grad=.nan", "`optim.clip_grad`"),
+        ("optim.lr=.inf", "`optim.lr`"),
+        ("strategy.buffer_capacity=0", "`strategy.buffer_capacity`"),
+        ("strategy.mae_weight=-1", "`strategy.mae_weight`"),
+        ("pretrain.betas=[1.0, 0.95]", "`pretrain.betas`"),
+        ("pretrain.weight_decay=-1", "`pretrain.weight_decay`"),
+        ("pretrain.min_lr=1.0", "`pretrain.min_lr`"),
+        ("data.synthetic.classes=0", "`data.synthetic.classes`"),
+        ("data.synthetic.drift=-1", "`data.synthetic.drift`"),
+    ] {
+        bad(&[o], key);
+    }
     let err = TrainConfig::from_yaml("x.yaml", "budget: {steps: 10}\nbogus: 1\n", &[]).unwrap_err().to_string();
     assert!(err.contains("x.yaml") && err.contains("unknown field `bogus`"), "{err}");
     let ok = TrainConfig::from_yaml("x.yaml", "budget: {steps: 10, stage_split: {threshold: 7}}\n", &["strategy.name=er".into()]).unwrap();

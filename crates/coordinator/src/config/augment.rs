@@ -1,7 +1,7 @@
 //! `augment:`: crops and flips, label smoothing, mixup/CutMix.
 
 use super::check::fraction;
-use super::{invalid, ConfigError};
+use super::error::{invalid, ConfigError};
 use crate::mixing::MixSettings;
 use serde::{Deserialize, Serialize};
 

@@ -1,7 +1,7 @@
 //! `budget:`: optimizer steps per time step, the effective and micro-batch, the stage split.
 
 use super::check::at_least_one;
-use super::{invalid, ConfigError};
+use super::error::{invalid, ConfigError};
 use crate::budget::{accumulation, StageSplit};
 use serde::{Deserialize, Serialize};
 

@@ -1,6 +1,6 @@
 //! The checks every section's validation shares, each naming the key it refuses.
 
-use super::{invalid, ConfigError};
+use super::error::{invalid, ConfigError};
 
 /// A finite number > 0.
 pub fn positive(key: &str, v: f64) -> Result<(), ConfigError> {

@@ -1,7 +1,7 @@
 //! `ckca:`: CKCA's distillation from the previous checkpoint.
 
 use super::check::{non_negative, positive};
-use super::ConfigError;
+use super::error::ConfigError;
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -1,7 +1,7 @@
 //! `continuous:`: the levers of continuous training.
 
 use super::check::{fraction, non_negative, share};
-use super::{invalid, ConfigError};
+use super::error::{invalid, ConfigError};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -1,7 +1,7 @@
 //! `data:`: the shards (or the synthetic generator), the evaluation batch and the holdout.
 
 use super::check::{at_least_one, fraction, non_negative};
-use super::ConfigError;
+use super::error::ConfigError;
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -11,6 +11,7 @@ mod check;
 mod ckca;
 mod continuous;
 mod data;
+mod error;
 mod model;
 mod optim;
 mod overrides;
@@ -23,6 +24,7 @@ pub use budget::BudgetSection;
 pub use ckca::{CkcaSection, KdWeighting};
 pub use continuous::{ContinuousSection, InitLever, L2Reference};
 pub use data::{DataSection, SyntheticSection};
+pub use error::ConfigError;
 pub use model::ModelSection;
 pub use optim::OptimSection;
 pub use pretrain::PretrainSection;
@@ -32,19 +34,6 @@ pub use stream::StreamSection;
 
 use rekindle_model::ModelConfig;
 use serde::{Deserialize, Serialize};
-use thiserror::Error;
-
-#[derive(Debug, Error)]
-pub enum ConfigError {
-    #[error("invalid config: `{key}`: {reason}")]
-    Invalid { key: String, reason: String },
-    #[error("config {path}: {reason}")]
-    Parse { path: String, reason: String },
-}
-
-fn invalid(key: &str, reason: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid { key: key.into(), reason: reason.into() }
-}
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]

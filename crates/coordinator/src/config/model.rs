@@ -1,6 +1,6 @@
 //! `model:`: the preset, its overrides, and the checkpoint a stream starts from.
 
-use super::{invalid, ConfigError};
+use super::error::{invalid, ConfigError};
 use rekindle_model::ModelConfig;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

@@ -1,7 +1,7 @@
 //! `optim:`: the optimizer of training and its LR schedule.
 
 use super::check::{betas, fraction, non_negative, positive, schedule};
-use super::{invalid, ConfigError};
+use super::error::{invalid, ConfigError};
 use rekindle_model::{OptimName, OptimizerSettings};
 use serde::{Deserialize, Serialize};
 

@@ -1,6 +1,6 @@
 //! `--set key.path=value`: overrides applied to the YAML document before it is parsed.
 
-use super::{invalid, ConfigError};
+use super::error::{invalid, ConfigError};
 
 /// Sets `doc[a][b][c] = value` for the dotted key `a.b.c`, creating mappings on the way.
 fn set_path(doc: &mut serde_yaml_ng::Value, key: &str, value: serde_yaml_ng::Value) -> Result<(), ConfigError> {

@@ -1,7 +1,8 @@
 //! `pretrain:`: MAE pre-training (`rekindle pretrain`).
 
 use super::check::{at_least_one, betas, fraction, non_negative, schedule};
-use super::{invalid, ConfigError, OptimSection};
+use super::error::{invalid, ConfigError};
+use super::optim::OptimSection;
 use crate::budget::accumulation;
 use serde::{Deserialize, Serialize};
 

@@ -1,7 +1,7 @@
 //! `strategy:`: which method runs, and its switches.
 
 use super::check::{at_least_one, non_negative, positive};
-use super::ConfigError;
+use super::error::ConfigError;
 use rekindle_data::Balance;
 use serde::{Deserialize, Serialize};
 

@@ -1,7 +1,7 @@
 //! `stream:`: the scenario, the number of time steps and the label rate.
 
 use super::check::{at_least_one, share};
-use super::ConfigError;
+use super::error::ConfigError;
 use rekindle_data::Scenario;
 use serde::{Deserialize, Serialize};
 

@@ -7,7 +7,7 @@
 use super::elementwise::{self, exp};
 use crate::backend::AttentionShape;
 use gemm::Parallelism;
-use super::SendPtr;
+use super::parallel::SendPtr;
 use rayon::prelude::*;
 
 pub fn saved_len(s: AttentionShape) -> usize {

@@ -1,7 +1,7 @@
 //! Matrix products through the `gemm` crate, which takes arbitrary strides, so transposes cost
 //! nothing: a transposed operand is the same memory read with its strides swapped.
 
-use super::SendPtr;
+use super::parallel::SendPtr;
 use crate::backend::Gemm;
 use gemm::Parallelism;
 use rayon::prelude::*;

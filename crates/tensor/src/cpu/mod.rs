@@ -10,6 +10,7 @@ mod losses;
 mod matmul;
 mod norm;
 mod optim;
+mod parallel;
 mod tokens;
 
 use crate::backend::{AdamW, AttentionShape, Backend, Gemm, ParamGroup, PatchOrder, PatchShape, Sgd};
@@ -18,15 +19,6 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Instant;
 
-/// Rows of work below which splitting across threads costs more than it saves.
-const MIN_ROWS_PER_TASK: usize = 16;
-
-/// A raw output pointer shared by parallel tasks that each write a disjoint part of it.
-#[derive(Clone, Copy)]
-struct SendPtr(*mut f32);
-// SAFETY: the tasks that share one write disjoint elements (each use site says which).
-unsafe impl Send for SendPtr {}
-unsafe impl Sync for SendPtr {}
 
 pub struct CpuBackend {
     pool: rayon::ThreadPool,

@@ -1,6 +1,6 @@
 //! LayerNorm over the last axis, forward and backward (two-pass mean/variance in f32).
 
-use super::MIN_ROWS_PER_TASK;
+use super::parallel::MIN_ROWS_PER_TASK;
 use rayon::prelude::*;
 
 #[allow(clippy::too_many_arguments)]

@@ -1,7 +1,7 @@
 //! Optimiser updates over the flat parameter buffer, one task per parameter tensor.
 
 use crate::backend::{AdamW, ParamGroup, Sgd};
-use super::SendPtr;
+use super::parallel::SendPtr;
 use rayon::prelude::*;
 
 /// Σ g², with fixed chunks added in order so the result is bit-reproducible.
