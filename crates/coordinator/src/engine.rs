@@ -406,7 +406,10 @@ pub fn gather_parts(comm: &dyn Comm, n: usize, f: impl FnOnce(std::ops::Range<us
 }
 
 /// Head-row logits `[images.len(), classes]` of `images` under the eval transform, in batches of
-/// `batch`; `passes` caches the activations per batch size.
+/// `batch`. `passes` caches the activations of full batches; a last, shorter batch gets a pass
+/// of its own that is freed after it, since its size changes with the number of images (each
+/// round scores a different number of old samples) and a cache of every size would keep
+/// growing.
 pub fn logits(be: &mut dyn Backend, vit: &Vit, passes: &mut HashMap<usize, ClassifyPass>, loader: &Loader, images: &[u32], batch: usize) -> Vec<f32> {
     let k = vit.config.classes;
     for range in micro_batches(images.len(), batch) {
@@ -416,10 +419,17 @@ pub fn logits(be: &mut dyn Backend, vit: &Vit, passes: &mut HashMap<usize, Class
     for range in micro_batches(images.len(), batch) {
         let b = loader.next();
         let n = range.len();
-        let pass = passes.entry(n).or_insert_with(|| ClassifyPass::new(be, vit, n));
+        let mut short = None;
+        let pass = match n == batch {
+            true => passes.entry(n).or_insert_with(|| ClassifyPass::new(be, vit, n)),
+            false => short.insert(ClassifyPass::new(be, vit, n)),
+        };
         pass.set_images(be, &b.pixels);
         pass.forward(be, vit);
         pass.read_logits(be, &mut out[range.start * k..range.end * k]);
+        if let Some(pass) = short {
+            pass.free(be);
+        }
         loader.recycle(b);
     }
     out

@@ -379,6 +379,16 @@ impl Backend for CudaBackend {
         self.buffers[whole.buffer as usize] = None;
     }
 
+    fn free_indices(&mut self, whole: Indices) {
+        self.index_buffers[whole.buffer as usize] = None;
+    }
+
+    fn allocated_bytes(&self) -> usize {
+        let buffers: usize = self.buffers.iter().flatten().map(|b| b.memory.slice.len() + b.copy.as_ref().map_or(0, |c| c.memory.slice.len())).sum();
+        let indices: usize = self.index_buffers.iter().flatten().map(|a| 4 * a.slice.len()).sum();
+        buffers + indices
+    }
+
     fn upload(&mut self, dst: Tensor, src: &[f32]) {
         assert_eq!(src.len(), dst.len, "upload of {} values into a view of {}", src.len(), dst.len);
         match self.buffer(dst).storage {

@@ -99,6 +99,12 @@ impl BlockActs {
             out: be.alloc(r * w),
         }
     }
+
+    pub fn free(&self, be: &mut dyn Backend) {
+        for t in [self.ln1, self.ln1_mean, self.ln1_rstd, self.qkv, self.att_saved, self.att, self.res1, self.ln2, self.ln2_mean, self.ln2_rstd, self.fc1, self.gelu, self.out] {
+            be.free(t);
+        }
+    }
 }
 
 impl BlockScratch {
@@ -110,6 +116,12 @@ impl BlockScratch {
             datt: be.alloc_activations(r * w),
             dgelu: be.alloc_activations(r * h),
             dfc1: be.alloc_activations(r * h),
+        }
+    }
+
+    pub fn free(&self, be: &mut dyn Backend) {
+        for t in [self.dln, self.dqkv, self.datt, self.dgelu, self.dfc1] {
+            be.free(t);
         }
     }
 }

@@ -66,6 +66,14 @@ impl ClassifyPass {
         be.fill(self.class_mask, 1.0);
     }
 
+    /// Returns every buffer of the pass (a batch size that will not come back).
+    pub fn free(self, be: &mut dyn Backend) {
+        self.encoder.free(be);
+        for t in [self.pooled, self.logits, self.targets, self.class_mask, self.losses, self.loss_total, self.mean_loss, self.dlogits, self.dpooled, self.dnormed] {
+            be.free(t);
+        }
+    }
+
     /// Input images `[samples, C, H, W]` to fill before `forward`.
     pub fn images(&self) -> Tensor {
         self.encoder.images

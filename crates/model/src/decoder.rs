@@ -80,6 +80,14 @@ impl Decoder {
 
     /// MAE's `ids_restore [samples, patches]`: patch `j` sits at shuffled position `restore[j]`;
     /// positions `< kept` were encoded, the rest are filled with the mask token.
+    pub fn free(&self, be: &mut dyn Backend) {
+        self.stack.free(be);
+        for t in [self.embedded, self.y0, self.pred, self.dpred, self.dnormed, self.dembedded, self.denc] {
+            be.free(t);
+        }
+        be.free_indices(self.ids);
+    }
+
     pub fn set_restore(&self, be: &mut dyn Backend, restore: &[i32]) {
         let (l, kept) = (self.shape.tokens - 1, self.enc_tokens as i32 - 1);
         assert_eq!(restore.len(), self.shape.samples * l, "restore ids");

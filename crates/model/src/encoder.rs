@@ -72,6 +72,14 @@ impl Encoder {
     }
 
     /// Which patches each sample keeps, `[samples, kept]` (MAE's `ids_keep`).
+    pub fn free(&self, be: &mut dyn Backend) {
+        self.stack.free(be);
+        for t in [self.images, self.patch_pixels, self.tokens, self.x0, self.dtokens] {
+            be.free(t);
+        }
+        be.free_indices(self.ids);
+    }
+
     pub fn set_kept(&self, be: &mut dyn Backend, keep: &[i32]) {
         let kept = self.shape.tokens - 1;
         assert_eq!(keep.len(), self.shape.samples * kept, "kept-patch ids");

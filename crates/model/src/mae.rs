@@ -30,6 +30,15 @@ impl MaePass {
         }
     }
 
+    /// Returns every buffer of the pass.
+    pub fn free(self, be: &mut dyn Backend) {
+        self.encoder.free(be);
+        self.decoder.free(be);
+        for t in [self.target, self.mask, self.loss] {
+            be.free(t);
+        }
+    }
+
     /// Input images `[samples, C, H, W]` to fill before `forward`.
     pub fn images(&self) -> Tensor {
         self.encoder.images

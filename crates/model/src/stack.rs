@@ -31,6 +31,14 @@ impl Stack {
         }
     }
 
+    pub fn free(&self, be: &mut dyn Backend) {
+        self.blocks.iter().for_each(|b| b.free(be));
+        self.scratch.free(be);
+        for t in [self.normed, self.norm_mean, self.norm_rstd, self.dres] {
+            be.free(t);
+        }
+    }
+
     fn output(&self, input: Tensor) -> Tensor {
         self.blocks.last().map_or(input, |b| b.out)
     }

@@ -36,6 +36,11 @@ impl Teacher {
             self.vit.grow_head(be, vit.config.classes, 0)?;
             let classes = vit.config.classes;
             self.passes.values_mut().for_each(|p| p.set_classes(be, classes));
+            // Gradient buffers of the old head size are not used again.
+            for (_, (logits, features)) in self.grads.drain() {
+                be.free(logits);
+                be.free(features);
+            }
         }
         be.copy(self.vit.params, vit.params);
         Ok(())

@@ -186,6 +186,11 @@ pub trait Backend {
     fn alloc_indices(&mut self, len: usize) -> Indices;
     /// Releases the buffer that `whole` spans; every view into it becomes invalid.
     fn free(&mut self, whole: Tensor);
+    /// Releases the index buffer that `whole` spans.
+    fn free_indices(&mut self, whole: Indices);
+    /// Bytes held by every live buffer (activations at their stored width, bf16 weight copies
+    /// and index buffers included): what a long run's memory check watches.
+    fn allocated_bytes(&self) -> usize;
     fn upload(&mut self, dst: Tensor, src: &[f32]);
     fn upload_indices(&mut self, dst: Indices, src: &[i32]);
     fn download(&mut self, src: Tensor, dst: &mut [f32]);

@@ -24,7 +24,7 @@ pub struct CpuBackend {
     pool: rayon::ThreadPool,
     threads: usize,
     buffers: Vec<Option<Vec<f32>>>,
-    index_buffers: Vec<Vec<i32>>,
+    index_buffers: Vec<Option<Vec<i32>>>,
     /// Seconds and calls per op, when profiling.
     profile: Option<Mutex<HashMap<&'static str, (f64, u64)>>>,
 }
@@ -73,7 +73,7 @@ impl CpuBackend {
     }
 
     fn idx(&self, i: Indices) -> &[i32] {
-        &self.index_buffers[i.buffer as usize][i.offset..i.offset + i.len]
+        &self.index_buffers[i.buffer as usize].as_ref().expect("use of freed indices")[i.offset..i.offset + i.len]
     }
 
     /// Runs one op on the worker threads, timing it when profiling is on.
@@ -90,6 +90,20 @@ impl CpuBackend {
 }
 
 /// Panics when an output view overlaps an input view (an aliasing bug in the caller).
+/// Puts `data` in the first free slot of `slots` (or a new one) and returns its index.
+fn reuse_slot<T>(slots: &mut Vec<Option<T>>, data: T) -> usize {
+    match slots.iter().position(Option::is_none) {
+        Some(i) => {
+            slots[i] = Some(data);
+            i
+        }
+        None => {
+            slots.push(Some(data));
+            slots.len() - 1
+        }
+    }
+}
+
 fn disjoint(outputs: &[Tensor], inputs: &[Tensor]) {
     for (i, o) in outputs.iter().enumerate() {
         for x in inputs.iter().chain(&outputs[i + 1..]) {
@@ -121,24 +135,23 @@ impl Backend for CpuBackend {
     }
 
     fn alloc(&mut self, len: usize) -> Tensor {
-        let slot = self.buffers.iter().position(Option::is_none);
-        let data = Some(vec![0.0; len]);
-        let buffer = match slot {
-            Some(i) => {
-                self.buffers[i] = data;
-                i
-            }
-            None => {
-                self.buffers.push(data);
-                self.buffers.len() - 1
-            }
-        };
-        Tensor { buffer: buffer as u32, offset: 0, len }
+        Tensor { buffer: reuse_slot(&mut self.buffers, vec![0.0; len]) as u32, offset: 0, len }
     }
 
     fn alloc_indices(&mut self, len: usize) -> Indices {
-        self.index_buffers.push(vec![0; len]);
-        Indices { buffer: (self.index_buffers.len() - 1) as u32, offset: 0, len }
+        Indices { buffer: reuse_slot(&mut self.index_buffers, vec![0; len]) as u32, offset: 0, len }
+    }
+
+    fn free_indices(&mut self, whole: Indices) {
+        let slot = &mut self.index_buffers[whole.buffer as usize];
+        assert!(whole.offset == 0 && slot.as_ref().map(Vec::len) == Some(whole.len), "free_indices() needs a whole, live buffer");
+        *slot = None;
+    }
+
+    fn allocated_bytes(&self) -> usize {
+        let floats: usize = self.buffers.iter().flatten().map(Vec::len).sum();
+        let indices: usize = self.index_buffers.iter().flatten().map(Vec::len).sum();
+        4 * (floats + indices)
     }
 
     fn free(&mut self, whole: Tensor) {
@@ -155,7 +168,7 @@ impl Backend for CpuBackend {
 
     fn upload_indices(&mut self, dst: Indices, src: &[i32]) {
         assert_eq!(dst.len, src.len(), "upload length");
-        self.index_buffers[dst.buffer as usize][dst.offset..dst.offset + dst.len].copy_from_slice(src);
+        self.index_buffers[dst.buffer as usize].as_mut().expect("use of freed indices")[dst.offset..dst.offset + dst.len].copy_from_slice(src);
     }
 
     fn download(&mut self, src: Tensor, dst: &mut [f32]) {
