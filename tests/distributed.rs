@@ -222,3 +222,28 @@ fn two_ranks_pretrain_what_one_process_pretrains() {
     eprintln!("MAE pre-training, 2 ranks vs 1 process: relative parameter error {e:.3e} over {} values", a.len());
     assert!(e <= 1e-5, "relative error {e:.3e}");
 }
+
+#[test]
+fn a_failed_device_on_one_rank_stops_every_rank_at_once() {
+    // Rank 1's backend fails at optimizer step 12 (time step 2, as a GPU allocation that does not
+    // fit would): both ranks stop after that step with the cause, well before the watchdog, and
+    // the checkpoint of time step 1 is kept.
+    let d = dir("device");
+    let cfg = config(&d, TINY);
+    let out = d.join("run");
+    let child = rekindle(2, &["train", &cfg, "--out", out.to_str().unwrap(), "--comm-timeout", "120"])
+        .env("REKINDLE_FAULT", "device:12")
+        .env("REKINDLE_FAULT_RANK", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (o, took) = wait_exit(child, Duration::from_secs(100));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    assert!(took < Duration::from_secs(60), "stopped after {took:?}: that is the watchdog, not the flag");
+    assert!(err.contains("rank 1: injected device failure") && err.contains("every rank stopped"), "the cause and the rank: {err}");
+    let state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("state.json")).unwrap()).unwrap();
+    assert_eq!(state["completed_steps"], 1, "time step 1's checkpoint is the last one");
+    assert!(!out.join("checkpoints/step-1.safetensors").exists());
+}

@@ -8,6 +8,7 @@
 use crate::budget::{micro_batches, MixCounts};
 use crate::config::TrainConfig;
 use crate::distill::Distiller;
+use crate::error::TrainError;
 use crate::mixing::{mix, MixSettings};
 use crate::reduce::GradientSum;
 use crate::targets::{soft_targets, ClassMap};
@@ -157,9 +158,10 @@ pub struct Engine {
 }
 
 /// What a step sums over the ranks besides the gradients: the MAE, current, buffer, FeatReg and
-/// AdaKD losses, and the stop flag.
-const SUMS: usize = 6;
+/// AdaKD losses, the stop flag, and the failed-device flag.
+const SUMS: usize = 7;
 const STOP: usize = 5;
+const FAILED: usize = 6;
 
 impl Engine {
     pub fn new(settings: EngineSettings, optimizer: Optimizer) -> Engine {
@@ -190,7 +192,10 @@ impl Engine {
     /// mixing are seeded by an image's position in its list, not by the micro-batch or rank that
     /// holds it, so the step does not depend on the world size or the micro-batch size (except
     /// mixup/CutMix pairs, which stay within a micro-batch).
-    pub fn step(&mut self, be: &mut dyn Backend, vit: &Vit, src: &Sources, spec: StepSpec, extra: Regularizers, comm: &dyn Comm) -> Result<StepLosses, CommError> {
+    ///
+    /// A backend that failed during the step (`Backend::error`) has skipped its ops; its flag
+    /// rides the same all-reduce, so every rank returns [`TrainError::Device`] after this step.
+    pub fn step(&mut self, be: &mut dyn Backend, vit: &Vit, src: &Sources, spec: StepSpec, extra: Regularizers, comm: &dyn Comm) -> Result<StepLosses, TrainError> {
         let Regularizers { mut distill, anchor } = extra;
         let (counts, iteration) = (spec.counts, spec.iteration);
         let run_seed = self.settings.seed;
@@ -253,8 +258,13 @@ impl Engine {
             *sum = device as f64;
         }
         sums[STOP] = crate::interrupt::pending() as u8 as f64;
+        let failure = be.error().or_else(|| crate::fault::device(iteration));
+        sums[FAILED] = failure.is_some() as u8 as f64;
         if comm.world() > 1 {
             self.gradient_sum.all_reduce(be, vit, &mut sums, comm)?;
+        }
+        if sums[FAILED] > 0.0 {
+            return Err(device_failure(failure, comm));
         }
         let l2 = anchor.map_or(f32::NAN, |a| a.apply(be, vit));
         let grad_norm = self.optimizer.update(be, vit, spec.lr);
@@ -326,6 +336,27 @@ impl Engine {
     /// Head-row logits `[images.len(), classes]` of `images` under the eval transform.
     pub fn logits(&mut self, be: &mut dyn Backend, vit: &Vit, loader: &Loader, images: &[u32], batch: usize) -> Vec<f32> {
         logits(be, vit, &mut self.classify_passes, loader, images, batch)
+    }
+}
+
+/// The error every rank returns once some rank's backend failed: this rank's own message, or a
+/// pointer to the rank that has it.
+fn device_failure(failure: Option<String>, comm: &dyn Comm) -> TrainError {
+    let message = failure.unwrap_or_else(|| "another rank's device failed (its error names the cause)".into());
+    TrainError::Device { rank: comm.rank(), message }
+}
+
+/// Whether any rank's backend has failed, checked with one all-reduce (before evaluation
+/// results are trusted or a checkpoint is written).
+pub fn check_devices(be: &dyn Backend, comm: &dyn Comm) -> Result<(), TrainError> {
+    let failure = be.error();
+    let mut failed = [failure.is_some() as u8 as f32];
+    if comm.world() > 1 {
+        comm.all_reduce(&mut failed, Reduce::Sum)?;
+    }
+    match failed[0] > 0.0 {
+        true => Err(device_failure(failure, comm)),
+        false => Ok(()),
     }
 }
 

@@ -29,6 +29,10 @@ pub enum TrainError {
     /// The data does not fit the model or the other split.
     #[error("data: {0}")]
     Mismatch(String),
+    /// A rank's backend failed (a device allocation that did not fit, a failed launch); every
+    /// rank stops after the step that saw it.
+    #[error("rank {rank}: {message}; every rank stopped, the last checkpoint is kept")]
+    Device { rank: usize, message: String },
     #[error("interrupted at time step {step}, iteration {iteration}; the last checkpoint is kept")]
     Interrupted { step: usize, iteration: usize },
 }

@@ -6,7 +6,7 @@
 //! it, [`RunState`].
 
 use crate::config::{BufferCut, TrainConfig};
-use crate::engine::{gather_parts, Engine, EngineSettings, Pools, Regularizers, Sources, StepSpec};
+use crate::engine::{check_devices, gather_parts, Engine, EngineSettings, Pools, Regularizers, Sources, StepSpec};
 use crate::error::TrainError;
 use crate::init::{initial_model, restart};
 use crate::inputs::{check_images, check_ranks, loader_threads, open_data};
@@ -243,6 +243,8 @@ impl<'t> Trainer<'t> {
     pub fn end_step(&mut self, t: usize) -> Result<(), TrainError> {
         crate::fault::at(|| format!("eval:{t}"));
         let row = self.evaluate(t)?;
+        // A device that failed during the evaluation computed nothing: no record, no checkpoint.
+        check_devices(self.be, self.comm)?;
         let evaluation = self.summary.record_eval(t, row, self.config.stream.scenario);
         self.curve_point(t, evaluation.accuracy);
         self.report(Progress::Evaluated(&evaluation));

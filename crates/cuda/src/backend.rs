@@ -91,22 +91,15 @@ pub struct CudaBackend {
     gemm_operands: [Option<Allocation<u8>>; 2],
     /// The optimiser's group table on the device, and the groups it was built from.
     group_table: Option<(Vec<ParamGroup>, Allocation<u8>)>,
+    /// The first failure, after which no op runs (see `fail`).
+    failure: std::cell::OnceCell<String>,
     _context: Arc<CudaContext>,
 }
 
-fn allocate<T: DeviceRepr + ValidAsZeroBits>(stream: &Arc<CudaStream>, ordinal: usize, len: usize) -> Allocation<T> {
-    let slice = stream.alloc_zeros::<T>(len.max(1)).unwrap_or_else(|e| panic!("allocating {len} elements on cuda:{ordinal}: {e:?}"));
+fn allocate<T: DeviceRepr + ValidAsZeroBits>(stream: &Arc<CudaStream>, len: usize) -> Result<Allocation<T>, cudarc::driver::DriverError> {
+    let slice = stream.alloc_zeros::<T>(len.max(1))?;
     let address = slice.device_ptr(stream).0;
-    Allocation { slice, address }
-}
-
-/// The address of `slot`'s allocation, first grown to at least `len` elements. A replaced
-/// allocation is freed in stream order, after the ops that used it.
-fn reuse<T: DeviceRepr + ValidAsZeroBits>(stream: &Arc<CudaStream>, ordinal: usize, slot: &mut Option<Allocation<T>>, len: usize) -> u64 {
-    if slot.as_ref().is_none_or(|s| s.slice.len() < len) {
-        *slot = Some(allocate(stream, ordinal, len));
-    }
-    slot.as_ref().map(|s| s.address).expect("allocated above")
+    Ok(Allocation { slice, address })
 }
 
 /// A grid-stride launch over `n` elements.
@@ -123,12 +116,16 @@ fn config(grid: (u32, u32), block: u32) -> LaunchConfig {
 /// the launch reads them through pointers.
 macro_rules! launch {
     ($be:expr, $kernel:expr, $cfg:expr, $($arg:expr),+ $(,)?) => {{
-        let function = $be.function($kernel);
-        let mut builder = $be.stream.launch_builder(function);
-        $( let value = $arg; builder.arg(&value); )+
-        // SAFETY: the arguments match the kernel's parameter list in kernels/*.cu, and every
-        // address points into a live allocation of this backend (checked by `address`).
-        unsafe { builder.launch($cfg) }.unwrap_or_else(|e| panic!("launching {}: {e:?}", $kernel));
+        if !$be.failed() {
+            let function = $be.function($kernel);
+            let mut builder = $be.stream.launch_builder(function);
+            $( let value = $arg; builder.arg(&value); )+
+            // SAFETY: the arguments match the kernel's parameter list in kernels/*.cu, and every
+            // address points into a live allocation of this backend (checked by `address`).
+            if let Err(e) = unsafe { builder.launch($cfg) } {
+                $be.fail(format!("cuda:{}: launching {}: {e:?}", $be.ordinal, $kernel));
+            }
+        }
     }};
 }
 
@@ -180,6 +177,7 @@ impl CudaBackend {
             scratch_f64: None,
             gemm_operands: [None, None],
             group_table: None,
+            failure: std::cell::OnceCell::new(),
             _context: context,
         })
     }
@@ -193,8 +191,35 @@ impl CudaBackend {
         self.functions.get(name).unwrap_or_else(|| panic!("kernel {name} is not in crates/cuda/src/kernels.rs"))
     }
 
+    /// `len` zeroed elements. An allocation that does not fit is the backend's failure (see
+    /// [`CudaBackend::fail`]): it gets a one-element stand-in, and no later op runs.
     fn allocate<T: DeviceRepr + ValidAsZeroBits>(&self, len: usize) -> Allocation<T> {
-        allocate(&self.stream, self.ordinal, len)
+        allocate(&self.stream, len).unwrap_or_else(|e| {
+            let bytes = len * std::mem::size_of::<T>();
+            self.fail(format!("cuda:{} ({}) cannot allocate {bytes} bytes ({} already held): {e:?}; lower budget.micro_batch or data.eval_batch", self.ordinal, self.device_name, self.allocated_bytes()));
+            allocate(&self.stream, 1).unwrap_or_else(|e| panic!("cuda:{}: no memory left even for one element: {e:?}", self.ordinal))
+        })
+    }
+
+    /// The address of `slot`'s allocation, first grown to at least `len` elements. A replaced
+    /// allocation is freed in stream order, after the ops that used it.
+    fn reuse<T: DeviceRepr + ValidAsZeroBits>(&self, slot: &mut Option<Allocation<T>>, len: usize) -> u64 {
+        if slot.as_ref().is_none_or(|s| s.slice.len() < len) {
+            *slot = Some(self.allocate(len));
+        }
+        slot.as_ref().map(|s| s.address).expect("allocated above")
+    }
+
+    /// Records the backend's first failure (an allocation that did not fit, a failed launch or
+    /// copy). From then on every op is skipped, so the rank reaches the step's all-reduce
+    /// quickly and tells the others, and `Backend::error` reports it, instead of a panic that
+    /// leaves the other ranks waiting for a collective until the watchdog fires.
+    fn fail(&self, what: String) {
+        let _ = self.failure.set(what);
+    }
+
+    fn failed(&self) -> bool {
+        self.failure.get().is_some()
     }
 
     pub fn precision(&self) -> Precision {
@@ -255,7 +280,9 @@ impl CudaBackend {
             (Precision::Fp32, true) => self.current_copy(t.buffer) + 2 * t.offset as u64,
             (Precision::Fp32, false) => {
                 let source = self.address(t);
-                let target = reuse(&self.stream, self.ordinal, &mut self.gemm_operands[slot], 2 * t.len);
+                let mut operand = self.gemm_operands[slot].take();
+                let target = self.reuse(&mut operand, 2 * t.len);
+                self.gemm_operands[slot] = operand;
                 launch!(self, "convert", stride_config(t.len), target | 1, source, t.len as u64);
                 target
             }
@@ -279,29 +306,47 @@ impl CudaBackend {
 
     /// Scratch of at least `len` f32 (reused across calls).
     fn scratch(&mut self, len: usize) -> u64 {
-        reuse(&self.stream, self.ordinal, &mut self.scratch, len)
+        let mut scratch = self.scratch.take();
+        let address = self.reuse(&mut scratch, len);
+        self.scratch = scratch;
+        address
     }
 
     fn scratch_f64(&mut self, len: usize) -> u64 {
-        reuse(&self.stream, self.ordinal, &mut self.scratch_f64, len)
+        let mut scratch = self.scratch_f64.take();
+        let address = self.reuse(&mut scratch, len);
+        self.scratch_f64 = scratch;
+        address
     }
 
     /// Copies from `address` into `dst` and waits for the stream, so `dst` is ready to read.
     fn copy_out<T>(&self, dst: &mut [T], address: u64) {
+        if self.failed() {
+            return;
+        }
         // SAFETY: the caller checked that `address` holds `dst.len()` elements.
-        unsafe { driver::memcpy_dtoh_async(dst, address, self.stream.cu_stream()) }.unwrap_or_else(|e| panic!("download from cuda:{}: {e:?}", self.ordinal));
+        if let Err(e) = unsafe { driver::memcpy_dtoh_async(dst, address, self.stream.cu_stream()) } {
+            self.fail(format!("download from cuda:{}: {e:?}", self.ordinal));
+        }
         self.wait();
     }
 
     /// Copies `src` to `address`. The call returns once the driver has staged the pageable host
     /// memory, so `src` may change afterwards without waiting for the stream.
     fn copy_in<T>(&self, address: u64, src: &[T]) {
+        if self.failed() {
+            return;
+        }
         // SAFETY: the caller checked that `address` holds `src.len()` elements.
-        unsafe { driver::memcpy_htod_async(address, src, self.stream.cu_stream()) }.unwrap_or_else(|e| panic!("upload to cuda:{}: {e:?}", self.ordinal));
+        if let Err(e) = unsafe { driver::memcpy_htod_async(address, src, self.stream.cu_stream()) } {
+            self.fail(format!("upload to cuda:{}: {e:?}", self.ordinal));
+        }
     }
 
     fn wait(&self) {
-        self.stream.synchronize().unwrap_or_else(|e| panic!("cuda:{}: {e:?}", self.ordinal));
+        if let Err(e) = self.stream.synchronize() {
+            self.fail(format!("cuda:{}: {e:?}", self.ordinal));
+        }
     }
 
     /// `dst[j] += Σ_rows src[r, j]` through fixed row chunks (deterministic).
@@ -383,6 +428,10 @@ impl Backend for CudaBackend {
         self.index_buffers[whole.buffer as usize] = None;
     }
 
+    fn error(&self) -> Option<String> {
+        self.failure.get().cloned()
+    }
+
     fn allocated_bytes(&self) -> usize {
         let buffers: usize = self.buffers.iter().flatten().map(|b| b.memory.slice.len() + b.copy.as_ref().map_or(0, |c| c.memory.slice.len())).sum();
         let indices: usize = self.index_buffers.iter().flatten().map(|a| 4 * a.slice.len()).sum();
@@ -427,7 +476,11 @@ impl Backend for CudaBackend {
         if storage == self.buffer(src).storage {
             let (d, s) = (self.address(dst), self.address(src));
             // SAFETY: both views hold `len` elements of `storage`.
-            unsafe { driver::memcpy_dtod_async(d, s, storage.bytes() * dst.len, self.stream.cu_stream()) }.unwrap_or_else(|e| panic!("copy: {e:?}"));
+            if !self.failed() {
+                if let Err(e) = unsafe { driver::memcpy_dtod_async(d, s, storage.bytes() * dst.len, self.stream.cu_stream()) } {
+                    self.fail(format!("cuda:{}: copy: {e:?}", self.ordinal));
+                }
+            }
         } else {
             let (d, s) = (self.operand(dst), self.operand(src));
             launch!(self, "convert", stride_config(dst.len), d, s, dst.len as u64);
@@ -460,6 +513,9 @@ impl Backend for CudaBackend {
             }
         };
         let c = self.address(g.c);
+        if self.failed() {
+            return;
+        }
         // SAFETY: the views hold the operands (checked by `address`) in the types named; alpha and
         // beta are host f32 scalars (the compute type is fp32) read during the call.
         unsafe {
@@ -489,7 +545,7 @@ impl Backend for CudaBackend {
                 blas_sys::cublasGemmAlgo_t::CUBLAS_GEMM_DFALT,
             )
         }
-        .unwrap_or_else(|e| panic!("cuBLAS GEMM {}x{}x{} ({:?}): {e:?}", g.m, g.n, g.k, self.precision));
+        .unwrap_or_else(|e| self.fail(format!("cuda:{}: cuBLAS GEMM {}x{}x{} ({:?}): {e:?}", self.ordinal, g.m, g.n, g.k, self.precision)));
     }
 
     fn bias_backward(&mut self, dbias: Tensor, dout: Tensor, rows: usize, cols: usize) {

@@ -158,6 +158,12 @@ pub trait Backend {
     fn device_address(&self, _t: Tensor) -> Option<u64> {
         None
     }
+    /// The backend's first failure (a device allocation that did not fit, a failed launch), if
+    /// any. A backend that fails skips every later op instead of panicking, so a training rank
+    /// can finish its step, tell the other ranks, and stop with this message.
+    fn error(&self) -> Option<String> {
+        None
+    }
     /// Starts (or restarts) timing every op, for `op_times`; backends without per-op timing ignore it.
     fn start_profile(&mut self) {}
     /// Wall time and call count per op since `start_profile`, slowest first (empty where not
