@@ -37,7 +37,7 @@ fn every_kernel_compiles_for_sm80_and_sm90() {
         for arch in ["compute_80", "compute_90"] {
             match nvrtc::compile(module, &module.full_source(), arch) {
                 Ok(ptx) => {
-                    for kernel in module.kernels {
+                    for kernel in module.kernels.iter().map(|k| k.0) {
                         if !ptx.contains(&format!(".entry {kernel}(")) {
                             failures.push(format!("kernels/{}.cu for {arch}: no entry point `{kernel}` in the PTX", module.name));
                         }
@@ -59,7 +59,7 @@ fn every_kernel_compiles_for_sm80_and_sm90() {
 
 #[test]
 fn a_broken_kernel_fails_with_the_compiler_log() {
-    let broken = rekindle_cuda::kernels::Module { name: "broken", source: "extern \"C\" __global__ void k(float* x) { x[0] = undefined_name; }", kernels: &["k"], min_compute: 0 };
+    let broken = rekindle_cuda::kernels::Module { name: "broken", source: "extern \"C\" __global__ void k(float* x) { x[0] = undefined_name; }", kernels: &[rekindle_cuda::kernels::Kernel("k")], min_compute: 0 };
     let e = nvrtc::compile(&broken, &broken.full_source(), "compute_90").unwrap_err().to_string();
     assert!(e.contains("kernels/broken.cu") && e.contains("undefined_name"), "{e}");
 }
