@@ -1,7 +1,10 @@
 //! Every backward op against central finite differences of its forward, and the forward ops
 //! against plain reference loops. Inputs are random (never zeros).
 //!
-//! The test bodies take `&mut dyn Backend`, so a device backend runs the same checks.
+//! Every test body takes `&mut dyn Backend` and runs on each backend present: the CPU always,
+//! and the CUDA backend in fp32 where a GPU is (candle's one-body-per-device idea), so the same
+//! finite-difference and reference checks hold the GPU kernels, not only their agreement with
+//! the CPU (crates/cuda/tests/parity.rs).
 
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -9,7 +12,12 @@ use rand_distr::{Distribution, StandardNormal};
 use rekindle_tensor::{relative_error, AttentionShape, Backend, CpuBackend, Gemm, Indices, PatchOrder, PatchShape};
 
 fn backends() -> Vec<Box<dyn Backend>> {
-    vec![Box::new(CpuBackend::new(2))]
+    let mut all: Vec<Box<dyn Backend>> = vec![Box::new(CpuBackend::new(2))];
+    match rekindle_cuda::CudaBackend::new(0, rekindle_tensor::Precision::Fp32) {
+        Ok(gpu) => all.push(Box::new(gpu)),
+        Err(e) => eprintln!("the CUDA backend is not tested here: {e}"),
+    }
+    all
 }
 
 fn randn(rng: &mut ChaCha8Rng, n: usize) -> Vec<f32> {
@@ -388,5 +396,29 @@ fn add_and_copy_ops() {
         assert_eq!(be.download_vec(tc), got);
         be.fill(tc, 0.5);
         assert!(be.download_vec(tc).iter().all(|&v| v == 0.5));
+    }
+}
+
+/// The panic message of `f`, which must panic.
+fn refusal(f: impl FnOnce()) -> String {
+    let payload = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).expect_err("the op should refuse its operands");
+    payload.downcast_ref::<String>().cloned().or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default()
+}
+
+#[test]
+fn every_backend_refuses_short_and_overlapping_operands_alike() {
+    for mut be in backends() {
+        let be = be.as_mut();
+        let (a, b, short) = (be.alloc(6), be.alloc(6), be.alloc(5));
+        // A 2x4 · 4x2 GEMM reads 8 elements of A, which holds 6.
+        let err = refusal(|| be.gemm(&Gemm::new(2, 2, 4, a, b, short)));
+        assert!(err.contains("gemm A") || err.contains("gemm B"), "{}: {err}", be.name());
+        let err = refusal(|| be.axpy(a, 1.0, short));
+        assert!(err.contains("axpy"), "{}: {err}", be.name());
+        let err = refusal(|| be.gelu_forward(a.slice(0, 4), a.slice(2, 4)));
+        assert!(err.contains("overlaps"), "{}: {err}", be.name());
+        let (stats, params) = (be.alloc(2), be.alloc(3));
+        let err = refusal(|| be.layernorm_forward(short, stats, stats, a, params, params, 2, 3, 1e-6));
+        assert!(err.contains("layernorm out"), "{}: {err}", be.name());
     }
 }

@@ -5,6 +5,7 @@ use super::{CudaBackend, CHUNK_ROWS, SUM_BLOCKS, TC_ROWS, TC_THREADS, THREADS, T
 use crate::kernels as k;
 use cudarc::driver::{result as driver, PushKernelArg};
 use half::bf16;
+use rekindle_tensor::checks::{self, Rows};
 use rekindle_tensor::{AdamW, AttentionShape, Backend, Gemm, Indices, ParamGroup, PatchOrder, PatchShape, Precision, Sgd, Tensor};
 
 impl Backend for CudaBackend {
@@ -90,7 +91,7 @@ impl Backend for CudaBackend {
     }
 
     fn copy(&mut self, dst: Tensor, src: Tensor) {
-        assert_eq!(dst.len, src.len, "copy between views of {} and {}", dst.len, src.len);
+        checks::copy(dst, src);
         let storage = self.buffer(dst).storage;
         if storage == self.buffer(src).storage {
             let (d, s) = (self.address(dst), self.address(src));
@@ -108,37 +109,44 @@ impl Backend for CudaBackend {
     }
 
     fn gemm(&mut self, g: &Gemm) {
+        checks::gemm(g);
         self.cublas_gemm(g);
     }
 
     fn bias_backward(&mut self, dbias: Tensor, dout: Tensor, rows: usize, cols: usize) {
+        checks::bias_backward(dbias, dout, rows, cols);
         let (d, s) = (self.f32_address(dbias, "bias_backward"), self.operand(dout));
         self.column_sums(d, s, rows, cols);
     }
 
     fn axpy(&mut self, dst: Tensor, alpha: f32, src: Tensor) {
+        checks::axpy(dst, src);
         let (d, s) = (self.operand(dst), self.operand(src));
         launch!(self, k::axpy, stride_config(dst.len), d, alpha, s, dst.len as u64);
         self.written(dst);
     }
 
     fn add_rows(&mut self, x: Tensor, table: Tensor, rows: usize, width: usize) {
+        checks::add_rows(x, table, rows, width);
         let (xa, ta) = (self.operand(x), self.operand(table));
         launch!(self, k::broadcast_rows, stride_config(x.len), xa, ta, (rows * width) as u64, x.len as u64, 1i32);
         self.written(x);
     }
 
     fn gelu_forward(&mut self, out: Tensor, inp: Tensor) {
+        checks::gelu_forward(out, inp);
         let (o, i) = (self.operand(out), self.operand(inp));
         launch!(self, k::gelu_forward, stride_config(out.len), o, i, out.len as u64);
     }
 
     fn gelu_backward(&mut self, dinp: Tensor, inp: Tensor, dout: Tensor) {
+        checks::gelu_backward(dinp, inp, dout);
         let (di, i, d) = (self.operand(dinp), self.operand(inp), self.operand(dout));
         launch!(self, k::gelu_backward, stride_config(dinp.len), di, i, d, dinp.len as u64);
     }
 
     fn layernorm_forward(&mut self, out: Tensor, mean: Tensor, rstd: Tensor, inp: Tensor, weight: Tensor, bias: Tensor, rows: usize, width: usize, eps: f32) {
+        checks::layernorm_forward(out, [mean, rstd], inp, [weight, bias], rows, width);
         let op = "layernorm_forward";
         let args = (self.operand(out), self.f32_address(mean, op), self.f32_address(rstd, op), self.operand(inp), self.f32_address(weight, op), self.f32_address(bias, op));
         let blocks = (rows as u32).div_ceil(WARP_ROWS);
@@ -146,6 +154,7 @@ impl Backend for CudaBackend {
     }
 
     fn layernorm_backward(&mut self, dinp: Tensor, dweight: Tensor, dbias: Tensor, dout: Tensor, inp: Tensor, weight: Tensor, mean: Tensor, rstd: Tensor, rows: usize, width: usize) {
+        checks::layernorm_backward([dinp, dweight, dbias], [dout, inp, weight, mean, rstd], rows, width);
         let op = "layernorm_backward";
         let (di, dw, db) = (self.operand(dinp), self.f32_address(dweight, op), self.f32_address(dbias, op));
         let (d, x, w, m, r) = (self.operand(dout), self.operand(inp), self.f32_address(weight, op), self.f32_address(mean, op), self.f32_address(rstd, op));
@@ -166,6 +175,7 @@ impl Backend for CudaBackend {
     }
 
     fn attention_forward(&mut self, out: Tensor, saved: Tensor, qkv: Tensor, s: AttentionShape) {
+        checks::attention_forward(out, saved, qkv, s, self.attention_saved_len(s));
         let (o, lse, x) = (self.operand(out), self.f32_address(saved, "attention_forward"), self.operand(qkv));
         let scale = 1.0 / (s.head_dim as f32).sqrt();
         let (b, t, h) = (s.batch as i32, s.tokens as i32, s.heads as i32);
@@ -179,6 +189,7 @@ impl Backend for CudaBackend {
     }
 
     fn attention_backward(&mut self, dqkv: Tensor, dout: Tensor, qkv: Tensor, out: Tensor, saved: Tensor, s: AttentionShape) {
+        checks::attention_backward(dqkv, [dout, qkv, out, saved], s);
         let rows = s.batch * s.heads * s.tokens;
         let (dx, d, x, o) = (self.operand(dqkv), self.operand(dout), self.operand(qkv), self.operand(out));
         let lse = self.f32_address(saved, "attention_backward");
@@ -202,12 +213,14 @@ impl Backend for CudaBackend {
     }
 
     fn gather_rows(&mut self, out: Tensor, inp: Tensor, idx: Indices, fill: Tensor, samples: usize, in_rows: usize, out_rows: usize, width: usize) {
+        checks::gather_rows(out, inp, idx, fill, Rows { samples, in_rows, out_rows, width });
         let (o, i, ix, f) = (self.operand(out), self.operand(inp), self.index_address(idx), self.operand(fill));
         let n = samples * out_rows * width;
         launch!(self, k::gather_rows, stride_config(n), o, i, ix, f, samples as i32, in_rows as i32, out_rows as i32, width as i32);
     }
 
     fn gather_rows_backward(&mut self, dinp: Tensor, dfill: Tensor, dout: Tensor, idx: Indices, samples: usize, in_rows: usize, out_rows: usize, width: usize) {
+        checks::gather_rows_backward(dinp, dfill, dout, idx, Rows { samples, in_rows, out_rows, width });
         let (di, df, d, ix) = (self.operand(dinp), self.operand(dfill), self.operand(dout), self.index_address(idx));
         let n = samples * out_rows * width;
         launch!(self, k::gather_rows_backward_input, stride_config(n), di, d, ix, samples as i32, in_rows as i32, out_rows as i32, width as i32);
@@ -216,30 +229,36 @@ impl Backend for CudaBackend {
     }
 
     fn mean_pool_forward(&mut self, out: Tensor, inp: Tensor, samples: usize, rows: usize, width: usize, skip: usize) {
+        checks::mean_pool_forward(out, inp, samples, rows, width);
         let (o, i) = (self.operand(out), self.operand(inp));
         launch!(self, k::mean_pool_forward, stride_config(samples * width), o, i, samples as i32, rows as i32, width as i32, skip as i32);
     }
 
     fn mean_pool_backward(&mut self, dinp: Tensor, dout: Tensor, samples: usize, rows: usize, width: usize, skip: usize) {
+        checks::mean_pool_backward(dinp, dout, samples, rows, width);
         let (di, d) = (self.operand(dinp), self.operand(dout));
         launch!(self, k::mean_pool_backward, stride_config(samples * rows * width), di, d, samples as i32, rows as i32, width as i32, skip as i32);
     }
 
     fn patchify(&mut self, patches: Tensor, images: Tensor, s: PatchShape, order: PatchOrder) {
+        checks::patches(patches, images, s, true);
         self.patch_copy(patches, images, s, order, true);
     }
 
     fn unpatchify(&mut self, images: Tensor, patches: Tensor, s: PatchShape, order: PatchOrder) {
+        checks::patches(patches, images, s, false);
         self.patch_copy(patches, images, s, order, false);
     }
 
     fn cross_entropy(&mut self, losses: Tensor, dlogits: Tensor, logits: Tensor, targets: Tensor, class_mask: Tensor, rows: usize, classes: usize, grad_scale: f32) {
+        checks::cross_entropy([losses, dlogits], [logits, targets, class_mask], rows, classes);
         let a = |t| self.f32_address(t, "cross_entropy");
         let (l, dz, z, t, m) = (a(losses), a(dlogits), a(logits), a(targets), a(class_mask));
         launch!(self, k::cross_entropy, config((rows as u32, 1), 128), l, dz, z, t, m, rows as i32, classes as i32, grad_scale);
     }
 
     fn mae_loss(&mut self, loss: Tensor, dpred: Tensor, pred: Tensor, target: Tensor, mask: Tensor, samples: usize, patches: usize, patch_len: usize, grad_scale: f32) {
+        checks::mae_loss([loss, dpred], [pred, target, mask], samples, patches, patch_len);
         let a = |t| self.f32_address(t, "mae_loss");
         let (l, dp, p, t, m) = (a(loss), a(dpred), a(pred), a(target), a(mask));
         // f64 scratch: [masked count | sum partials (SUM_BLOCKS) | per-patch losses].
@@ -262,6 +281,7 @@ impl Backend for CudaBackend {
     }
 
     fn adamw(&mut self, params: Tensor, grads: Tensor, m: Tensor, v: Tensor, groups: &[ParamGroup], hp: &AdamW) {
+        checks::optimizer(&[params, m, v], grads, "adamw");
         let a = |t| self.f32_address(t, "adamw");
         let (p, g, ma, va) = (a(params), a(grads), a(m), a(v));
         // The bf16 copy (if any) is brought up to date first, then kept so by the update itself.
@@ -277,6 +297,7 @@ impl Backend for CudaBackend {
     }
 
     fn sgd(&mut self, params: Tensor, grads: Tensor, momentum: Tensor, groups: &[ParamGroup], hp: &Sgd) {
+        checks::optimizer(&[params, momentum], grads, "sgd");
         let a = |t| self.f32_address(t, "sgd");
         let (p, g, b) = (a(params), a(grads), a(momentum));
         let (table, count) = self.groups(groups);

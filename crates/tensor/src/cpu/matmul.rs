@@ -12,16 +12,6 @@ const PARALLEL_MACS: usize = 1 << 18;
 /// Blocks per worker thread: a little over-splitting evens out uneven progress.
 const TASKS_PER_THREAD: usize = 2;
 
-/// Elements each operand of `g` must hold: (A, B, C).
-pub fn operand_lens(g: &Gemm) -> (usize, usize, usize) {
-    let last = g.batch.saturating_sub(1);
-    (
-        last * g.stride_a + g.m * g.k,
-        last * g.stride_b + g.k * g.n,
-        last * g.stride_c + g.m * g.n,
-    )
-}
-
 /// Large products are split into row blocks of C (or column blocks when C is wide and short), one
 /// single-threaded product per task. Each output element keeps its whole k-reduction in one task,
 /// so results are bitwise identical for any thread count; and on tall-skinny ViT shapes this beats
@@ -32,7 +22,7 @@ pub fn gemm(g: &Gemm, a: &[f32], b: &[f32], c: &mut [f32], bias: Option<&[f32]>,
     let run = |i: usize, rows: Range<usize>, cols: Range<usize>| {
         let c_ptr = c_ptr;
         // SAFETY: every call writes a disjoint block of C (distinct batches, or distinct row or
-        // column ranges of one product); lengths were checked by the caller via `operand_lens`.
+        // column ranges of one product); lengths were checked by the caller (`checks::gemm`).
         unsafe {
             let c = c_ptr.0.add(i * g.stride_c);
             if let Some(bias) = bias {

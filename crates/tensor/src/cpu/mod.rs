@@ -14,6 +14,7 @@ mod parallel;
 mod tokens;
 
 use crate::backend::{AdamW, AttentionShape, Backend, Gemm, ParamGroup, PatchOrder, PatchShape, Sgd};
+use crate::checks::{self, Rows};
 use crate::{Indices, Tensor};
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -104,18 +105,6 @@ fn reuse_slot<T>(slots: &mut Vec<Option<T>>, data: T) -> usize {
     }
 }
 
-fn disjoint(outputs: &[Tensor], inputs: &[Tensor]) {
-    for (i, o) in outputs.iter().enumerate() {
-        for x in inputs.iter().chain(&outputs[i + 1..]) {
-            assert!(!o.overlaps(*x), "output view {o:?} overlaps operand {x:?}");
-        }
-    }
-}
-
-fn check_len(t: Tensor, len: usize, what: &str) {
-    assert!(t.len >= len, "{what}: view of {} elements, op needs {len}", t.len);
-}
-
 impl Backend for CpuBackend {
     fn name(&self) -> String {
         format!("cpu ({} threads)", self.threads)
@@ -182,58 +171,45 @@ impl Backend for CpuBackend {
     }
 
     fn copy(&mut self, dst: Tensor, src: Tensor) {
-        assert_eq!(dst.len, src.len, "copy length");
-        disjoint(&[dst], &[src]);
+        checks::copy(dst, src);
         let (d, s) = (self.w(dst), self.r(src));
         self.run("copy", || elementwise::copy(d, s));
     }
 
     fn gemm(&mut self, g: &Gemm) {
-        let (sa, sb, sc) = matmul::operand_lens(g);
-        check_len(g.a, sa, "gemm A");
-        check_len(g.b, sb, "gemm B");
-        check_len(g.c, sc, "gemm C");
-        disjoint(&[g.c], &[g.a, g.b]);
-        let bias = g.bias.map(|b| {
-            check_len(b, g.n, "gemm bias");
-            self.r(b)
-        });
+        checks::gemm(g);
+        let bias = g.bias.map(|b| self.r(b));
         let (a, b, c) = (self.r(g.a), self.r(g.b), self.w(g.c));
         let threads = self.threads;
         self.run(if g.trans_a { "gemm_weight_grad" } else if g.batch > 1 { "gemm_batched" } else { "gemm" }, || matmul::gemm(g, a, b, c, bias, threads));
     }
 
     fn bias_backward(&mut self, dbias: Tensor, dout: Tensor, rows: usize, cols: usize) {
-        check_len(dout, rows * cols, "bias_backward dout");
-        disjoint(&[dbias], &[dout]);
+        checks::bias_backward(dbias, dout, rows, cols);
         let (db, d) = (self.w(dbias), self.r(dout));
         self.run("bias_backward", || matmul::bias_backward(db, d, rows, cols));
     }
 
     fn axpy(&mut self, dst: Tensor, alpha: f32, src: Tensor) {
-        assert_eq!(dst.len, src.len, "axpy length");
-        disjoint(&[dst], &[src]);
+        checks::axpy(dst, src);
         let (d, s) = (self.w(dst), self.r(src));
         self.run("axpy", || elementwise::axpy(d, alpha, s));
     }
 
     fn add_rows(&mut self, x: Tensor, table: Tensor, rows: usize, width: usize) {
-        check_len(table, rows * width, "add_rows table");
-        disjoint(&[x], &[table]);
+        checks::add_rows(x, table, rows, width);
         let (xs, t) = (self.w(x), self.r(table));
         self.run("add_rows", || elementwise::add_rows(xs, &t[..rows * width]));
     }
 
     fn gelu_forward(&mut self, out: Tensor, inp: Tensor) {
-        assert_eq!(out.len, inp.len, "gelu length");
-        disjoint(&[out], &[inp]);
+        checks::gelu_forward(out, inp);
         let (o, i) = (self.w(out), self.r(inp));
         self.run("gelu_forward", || elementwise::gelu_forward(o, i));
     }
 
     fn gelu_backward(&mut self, dinp: Tensor, inp: Tensor, dout: Tensor) {
-        assert!(dinp.len == inp.len && inp.len == dout.len, "gelu_backward length");
-        disjoint(&[dinp], &[inp, dout]);
+        checks::gelu_backward(dinp, inp, dout);
         let (di, i, d) = (self.w(dinp), self.r(inp), self.r(dout));
         self.run("gelu_backward", || elementwise::gelu_backward(di, i, d));
     }
@@ -250,9 +226,7 @@ impl Backend for CpuBackend {
         width: usize,
         eps: f32,
     ) {
-        check_len(inp, rows * width, "layernorm inp");
-        check_len(out, rows * width, "layernorm out");
-        disjoint(&[out, mean, rstd], &[inp, weight, bias]);
+        checks::layernorm_forward(out, [mean, rstd], inp, [weight, bias], rows, width);
         let (o, m, r) = (self.w(out), self.w(mean), self.w(rstd));
         let (i, w, b) = (self.r(inp), self.r(weight), self.r(bias));
         self.run("layernorm_forward", || norm::layernorm_forward(o, m, r, i, w, b, rows, width, eps));
@@ -271,8 +245,7 @@ impl Backend for CpuBackend {
         rows: usize,
         width: usize,
     ) {
-        check_len(dinp, rows * width, "layernorm_backward dinp");
-        disjoint(&[dinp, dweight, dbias], &[dout, inp, weight, mean, rstd]);
+        checks::layernorm_backward([dinp, dweight, dbias], [dout, inp, weight, mean, rstd], rows, width);
         let (di, dw, db) = (self.w(dinp), self.w(dweight), self.w(dbias));
         let (d, i, w, m, r) = (self.r(dout), self.r(inp), self.r(weight), self.r(mean), self.r(rstd));
         self.run("layernorm_backward", || norm::layernorm_backward(di, dw, db, d, i, w, m, r, rows, width));
@@ -283,10 +256,7 @@ impl Backend for CpuBackend {
     }
 
     fn attention_forward(&mut self, out: Tensor, saved: Tensor, qkv: Tensor, s: AttentionShape) {
-        check_len(qkv, s.batch * s.tokens * 3 * s.width(), "attention qkv");
-        check_len(out, s.batch * s.tokens * s.width(), "attention out");
-        check_len(saved, attention::saved_len(s), "attention saved");
-        disjoint(&[out, saved], &[qkv]);
+        checks::attention_forward(out, saved, qkv, s, attention::saved_len(s));
         let (o, sv, q) = (self.w(out), self.w(saved), self.r(qkv));
         self.run("attention_forward", || attention::forward(o, sv, q, s));
     }
@@ -300,8 +270,7 @@ impl Backend for CpuBackend {
         saved: Tensor,
         s: AttentionShape,
     ) {
-        check_len(dqkv, s.batch * s.tokens * 3 * s.width(), "attention dqkv");
-        disjoint(&[dqkv], &[dout, qkv, out, saved]);
+        checks::attention_backward(dqkv, [dout, qkv, out, saved], s);
         let (dq, d, q, sv) = (self.w(dqkv), self.r(dout), self.r(qkv), self.r(saved));
         self.run("attention_backward", || attention::backward(dq, d, q, sv, s));
     }
@@ -317,10 +286,7 @@ impl Backend for CpuBackend {
         out_rows: usize,
         width: usize,
     ) {
-        check_len(out, samples * out_rows * width, "gather_rows out");
-        check_len(inp, samples * in_rows * width, "gather_rows inp");
-        assert!(idx.len >= samples * out_rows && fill.len >= width, "gather_rows idx/fill");
-        disjoint(&[out], &[inp, fill]);
+        checks::gather_rows(out, inp, idx, fill, Rows { samples, in_rows, out_rows, width });
         let (o, i, f, ix) = (self.w(out), self.r(inp), self.r(fill), self.idx(idx));
         self.run("gather_rows", || tokens::gather_rows(o, i, ix, f, in_rows, out_rows, width));
     }
@@ -336,41 +302,31 @@ impl Backend for CpuBackend {
         out_rows: usize,
         width: usize,
     ) {
-        check_len(dout, samples * out_rows * width, "gather_rows_backward dout");
-        check_len(dinp, samples * in_rows * width, "gather_rows_backward dinp");
-        disjoint(&[dinp, dfill], &[dout]);
+        checks::gather_rows_backward(dinp, dfill, dout, idx, Rows { samples, in_rows, out_rows, width });
         let (di, df, d, ix) = (self.w(dinp), self.w(dfill), self.r(dout), self.idx(idx));
         self.run("gather_rows_backward", || tokens::gather_rows_backward(di, df, d, ix, samples, in_rows, out_rows, width));
     }
 
     fn mean_pool_forward(&mut self, out: Tensor, inp: Tensor, samples: usize, rows: usize, width: usize, skip: usize) {
-        check_len(inp, samples * rows * width, "mean_pool inp");
-        disjoint(&[out], &[inp]);
+        checks::mean_pool_forward(out, inp, samples, rows, width);
         let (o, i) = (self.w(out), self.r(inp));
         self.run("mean_pool_forward", || tokens::mean_pool_forward(o, i, samples, rows, width, skip));
     }
 
     fn mean_pool_backward(&mut self, dinp: Tensor, dout: Tensor, samples: usize, rows: usize, width: usize, skip: usize) {
-        check_len(dinp, samples * rows * width, "mean_pool dinp");
-        disjoint(&[dinp], &[dout]);
+        checks::mean_pool_backward(dinp, dout, samples, rows, width);
         let (di, d) = (self.w(dinp), self.r(dout));
         self.run("mean_pool_backward", || tokens::mean_pool_backward(di, d, samples, rows, width, skip));
     }
 
     fn patchify(&mut self, patches: Tensor, images: Tensor, shape: PatchShape, order: PatchOrder) {
-        let n = shape.batch * shape.channels * shape.image_size * shape.image_size;
-        check_len(images, n, "patchify images");
-        check_len(patches, n, "patchify patches");
-        disjoint(&[patches], &[images]);
+        checks::patches(patches, images, shape, true);
         let (p, i) = (self.w(patches), self.r(images));
         self.run("patchify", || images::patchify(p, i, shape, order));
     }
 
     fn unpatchify(&mut self, images: Tensor, patches: Tensor, shape: PatchShape, order: PatchOrder) {
-        let n = shape.batch * shape.channels * shape.image_size * shape.image_size;
-        check_len(images, n, "unpatchify images");
-        check_len(patches, n, "unpatchify patches");
-        disjoint(&[images], &[patches]);
+        checks::patches(patches, images, shape, false);
         let (i, p) = (self.w(images), self.r(patches));
         self.run("unpatchify", || images::unpatchify(i, p, shape, order));
     }
@@ -386,10 +342,7 @@ impl Backend for CpuBackend {
         classes: usize,
         grad_scale: f32,
     ) {
-        for t in [dlogits, logits, targets] {
-            check_len(t, rows * classes, "cross_entropy");
-        }
-        disjoint(&[losses, dlogits], &[logits, targets, class_mask]);
+        checks::cross_entropy([losses, dlogits], [logits, targets, class_mask], rows, classes);
         let (l, dl) = (self.w(losses), self.w(dlogits));
         let (z, t, m) = (self.r(logits), self.r(targets), self.r(class_mask));
         self.run("cross_entropy", || losses::cross_entropy(l, dl, z, t, m, rows, classes, grad_scale));
@@ -407,11 +360,7 @@ impl Backend for CpuBackend {
         patch_len: usize,
         grad_scale: f32,
     ) {
-        check_len(pred, samples * (patches + 1) * patch_len, "mae_loss pred");
-        check_len(dpred, samples * (patches + 1) * patch_len, "mae_loss dpred");
-        check_len(target, samples * patches * patch_len, "mae_loss target");
-        check_len(mask, samples * patches, "mae_loss mask");
-        disjoint(&[loss, dpred], &[pred, target, mask]);
+        checks::mae_loss([loss, dpred], [pred, target, mask], samples, patches, patch_len);
         let (l, dp) = (self.w(loss), self.w(dpred));
         let (p, t, m) = (self.r(pred), self.r(target), self.r(mask));
         self.run("mae_loss", || losses::mae_loss(l, dp, p, t, m, samples, patches, patch_len, grad_scale));
@@ -423,15 +372,13 @@ impl Backend for CpuBackend {
     }
 
     fn adamw(&mut self, params: Tensor, grads: Tensor, m: Tensor, v: Tensor, groups: &[ParamGroup], hp: &AdamW) {
-        assert!(grads.len == params.len && m.len == params.len && v.len == params.len, "adamw layout");
-        disjoint(&[params, m, v], &[grads]);
+        checks::optimizer(&[params, m, v], grads, "adamw");
         let (p, g, ms, vs) = (self.w(params), self.r(grads), self.w(m), self.w(v));
         self.run("adamw", || optim::adamw(p, g, ms, vs, groups, hp));
     }
 
     fn sgd(&mut self, params: Tensor, grads: Tensor, momentum: Tensor, groups: &[ParamGroup], hp: &Sgd) {
-        assert!(grads.len == params.len && momentum.len == params.len, "sgd layout");
-        disjoint(&[params, momentum], &[grads]);
+        checks::optimizer(&[params, momentum], grads, "sgd");
         let (p, g, b) = (self.w(params), self.r(grads), self.w(momentum));
         self.run("sgd", || optim::sgd(p, g, b, groups, hp));
     }
