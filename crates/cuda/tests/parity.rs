@@ -5,6 +5,10 @@
 //! (crates/tensor/tests/ops.rs) and the whole model against PyTorch (tests/pytorch_fixtures.rs),
 //! so agreeing with it is agreeing with those.
 //!
+//! The ops `rekindle bench kernels` times come from one table (`rekindle_tensor::cases`), and
+//! every one of its cases is compared here at two models' shapes; the cases after it add what the
+//! model's shapes do not reach (every transpose, batching, stale bf16 copies, conversions).
+//!
 //! One test body serves both precisions: it places each operand where the model does
 //! (`alloc_activations`, `alloc_weights` or `alloc`), which the CPU backend, and the GPU in fp32,
 //! treat alike. Skips, saying why, on a machine without a GPU.
@@ -66,6 +70,46 @@ fn every_op_agrees_with_the_cpu_backend_in_fp32() {
 fn every_op_agrees_with_the_cpu_backend_in_bf16() {
     if let Some(mut gpu) = gpu(Precision::Bf16) {
         every_op_agrees(&mut gpu, 1e-2);
+    }
+}
+
+#[test]
+fn every_bench_case_agrees_with_the_cpu_backend_in_fp32_and_bf16() {
+    for (precision, tolerance) in [(Precision::Fp32, 1e-5), (Precision::Bf16, 1e-2)] {
+        if let Some(mut gpu) = gpu(precision) {
+            every_case_agrees(&mut gpu, tolerance);
+        }
+    }
+}
+
+/// Every op `rekindle bench kernels` times, at two models' shapes (head dims 64 and 32), through
+/// both backends from the same operands.
+fn every_case_agrees(gpu: &mut CudaBackend, tolerance: f64) {
+    use rekindle_tensor::cases::{op_cases, OpCase, Shapes};
+    let vit_like = Shapes {
+        batch: 2,
+        tokens: 50,
+        kept_tokens: 13,
+        dim: 128,
+        heads: 2,
+        hidden: 512,
+        classes: 10,
+        patch: PatchShape { batch: 2, channels: 1, image_size: 28, patch: 4 },
+        params: 12 * 128 * 128,
+    };
+    let small = Shapes { batch: 3, tokens: 17, kept_tokens: 5, dim: 64, heads: 2, hidden: 256, patch: PatchShape { batch: 3, channels: 3, image_size: 16, patch: 4 }, ..vit_like };
+    for shapes in [vit_like, small] {
+        for (i, case) in op_cases(&shapes, gpu.precision().bytes() as f64).into_iter().enumerate() {
+            let what = format!("{} {}", case.name, case.shape);
+            agree(&what, gpu, tolerance, |be| {
+                let operands = case.prepare(be, i as u64);
+                let scalar = case.run(be, &operands);
+                let mut out: Vec<(&'static str, Vec<f32>)> = case.outputs(be, &operands).into_iter().map(|(_, v)| ("output", v)).collect();
+                out.extend(scalar.map(|v| ("result", vec![v])));
+                OpCase::free(operands, be);
+                out
+            });
+        }
     }
 }
 

@@ -7,6 +7,7 @@
 //! same trait with device pointers behind the handles.
 
 mod backend;
+pub mod cases;
 pub mod checks;
 mod compare;
 mod cpu;

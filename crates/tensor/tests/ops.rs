@@ -422,3 +422,35 @@ fn every_backend_refuses_short_and_overlapping_operands_alike() {
         assert!(err.contains("layernorm out"), "{}: {err}", be.name());
     }
 }
+
+#[test]
+fn every_op_case_runs_on_every_backend_and_writes_its_outputs() {
+    use rekindle_tensor::cases::{op_cases, OpCase, Shapes};
+    let shapes = Shapes {
+        batch: 2,
+        tokens: 17,
+        kept_tokens: 5,
+        dim: 32,
+        heads: 2,
+        hidden: 128,
+        classes: 7,
+        patch: PatchShape { batch: 2, channels: 3, image_size: 16, patch: 4 },
+        params: 3000,
+    };
+    for mut be in backends() {
+        let be = be.as_mut();
+        let cases = op_cases(&shapes, 4.0);
+        assert_eq!(cases.len(), 24, "the table has every compute op");
+        for (i, case) in cases.iter().enumerate() {
+            let operands = case.prepare(be, i as u64);
+            let result = case.run(be, &operands);
+            let outputs = case.outputs(be, &operands);
+            assert!(!outputs.is_empty() || result.is_some(), "{}: nothing to compare", case.name);
+            for (slot, values) in &outputs {
+                assert!(values.iter().all(|v| v.is_finite()) && values.iter().any(|&v| v != 0.0), "{} on {}: output {slot} is not a finite, non-zero result", case.name, be.name());
+            }
+            assert!(result.is_none_or(|r| r.is_finite() && r > 0.0), "{}: {result:?}", case.name);
+            OpCase::free(operands, be);
+        }
+    }
+}
