@@ -17,7 +17,7 @@ cp target/release/rekindle gpu-bundle/
 cargo test --release --workspace --features cuda --no-run --message-format=json \
   | python3 -c '
 import json, shutil, sys
-wanted = {"parity", "pytorch_fixtures", "nccl", "compile"}
+wanted = {"parity", "ops", "pytorch_fixtures", "nccl", "compile"}
 for line in sys.stdin:
     m = json.loads(line)
     if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["kind"] == ["test"] and m["target"]["name"] in wanted:

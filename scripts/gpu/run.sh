@@ -6,8 +6,9 @@
 #
 # PARTs (all of them, in this order, when none is named; each fits a 10-minute call on an H100):
 #   tests      the CUDA backend against the CPU backend op by op (fp32 <= 1e-5, bf16 <= 1e-2), the
-#              whole model against the PyTorch fixtures on the GPU in both precisions, NCCL at
-#              world size 1, and the NVRTC + ptxas compile check                -> tests.log
+#              finite-difference op tests on the GPU (fp32), the whole model against the PyTorch
+#              fixtures on the GPU in both precisions, NCCL at world size 1, and the NVRTC + ptxas
+#              compile check                                                    -> tests.log
 #   sanitizer  compute-sanitizer memcheck and racecheck over the parity and fixture tests
 #                                                                               -> sanitizer-*.log
 #   kernels    `rekindle bench kernels` (bf16 and fp32) at vit-base-16 shapes against the measured
@@ -61,7 +62,7 @@ status=0
 run() { echo "+ $*" >> "$out/tests.log"; "$@" >> "$out/tests.log" 2>&1 || { echo "FAILED: $*" >> "$out/tests.log"; status=1; }; }
 
 part_tests() {
-  for t in compile parity pytorch_fixtures nccl; do
+  for t in compile parity ops pytorch_fixtures nccl; do
     run "$bundle/tests/$t" --nocapture --test-threads 1
   done
 }
