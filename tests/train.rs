@@ -221,6 +221,10 @@ fn pretrain_then_train_from_its_checkpoint_and_refuse_an_overlapping_stream() {
     let overlap = run(&["train", config.to_str().unwrap(), "--set", &init, "--set", "data.holdout=0", "--out", d.join("bad").to_str().unwrap()]);
     let err = String::from_utf8_lossy(&overlap.stderr);
     assert!(!overlap.status.success() && err.contains("data.holdout") && err.contains("pre-trained"), "{err}");
+    // The same shard under another spelling of its path is the same shard.
+    let respelled = format!("data.train={}", d.join(".").join("train.shard").display());
+    let overlap = run(&["train", config.to_str().unwrap(), "--set", &init, "--set", "data.holdout=0", "--set", &respelled, "--out", d.join("bad2").to_str().unwrap()]);
+    assert!(!overlap.status.success() && String::from_utf8_lossy(&overlap.stderr).contains("data.holdout"), "{}", String::from_utf8_lossy(&overlap.stderr));
     let _ = std::fs::remove_dir_all(&d);
 }
 

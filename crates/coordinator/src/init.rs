@@ -34,12 +34,21 @@ fn load_init_body(be: &mut dyn Backend, vit: &Vit, config: &TrainConfig) -> Resu
     Ok(())
 }
 
+/// Whether two shard paths name one file (`data/x.shard` and `./data/x.shard` do), comparing
+/// the paths as written where either cannot be resolved.
+fn same_file(a: &str, b: &str) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
+}
+
 /// Refuses a `model.init` that `rekindle pretrain` trained on images this stream would see: the
 /// same `data.train` shard with another (or no) holdout.
 fn check_init(config: &TrainConfig, path: &Path) -> Result<(), TrainError> {
     let meta = read_metadata(path)?;
     let Some(source) = meta.get(META_PRETRAIN_SOURCE) else { return Ok(()) };
-    if source == "synthetic" || *source != config.data.train {
+    if source == "synthetic" || !same_file(source, &config.data.train) {
         return Ok(());
     }
     let held = meta.get(META_PRETRAIN_HOLDOUT).and_then(|h| h.parse::<f32>().ok());
