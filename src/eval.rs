@@ -1,7 +1,7 @@
 //! `rekindle eval`: top-1 accuracy of a checkpoint on a shard, overall and per class.
 
 use anyhow::{bail, Context, Result};
-use rekindle_coordinator::{logits, META_CLASSES};
+use rekindle_coordinator::{logits, EvalPasses, META_CLASSES};
 use rekindle_data::{Loader, Normalize, Shard};
 use rekindle_model::{load_checkpoint, write_tensors, ModelConfig, Vit, META_MODEL};
 use rekindle_tensor::{Backend, CpuBackend};
@@ -58,7 +58,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
     let loader = Loader::new(shard.clone(), config.image_size, Normalize::default_for(config.channels), 2, 4);
     let images: Vec<u32> = (0..shard.len() as u32).collect();
     let k = config.classes;
-    let head = logits(&mut be, &vit, &mut HashMap::new(), &loader, &images, args.batch.max(1));
+    let head = logits(&mut be, &vit, &mut EvalPasses::default(), &loader, &images, args.batch.max(1));
 
     let n_classes = shard.spec().classes as usize;
     let (mut hits, mut counts) = (vec![0usize; n_classes], vec![0usize; n_classes]);

@@ -11,7 +11,7 @@ use crate::model_args::ModelArgs;
 use anyhow::{bail, Result};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use rekindle_tensor::cases::{op_cases, OpCase, Place, Shapes, Work};
+use rekindle_tensor::cases::{op_cases, Place, Shapes, Work};
 use rekindle_tensor::{Backend, Gemm, Tensor};
 use serde::Serialize;
 use std::time::Instant;
@@ -133,7 +133,7 @@ pub fn run(args: &KernelArgs) -> Result<()> {
         let seconds = time(be, args.iters, |be| {
             case.run(be, &operands);
         });
-        OpCase::free(operands, be);
+        operands.free(be);
         rows_out.push((case.name, case.shape, seconds, case.work));
     }
 

@@ -10,6 +10,7 @@ use crate::config::TrainConfig;
 use crate::distill::Distiller;
 use crate::error::TrainError;
 use crate::mixing::{mix, MixSettings};
+use crate::predict::{logits, EvalPasses};
 use crate::reduce::GradientSum;
 use crate::targets::{soft_targets, ClassMap};
 use rekindle_comm::{Comm, CommError, Reduce};
@@ -149,6 +150,8 @@ pub struct Engine {
     pub term_norms: bool,
     mae_passes: HashMap<usize, MaePass>,
     classify_passes: HashMap<usize, ClassifyPass>,
+    /// Evaluation's and scoring's passes (a full batch and a last short one).
+    eval_passes: EvalPasses,
     targets: Vec<f32>,
     gradient_sum: GradientSum,
     /// The step's MAE, current and buffer loss sums, read once at the step's end.
@@ -171,6 +174,7 @@ impl Engine {
             term_norms: false,
             mae_passes: HashMap::new(),
             classify_passes: HashMap::new(),
+            eval_passes: EvalPasses::default(),
             targets: Vec::new(),
             gradient_sum: GradientSum::default(),
             loss_sums: None,
@@ -181,6 +185,7 @@ impl Engine {
     /// Keeps the cached classification passes in step with a grown head.
     pub fn head_grew(&mut self, be: &mut dyn Backend, classes: usize) {
         self.classify_passes.values_mut().for_each(|p| p.set_classes(be, classes));
+        self.eval_passes.set_classes(be, classes);
     }
 
     /// One optimizer step.
@@ -252,7 +257,9 @@ impl Engine {
         }
         terms.close(be, vit);
         let (encoder_norms, stash) = terms.finish(be, vit);
-        self.grad_stash = stash.or(self.grad_stash.take());
+        if stash.is_some() {
+            self.grad_stash = stash;
+        }
         let device_sums = self.loss_sums.as_ref().expect("allocated above");
         for (sum, device) in sums.iter_mut().zip(device_sums.read(be)) {
             *sum = device as f64;
@@ -335,7 +342,7 @@ impl Engine {
 
     /// Head-row logits `[images.len(), classes]` of `images` under the eval transform.
     pub fn logits(&mut self, be: &mut dyn Backend, vit: &Vit, loader: &Loader, images: &[u32], batch: usize) -> Vec<f32> {
-        logits(be, vit, &mut self.classify_passes, loader, images, batch)
+        logits(be, vit, &mut self.eval_passes, loader, images, batch)
     }
 }
 
@@ -390,7 +397,6 @@ impl TermNorms {
         let mut stash = self.stash;
         if let Some(s) = stash.as_mut() {
             s.restore(be, vit);
-            s.begin();
         }
         (self.norms, stash)
     }
@@ -434,34 +440,4 @@ pub fn gather_parts(comm: &dyn Comm, n: usize, f: impl FnOnce(std::ops::Range<us
     all[part].copy_from_slice(&values);
     comm.all_reduce(&mut all, Reduce::Sum)?;
     Ok(all)
-}
-
-/// Head-row logits `[images.len(), classes]` of `images` under the eval transform, in batches of
-/// `batch`. `passes` caches the activations of full batches; a last, shorter batch gets a pass
-/// of its own that is freed after it, since its size changes with the number of images (each
-/// round scores a different number of old samples) and a cache of every size would keep
-/// growing.
-pub fn logits(be: &mut dyn Backend, vit: &Vit, passes: &mut HashMap<usize, ClassifyPass>, loader: &Loader, images: &[u32], batch: usize) -> Vec<f32> {
-    let k = vit.config.classes;
-    for range in micro_batches(images.len(), batch) {
-        loader.submit(BatchRequest { images: images[range].to_vec(), augment: None, seed: 0, first: 0 });
-    }
-    let mut out = vec![0.0; images.len() * k];
-    for range in micro_batches(images.len(), batch) {
-        let b = loader.next();
-        let n = range.len();
-        let mut short = None;
-        let pass = match n == batch {
-            true => passes.entry(n).or_insert_with(|| ClassifyPass::new(be, vit, n)),
-            false => short.insert(ClassifyPass::new(be, vit, n)),
-        };
-        pass.set_images(be, &b.pixels);
-        pass.forward(be, vit);
-        pass.read_logits(be, &mut out[range.start * k..range.end * k]);
-        if let Some(pass) = short {
-            pass.free(be);
-        }
-        loader.recycle(b);
-    }
-    out
 }

@@ -27,8 +27,7 @@ pub trait Strategy {
 
     /// Sets up time step `t` after the trainer began it (a teacher, levers) and returns the
     /// labelled images it trains on; `old_classes` is how many classes the model knew before.
-    fn prepare(&mut self, trainer: &mut Trainer, t: usize, old_classes: usize) -> Result<Vec<u32>, TrainError> {
-        let _ = old_classes;
+    fn prepare(&mut self, trainer: &mut Trainer, t: usize, _old_classes: usize) -> Result<Vec<u32>, TrainError> {
         Ok(trainer.stream.steps[t].labelled.clone())
     }
 

@@ -85,7 +85,7 @@ fn every_bench_case_agrees_with_the_cpu_backend_in_fp32_and_bf16() {
 /// Every op `rekindle bench kernels` times, at two models' shapes (head dims 64 and 32), through
 /// both backends from the same operands.
 fn every_case_agrees(gpu: &mut CudaBackend, tolerance: f64) {
-    use rekindle_tensor::cases::{op_cases, OpCase, Shapes};
+    use rekindle_tensor::cases::{op_cases, Shapes};
     let vit_like = Shapes {
         batch: 2,
         tokens: 50,
@@ -106,7 +106,7 @@ fn every_case_agrees(gpu: &mut CudaBackend, tolerance: f64) {
                 let scalar = case.run(be, &operands);
                 let mut out: Vec<(&'static str, Vec<f32>)> = case.outputs(be, &operands).into_iter().map(|(_, v)| ("output", v)).collect();
                 out.extend(scalar.map(|v| ("result", vec![v])));
-                OpCase::free(operands, be);
+                operands.free(be);
                 out
             });
         }

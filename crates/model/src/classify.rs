@@ -74,6 +74,11 @@ impl ClassifyPass {
         }
     }
 
+    /// Images per forward.
+    pub fn samples(&self) -> usize {
+        self.encoder.shape.samples
+    }
+
     /// Input images `[samples, C, H, W]` to fill before `forward`.
     pub fn images(&self) -> Tensor {
         self.encoder.images

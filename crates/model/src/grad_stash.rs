@@ -7,7 +7,7 @@ use rekindle_tensor::{Backend, Tensor};
 
 pub struct GradStash {
     stash: Tensor,
-    /// The stash holds the terms set aside since `begin`.
+    /// The stash holds the terms set aside in this step.
     holds: bool,
 }
 
@@ -19,11 +19,6 @@ impl GradStash {
     /// Whether the stash still fits `vit` (the head grows).
     pub fn fits(&self, vit: &Vit) -> bool {
         self.stash.len == vit.table.total
-    }
-
-    /// Starts an optimizer step: the stash is empty.
-    pub fn begin(&mut self) {
-        self.holds = false;
     }
 
     /// Moves the gradient so far into the stash (adding it to what the stash holds) and zeroes
@@ -38,11 +33,13 @@ impl GradStash {
         be.fill(vit.grads, 0.0);
     }
 
-    /// Makes the sum of every term set aside the gradient again.
+    /// Makes the sum of every term set aside the gradient again, and empties the stash for the
+    /// next step.
     pub fn restore(&mut self, be: &mut dyn Backend, vit: &Vit) {
         if self.holds {
             be.copy(vit.grads, self.stash);
         }
+        self.holds = false;
     }
 
     pub fn free(self, be: &mut dyn Backend) {

@@ -49,7 +49,7 @@ impl Teacher {
     /// Runs the teacher on the images of `student` (after the student's forward) and returns
     /// both models' outputs.
     pub fn outputs(&mut self, be: &mut dyn Backend, student: &ClassifyPass) -> PairOutputs {
-        let n = student.encoder.shape.samples;
+        let n = student.samples();
         let teacher = &self.vit;
         let pass = self.passes.entry(n).or_insert_with(|| ClassifyPass::new(be, teacher, n));
         pass.copy_images(be, student);

@@ -130,9 +130,12 @@ impl OpCase {
         self.outputs.iter().map(|&i| (i, be.download_vec(p.tensors[i]))).collect()
     }
 
-    pub fn free(p: Prepared, be: &mut dyn Backend) {
-        p.tensors.into_iter().for_each(|t| be.free(t));
-        p.indices.into_iter().for_each(|i| be.free_indices(i));
+}
+
+impl Prepared {
+    pub fn free(self, be: &mut dyn Backend) {
+        self.tensors.into_iter().for_each(|t| be.free(t));
+        self.indices.into_iter().for_each(|i| be.free_indices(i));
     }
 }
 

@@ -425,7 +425,7 @@ fn every_backend_refuses_short_and_overlapping_operands_alike() {
 
 #[test]
 fn every_op_case_runs_on_every_backend_and_writes_its_outputs() {
-    use rekindle_tensor::cases::{op_cases, OpCase, Shapes};
+    use rekindle_tensor::cases::{op_cases, Shapes};
     let shapes = Shapes {
         batch: 2,
         tokens: 17,
@@ -450,7 +450,7 @@ fn every_op_case_runs_on_every_backend_and_writes_its_outputs() {
                 assert!(values.iter().all(|v| v.is_finite()) && values.iter().any(|&v| v != 0.0), "{} on {}: output {slot} is not a finite, non-zero result", case.name, be.name());
             }
             assert!(result.is_none_or(|r| r.is_finite() && r > 0.0), "{}: {result:?}", case.name);
-            OpCase::free(operands, be);
+            operands.free(be);
         }
     }
 }
