@@ -1,0 +1,388 @@
+// Runs a launch's blocks: blocks in parallel on a pool of worker threads, the threads of one block
+// as fibers on one worker, switched at barriers and warp operations (fiber_x86_64.S). A block
+// whose threads can no longer all meet (some exited, or wait at a different barrier) fails the
+// launch with a message naming them; on a GPU that is a hang or undefined behaviour.
+//
+// Kernels whose PTX has no barrier, shuffle or warp-wide instruction cannot synchronise, so
+// their threads run one after another on the worker's own stack, without fibers; a twin that
+// synchronises anyway is reported (its source and its PTX disagree).
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstring>
+#include <mutex>
+#include <thread>
+
+#include "runtime.h"
+
+extern "C" void sim_fiber_switch(void** save, void* load);
+
+namespace sim {
+
+thread_local Here* here = nullptr;
+
+namespace {
+
+constexpr size_t kMaxExchange = 64;
+
+enum class State : uint8_t { Fresh, Ready, Barrier, Warp, Done };
+
+struct Fiber {
+    void* sp;
+    char* stack;
+    State state;
+};
+
+struct WarpOp {
+    unsigned arrived, mask;
+    size_t bytes;
+    const char* what;
+    unsigned char slots[32][kMaxExchange];
+    unsigned char snapshot[32][kMaxExchange];
+};
+
+// "3", "3..7" or "3..7, 9" for a sorted list of thread numbers (at most a few ranges shown).
+std::string ranges(const std::vector<unsigned>& ids) {
+    std::string out;
+    size_t shown = 0;
+    for (size_t i = 0; i < ids.size();) {
+        size_t j = i;
+        while (j + 1 < ids.size() && ids[j + 1] == ids[j] + 1) j++;
+        if (shown == 4) {
+            out += ", ...";
+            break;
+        }
+        if (!out.empty()) out += ", ";
+        out += std::to_string(ids[i]);
+        if (j > i) out += ".." + std::to_string(ids[j]);
+        shown++;
+        i = j + 1;
+    }
+    return out;
+}
+
+std::string hex(unsigned v) {
+    char buf[16];
+    snprintf(buf, sizeof buf, "0x%08x", v);
+    return buf;
+}
+
+void fiber_entry();
+
+// The blocks one worker thread runs, one at a time.
+class Block {
+public:
+    std::string run(const Launch& launch, uint64_t linear_block);
+    void syncthreads();
+    void exchange(unsigned mask, const void* mine, size_t bytes, void* all, const char* what);
+    void entry();
+
+private:
+    Dim3 thread_of(unsigned t) const {
+        const Dim3& d = here_.block_dim;
+        return Dim3{t % d.x, (t / d.x) % d.y, t / (d.x * d.y)};
+    }
+    char* take_stack();
+    void resume(unsigned t);
+    void yield(State state);
+    void fail(std::string message);
+    std::string deadlock() const;
+    std::string where() const;
+
+    Here here_{};
+    const Launch* launch_ = nullptr;
+    bool fibers_on_ = false;
+    std::string violation_;
+    std::vector<Fiber> fibers_;
+    std::vector<WarpOp> warps_;
+    std::vector<char*> free_stacks_;
+    void* scheduler_sp_ = nullptr;
+    unsigned count_ = 0, current_ = 0, done_ = 0, at_barrier_ = 0;
+    std::string error_;
+};
+
+thread_local Block* current_block = nullptr;
+
+std::string Block::where() const {
+    const Dim3& b = here_.block;
+    return std::string("kernel ") + launch_->twin->name + " block (" + std::to_string(b.x) + "," + std::to_string(b.y) + "," +
+           std::to_string(b.z) + ")";
+}
+
+char* Block::take_stack() {
+    if (!free_stacks_.empty()) {
+        char* s = free_stacks_.back();
+        free_stacks_.pop_back();
+        return s;
+    }
+    size_t page = (size_t)sysconf(_SC_PAGESIZE), size = config().stack_bytes;
+    void* base = mmap(nullptr, size + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (base == MAP_FAILED) {
+        fprintf(stderr, "gpu-sim: cannot map a %zu-byte stack for a simulated thread\n", size);
+        abort();
+    }
+    // A guard page below the stack: an overflow faults instead of writing over a neighbour.
+    mprotect(base, page, PROT_NONE);
+    return (char*)base + page;
+}
+
+// Prepares a fresh stack so that switching to it "returns" into fiber_entry (see
+// fiber_x86_64.S for the frame it pops): control words, six registers, the entry address, and a
+// zero return address for the entry itself, with the stack aligned as at a call.
+void* prepare(char* stack) {
+    uintptr_t top = ((uintptr_t)stack + config().stack_bytes) & ~(uintptr_t)15;
+    uint64_t* base = (uint64_t*)(top - 8);
+    base[0] = 0;
+    base[-1] = (uint64_t)(uintptr_t)&fiber_entry;
+    for (int r = 2; r <= 7; r++) base[-r] = 0;
+    uint32_t* control = (uint32_t*)(base - 8);
+    control[0] = 0x1f80;  // MXCSR: all exceptions masked, round to nearest
+    control[1] = 0x037f;  // x87 control word, as at process start
+    return base - 8;
+}
+
+void fiber_entry() {
+    current_block->entry();
+    __builtin_unreachable();
+}
+
+void Block::entry() {
+    launch_->twin->call(launch_->args);
+    fibers_[current_].state = State::Done;
+    done_++;
+    void* discard;
+    sim_fiber_switch(&discard, scheduler_sp_);
+}
+
+void Block::resume(unsigned t) {
+    Fiber& f = fibers_[t];
+    if (f.state == State::Fresh) {
+        f.stack = take_stack();
+        f.sp = prepare(f.stack);
+        f.state = State::Ready;
+    }
+    current_ = t;
+    here_.thread = thread_of(t);
+    sim_fiber_switch(&scheduler_sp_, f.sp);
+    if (fibers_[t].state == State::Done) {
+        free_stacks_.push_back(fibers_[t].stack);
+        fibers_[t].stack = nullptr;
+    }
+}
+
+void Block::yield(State state) {
+    fibers_[current_].state = state;
+    sim_fiber_switch(&fibers_[current_].sp, scheduler_sp_);
+}
+
+void Block::fail(std::string message) {
+    if (error_.empty()) error_ = where() + ": " + message;
+    yield(State::Warp);  // never resumed: the scheduler sees the error and abandons the block
+}
+
+std::string Block::run(const Launch& launch, uint64_t linear) {
+    launch_ = &launch;
+    current_block = this;
+    here = &here_;
+    here_.grid_dim = launch.grid;
+    here_.block_dim = launch.block;
+    here_.block = Dim3{(unsigned)(linear % launch.grid.x), (unsigned)((linear / launch.grid.x) % launch.grid.y),
+                       (unsigned)(linear / ((uint64_t)launch.grid.x * launch.grid.y))};
+    count_ = launch.block.x * launch.block.y * launch.block.z;
+    error_.clear();
+    violation_.clear();
+    fibers_on_ = launch.synchronizes;
+    if (!fibers_on_) {
+        for (unsigned t = 0; t < count_; t++) {
+            here_.thread = thread_of(t);
+            launch.twin->call(launch.args);
+            if (!violation_.empty()) return where() + ": " + violation_;
+        }
+        return "";
+    }
+    fibers_.assign(count_, Fiber{nullptr, nullptr, State::Fresh});
+    warps_.resize((count_ + 31) / 32);
+    for (WarpOp& w : warps_) w.arrived = 0;
+    done_ = at_barrier_ = 0;
+    while (done_ < count_ && error_.empty()) {
+        bool progressed = false;
+        for (unsigned t = 0; t < count_ && error_.empty(); t++) {
+            if (fibers_[t].state == State::Fresh || fibers_[t].state == State::Ready) {
+                resume(t);
+                progressed = true;
+            }
+        }
+        if (!progressed && error_.empty()) error_ = where() + ": " + deadlock();
+    }
+    for (Fiber& f : fibers_)
+        if (f.stack) free_stacks_.push_back(f.stack);
+    return error_;
+}
+
+void Block::syncthreads() {
+    if (!fibers_on_) {
+        violation_ = "calls __syncthreads, but its PTX has no barrier (the host twin and the PTX disagree)";
+        return;
+    }
+    if (++at_barrier_ == count_) {
+        for (Fiber& f : fibers_)
+            if (f.state == State::Barrier) f.state = State::Ready;
+        at_barrier_ = 0;
+        return;
+    }
+    yield(State::Barrier);
+}
+
+void Block::exchange(unsigned mask, const void* mine, size_t bytes, void* all, const char* what) {
+    if (!fibers_on_) {
+        violation_ = std::string("calls ") + what + ", but its PTX has no warp-wide instruction (the host twin and the PTX disagree)";
+        return;
+    }
+    unsigned lane = current_ & 31, warp = current_ >> 5;
+    if (!((mask >> lane) & 1)) fail("thread " + std::to_string(current_) + " calls " + what + " with mask " + hex(mask) + ", which leaves its own lane out");
+    WarpOp& w = warps_[warp];
+    if (w.arrived == 0) {
+        w.mask = mask;
+        w.bytes = bytes;
+        w.what = what;
+    } else if (w.mask != mask || w.bytes != bytes || strcmp(w.what, what) != 0) {
+        fail("warp " + std::to_string(warp) + ": thread " + std::to_string(current_) + " reaches " + what + " (mask " + hex(mask) + ", " +
+             std::to_string(bytes) + " bytes) while other lanes wait at " + w.what + " (mask " + hex(w.mask) + ", " + std::to_string(w.bytes) +
+             " bytes)");
+    }
+    if (bytes) memcpy(w.slots[lane], mine, bytes);
+    w.arrived |= 1u << lane;
+    if (w.arrived == w.mask) {
+        for (unsigned l = 0; l < 32; l++) {
+            if (!((mask >> l) & 1)) continue;
+            if (bytes) memcpy(w.snapshot[l], w.slots[l], bytes);
+            if (l != lane) fibers_[warp * 32 + l].state = State::Ready;
+        }
+        w.arrived = 0;
+    } else {
+        yield(State::Warp);
+    }
+    if (all)
+        for (unsigned l = 0; l < 32; l++)
+            if ((mask >> l) & 1) memcpy((char*)all + l * bytes, w.snapshot[l], bytes);
+}
+
+std::string Block::deadlock() const {
+    std::vector<unsigned> barrier, exited;
+    for (unsigned t = 0; t < count_; t++) {
+        if (fibers_[t].state == State::Barrier) barrier.push_back(t);
+        if (fibers_[t].state == State::Done) exited.push_back(t);
+    }
+    std::string out = "threads can no longer all meet (on a GPU: a hang or undefined behaviour):";
+    if (!barrier.empty()) out += " threads " + ranges(barrier) + " wait at __syncthreads;";
+    for (size_t w = 0; w < warps_.size(); w++) {
+        const WarpOp& op = warps_[w];
+        if (op.arrived == 0) continue;
+        std::vector<unsigned> waiting, missing, absent;
+        for (unsigned l = 0; l < 32; l++) {
+            unsigned t = (unsigned)w * 32 + l;
+            if ((op.arrived >> l) & 1) waiting.push_back(t);
+            else if ((op.mask >> l) & 1) (t < count_ ? missing : absent).push_back(t);
+        }
+        out += " threads " + ranges(waiting) + " wait at " + op.what + " (mask " + hex(op.mask) + ")";
+        if (!missing.empty()) out += " for threads " + ranges(missing);
+        if (!absent.empty()) out += " and for threads " + ranges(absent) + ", which do not exist in a block of " + std::to_string(count_);
+        out += ";";
+    }
+    if (!exited.empty()) out += " threads " + ranges(exited) + " have exited";
+    return out;
+}
+
+// The worker pool: the launching thread and `config().threads - 1` workers take blocks from one
+// counter. Launches are serialised (one process's streams are executed in issue order).
+class Pool {
+public:
+    static Pool& get() {
+        static Pool* pool = new Pool();  // never destroyed: workers may be waiting at exit
+        return *pool;
+    }
+
+    std::string run(const Launch& launch) {
+        std::lock_guard<std::mutex> one_launch(launch_mutex_);
+        total_ = (uint64_t)launch.grid.x * launch.grid.y * launch.grid.z;
+        next_ = 0;
+        failed_ = false;
+        error_.clear();
+        if (total_ == 1 || config().threads <= 1) {
+            work(launch);
+            return error_;
+        }
+        start_workers();
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            launch_ = &launch;
+            generation_++;
+            busy_ = (unsigned)workers_;
+        }
+        wake_.notify_all();
+        work(launch);
+        std::unique_lock<std::mutex> lock(mutex_);
+        finished_.wait(lock, [&] { return busy_ == 0; });
+        return error_;
+    }
+
+private:
+    void start_workers() {
+        if (workers_) return;
+        workers_ = config().threads - 1;
+        for (size_t i = 0; i < workers_; i++) std::thread([this] { worker(); }).detach();
+    }
+
+    void worker() {
+        uint64_t seen = 0;
+        std::unique_lock<std::mutex> lock(mutex_);
+        for (;;) {
+            wake_.wait(lock, [&] { return generation_ != seen; });
+            seen = generation_;
+            const Launch* launch = launch_;
+            lock.unlock();
+            work(*launch);
+            lock.lock();
+            if (--busy_ == 0) finished_.notify_one();
+        }
+    }
+
+    void work(const Launch& launch) {
+        static thread_local Block block;
+        for (;;) {
+            if (failed_.load(std::memory_order_relaxed)) return;
+            uint64_t i = next_.fetch_add(1, std::memory_order_relaxed);
+            if (i >= total_) return;
+            std::string e = block.run(launch, i);
+            if (!e.empty()) {
+                std::lock_guard<std::mutex> lock(mutex_);
+                if (error_.empty()) error_ = e;
+                failed_ = true;
+            }
+        }
+    }
+
+    std::mutex launch_mutex_, mutex_;
+    std::condition_variable wake_, finished_;
+    const Launch* launch_ = nullptr;
+    uint64_t generation_ = 0, total_ = 0;
+    unsigned busy_ = 0;
+    size_t workers_ = 0;
+    std::atomic<uint64_t> next_{0};
+    std::atomic<bool> failed_{false};
+    std::string error_;
+};
+
+}  // namespace
+
+void syncthreads() { current_block->syncthreads(); }
+void syncwarp(unsigned mask) { current_block->exchange(mask, nullptr, 0, nullptr, "__syncwarp"); }
+void warp_exchange(unsigned mask, const void* mine, size_t bytes, void* all, const char* what) {
+    current_block->exchange(mask, mine, bytes, all, what);
+}
+
+std::string run_grid(const Launch& launch) { return Pool::get().run(launch); }
+
+}  // namespace sim
