@@ -30,6 +30,7 @@ __device__ __forceinline__ void frag_zero(FragC& c) {
     for (int i = 0; i < 8; i++) c.x[i] = 0.0f;
 }
 
+#ifdef __CUDA_ARCH__
 // A 16x16 bf16 tile at `p` (row stride `ld` elements): as A (row-major), or as B stored
 // column-major (B[k][n] at p[n * ld + k], i.e. the transpose of a row-major tile) or row-major.
 __device__ __forceinline__ void load_a(FragAB& f, const unsigned short* p, int ld) {
@@ -73,6 +74,10 @@ __device__ __forceinline__ void store_c(float* p, const FragC& c, int ld) {
     }
 WMMA_MMA(mma_t, "col")
 WMMA_MMA(mma, "row")
+#else
+// The software GPU (crates/gpu-sim) compiles this file for the host: the same wrappers there.
+#include "wmma_twin.h"
+#endif
 
 // Where this block is: its (batch, head), its first row, this thread's warp, and the scratch row
 // and half-row its lane owns.

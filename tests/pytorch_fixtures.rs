@@ -1,7 +1,7 @@
 //! The hand-written forward and backward against PyTorch/timm (fixtures from
 //! `scripts/reference/make_fixtures.py`, computed in float64): logits and losses to relative
 //! error ≤ 1e-5, every parameter gradient to ‖a − b‖/‖b‖ ≤ 1e-4. Each test runs on the CPU backend
-//! and, in a build with the `cuda` feature on a machine with a GPU, on the CUDA backend in fp32
+//! and, in a build with the `cuda` feature, on the CUDA backend (a GPU, else the software GPU) in fp32
 //! (the same bounds) and in bf16 mixed precision. bf16 keeps 8 bits of mantissa, so its bounds are
 //! 2e-2 for outputs and 1e-1 for gradients: loose enough for rounding through the layers, tight
 //! enough that a wiring error (a stale weight copy, an operand read in the wrong precision) fails,
@@ -27,9 +27,10 @@ fn backends() -> Vec<(Box<dyn Backend>, Bounds)> {
     let mut all: Vec<(Box<dyn Backend>, Bounds)> = vec![(Box::new(CpuBackend::new(2)), EXACT)];
     #[cfg(feature = "gpu")]
     for (precision, bounds) in [(rekindle_tensor::Precision::Fp32, EXACT), (rekindle_tensor::Precision::Bf16, Bounds { output: 2e-2, grad: 1e-1 })] {
+        rekindle_gpu_sim::install();
         match rekindle_cuda::CudaBackend::new(0, precision) {
             Ok(gpu) => all.push((Box::new(gpu), bounds)),
-            Err(e) => eprintln!("CUDA backend skipped: {e}"),
+            Err(e) => rekindle_gpu_sim::skip(&format!("CUDA backend: {e}")),
         }
     }
     all

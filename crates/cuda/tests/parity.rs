@@ -11,18 +11,20 @@
 //!
 //! One test body serves both precisions: it places each operand where the model does
 //! (`alloc_activations`, `alloc_weights` or `alloc`), which the CPU backend, and the GPU in fp32,
-//! treat alike. Skips, saying why, on a machine without a GPU.
+//! treat alike. Runs on the software GPU (crates/gpu-sim) where the machine has no GPU.
 
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rekindle_cuda::CudaBackend;
 use rekindle_tensor::{relative_error, AdamW, AttentionShape, Backend, CpuBackend, Gemm, ParamGroup, PatchOrder, PatchShape, Precision, Sgd, Tensor};
 
+/// GPU 0, or the software GPU where this machine has none.
 fn gpu(precision: Precision) -> Option<CudaBackend> {
+    rekindle_gpu_sim::install();
     match CudaBackend::new(0, precision) {
         Ok(be) => Some(be),
         Err(e) => {
-            eprintln!("skipped: {e}");
+            rekindle_gpu_sim::skip(&e.to_string());
             None
         }
     }

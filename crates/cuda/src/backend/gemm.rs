@@ -7,7 +7,7 @@ use crate::kernels as k;
 use cudarc::driver::PushKernelArg;
 use cudarc::cublas::sys as blas_sys;
 use cudarc::cublas::sys::cudaDataType::{CUDA_R_16BF, CUDA_R_32F};
-use rekindle_tensor::{Gemm, Precision};
+use rekindle_tensor::{Gemm, Precision, Tensor};
 use std::ffi::c_void;
 
 impl CudaBackend {
@@ -16,9 +16,15 @@ impl CudaBackend {
     pub(super) fn cublas_gemm(&mut self, g: &Gemm) {
         assert!(self.buffer(g.c).copy.is_none(), "a GEMM writes into a parameter buffer");
         if let Some(bias) = g.bias {
-            assert!(g.batch == 1 || g.stride_c == g.m * g.n, "a bias needs contiguous batches");
-            let (c, bias, n) = (self.operand(g.c), self.operand(bias), g.batch * g.m * g.n);
-            launch!(self, k::broadcast_rows, stride_config(n), c, bias, g.n as u64, n as u64, g.accumulate as i32);
+            // Contiguous batches take one launch; batches with gaps between them one each, so the
+            // gaps are left alone.
+            let contiguous = g.batch == 1 || g.stride_c == g.m * g.n;
+            let (launches, n) = if contiguous { (1, g.batch * g.m * g.n) } else { (g.batch, g.m * g.n) };
+            let bias = self.operand(bias);
+            for b in 0..launches {
+                let c = self.operand(Tensor { offset: g.c.offset + b * g.stride_c, len: n, ..g.c });
+                launch!(self, k::broadcast_rows, stride_config(n), c, bias, g.n as u64, n as u64, g.accumulate as i32);
+            }
         }
         let beta = if g.accumulate || g.bias.is_some() { 1.0f32 } else { 0.0 };
         // Row-major C = op(A)·op(B) is column-major Cᵀ = op(B)ᵀ·op(A)ᵀ: swap the operands.
