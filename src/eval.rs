@@ -4,7 +4,7 @@ use anyhow::{bail, Context, Result};
 use rekindle_coordinator::{logits, EvalPasses, META_CLASSES};
 use rekindle_data::{Loader, Normalize, Shard};
 use rekindle_model::{load_checkpoint, write_tensors, ModelConfig, Vit, META_MODEL};
-use rekindle_tensor::{Backend, CpuBackend};
+use rekindle_tensor::Backend;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -27,6 +27,8 @@ pub struct EvalArgs {
     /// CPU worker threads (0: one per core).
     #[arg(long, default_value_t = 0)]
     threads: usize,
+    #[command(flatten)]
+    device: crate::device::DeviceArgs,
 }
 
 /// A model rebuilt from a `rekindle train` checkpoint (its geometry is in the metadata), and the
@@ -52,13 +54,17 @@ pub fn trained_model(be: &mut dyn Backend, checkpoint: &Path, data: &Shard) -> R
 
 pub fn run(args: &EvalArgs) -> Result<()> {
     let shard = Arc::new(Shard::open(&args.data)?);
-    let mut be = CpuBackend::new(args.threads);
-    let (vit, classes) = trained_model(&mut be, &args.checkpoint, &shard)?;
+    let mut backend = args.device.backend(args.threads)?;
+    let be = backend.as_mut();
+    let (vit, classes) = trained_model(be, &args.checkpoint, &shard)?;
     let config = vit.config.clone();
     let loader = Loader::new(shard.clone(), config.image_size, Normalize::default_for(config.channels), 2, 4);
     let images: Vec<u32> = (0..shard.len() as u32).collect();
     let k = config.classes;
-    let head = logits(&mut be, &vit, &mut EvalPasses::default(), &loader, &images, args.batch.max(1));
+    let head = logits(be, &vit, &mut EvalPasses::default(), &loader, &images, args.batch.max(1));
+    if let Some(e) = be.error() {
+        bail!("{e}");
+    }
 
     let n_classes = shard.spec().classes as usize;
     let (mut hits, mut counts) = (vec![0usize; n_classes], vec![0usize; n_classes]);

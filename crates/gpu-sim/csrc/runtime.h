@@ -57,8 +57,10 @@ inline unsigned lane() {
 void syncthreads();
 void syncwarp(unsigned mask);
 // A warp-wide exchange: every lane in `mask` contributes `bytes` (at most 64) and, once all
-// have arrived, `all` (if not null) receives the 32 lanes' contributions, lane l at l * bytes.
-void warp_exchange(unsigned mask, const void* mine, size_t bytes, void* all, const char* what);
+// have arrived, gets the contributions back: lane l's at the returned address + l * 64, valid
+// until this lane's next warp operation.
+const unsigned char* warp_exchange(unsigned mask, const void* mine, size_t bytes, const char* what);
+constexpr size_t kExchangeStride = 64;
 
 // One launch: the kernel's twin, its copied arguments, the grid and block, and whether the PTX
 // can synchronise at all (if not, threads run one after another without fibers).
@@ -69,7 +71,8 @@ struct Launch {
     bool synchronizes;
 };
 
-// Runs every block of `launch` on the worker pool; returns "" or the first failure.
+// Runs every block of `launch` on the worker pool; returns "" or the first failure. With
+// REKINDLE_SIM_PROFILE set, the time of each kernel is summed and printed at exit.
 std::string run_grid(const Launch& launch);
 
 // ---- diagnostics ----

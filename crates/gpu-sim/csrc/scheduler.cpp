@@ -9,7 +9,10 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <map>
 #include <condition_variable>
 #include <cstring>
 #include <mutex>
@@ -25,8 +28,6 @@ thread_local Here* here = nullptr;
 
 namespace {
 
-constexpr size_t kMaxExchange = 64;
-
 enum class State : uint8_t { Fresh, Ready, Barrier, Warp, Done };
 
 struct Fiber {
@@ -35,12 +36,15 @@ struct Fiber {
     State state;
 };
 
+// One warp's operation in progress. Contributions go into one of two buffers by the parity of
+// the operation's number: a lane cannot reach operation g + 2 (which reuses g's buffer) before
+// every lane has passed g + 1, so every lane has read g's results by then.
 struct WarpOp {
     unsigned arrived, mask;
     size_t bytes;
     const char* what;
-    unsigned char slots[32][kMaxExchange];
-    unsigned char snapshot[32][kMaxExchange];
+    uint64_t generation;
+    alignas(16) unsigned char slots[2][32][kExchangeStride];
 };
 
 // "3", "3..7" or "3..7, 9" for a sorted list of thread numbers (at most a few ranges shown).
@@ -76,7 +80,7 @@ class Block {
 public:
     std::string run(const Launch& launch, uint64_t linear_block);
     void syncthreads();
-    void exchange(unsigned mask, const void* mine, size_t bytes, void* all, const char* what);
+    const unsigned char* exchange(unsigned mask, const void* mine, size_t bytes, const char* what);
     void entry();
 
 private:
@@ -204,7 +208,7 @@ std::string Block::run(const Launch& launch, uint64_t linear) {
     }
     fibers_.assign(count_, Fiber{nullptr, nullptr, State::Fresh});
     warps_.resize((count_ + 31) / 32);
-    for (WarpOp& w : warps_) w.arrived = 0;
+    for (WarpOp& w : warps_) w.arrived = 0, w.generation = 0;
     done_ = at_barrier_ = 0;
     while (done_ < count_ && error_.empty()) {
         bool progressed = false;
@@ -235,10 +239,11 @@ void Block::syncthreads() {
     yield(State::Barrier);
 }
 
-void Block::exchange(unsigned mask, const void* mine, size_t bytes, void* all, const char* what) {
+const unsigned char* Block::exchange(unsigned mask, const void* mine, size_t bytes, const char* what) {
     if (!fibers_on_) {
         violation_ = std::string("calls ") + what + ", but its PTX has no warp-wide instruction (the host twin and the PTX disagree)";
-        return;
+        static thread_local unsigned char nothing[32][kExchangeStride];
+        return &nothing[0][0];
     }
     unsigned lane = current_ & 31, warp = current_ >> 5;
     if (!((mask >> lane) & 1)) fail("thread " + std::to_string(current_) + " calls " + what + " with mask " + hex(mask) + ", which leaves its own lane out");
@@ -247,26 +252,28 @@ void Block::exchange(unsigned mask, const void* mine, size_t bytes, void* all, c
         w.mask = mask;
         w.bytes = bytes;
         w.what = what;
-    } else if (w.mask != mask || w.bytes != bytes || strcmp(w.what, what) != 0) {
+    } else if (w.mask != mask || w.bytes != bytes || (w.what != what && strcmp(w.what, what) != 0)) {
         fail("warp " + std::to_string(warp) + ": thread " + std::to_string(current_) + " reaches " + what + " (mask " + hex(mask) + ", " +
              std::to_string(bytes) + " bytes) while other lanes wait at " + w.what + " (mask " + hex(w.mask) + ", " + std::to_string(w.bytes) +
              " bytes)");
     }
-    if (bytes) memcpy(w.slots[lane], mine, bytes);
+    unsigned char* slots = &w.slots[w.generation & 1][0][0];
+    switch (bytes) {
+        case 0: break;
+        case 4: memcpy(slots + lane * kExchangeStride, mine, 4); break;
+        case 8: memcpy(slots + lane * kExchangeStride, mine, 8); break;
+        default: memcpy(slots + lane * kExchangeStride, mine, bytes); break;
+    }
     w.arrived |= 1u << lane;
     if (w.arrived == w.mask) {
-        for (unsigned l = 0; l < 32; l++) {
-            if (!((mask >> l) & 1)) continue;
-            if (bytes) memcpy(w.snapshot[l], w.slots[l], bytes);
-            if (l != lane) fibers_[warp * 32 + l].state = State::Ready;
-        }
+        for (unsigned l = 0; l < 32; l++)
+            if (((mask >> l) & 1) && l != lane) fibers_[warp * 32 + l].state = State::Ready;
         w.arrived = 0;
+        w.generation++;
     } else {
         yield(State::Warp);
     }
-    if (all)
-        for (unsigned l = 0; l < 32; l++)
-            if ((mask >> l) & 1) memcpy((char*)all + l * bytes, w.snapshot[l], bytes);
+    return slots;
 }
 
 std::string Block::deadlock() const {
@@ -378,11 +385,45 @@ private:
 }  // namespace
 
 void syncthreads() { current_block->syncthreads(); }
-void syncwarp(unsigned mask) { current_block->exchange(mask, nullptr, 0, nullptr, "__syncwarp"); }
-void warp_exchange(unsigned mask, const void* mine, size_t bytes, void* all, const char* what) {
-    current_block->exchange(mask, mine, bytes, all, what);
+void syncwarp(unsigned mask) { current_block->exchange(mask, nullptr, 0, "__syncwarp"); }
+const unsigned char* warp_exchange(unsigned mask, const void* mine, size_t bytes, const char* what) {
+    return current_block->exchange(mask, mine, bytes, what);
 }
 
-std::string run_grid(const Launch& launch) { return Pool::get().run(launch); }
+// Per-kernel launches and time, printed at exit (REKINDLE_SIM_PROFILE): where the sim spends
+// its time, not what a GPU would.
+struct Profile {
+    std::mutex mutex;
+    std::map<std::string, std::pair<uint64_t, double>> kernels;
+    static Profile* get() {
+        static Profile* profile = [] {
+            if (!getenv("REKINDLE_SIM_PROFILE")) return (Profile*)nullptr;
+            atexit([] { Profile::get()->print(); });
+            return new Profile();
+        }();
+        return profile;
+    }
+    void print() {
+        std::vector<std::pair<double, std::string>> rows;
+        double total = 0;
+        for (auto& [name, v] : kernels) rows.push_back({v.second, name}), total += v.second;
+        std::sort(rows.rbegin(), rows.rend());
+        fprintf(stderr, "gpu-sim profile: %.1f s in kernels\n", total);
+        for (auto& [seconds, name] : rows) fprintf(stderr, "  %8.3f s %5.1f%% %8llu launches  %s\n", seconds, 100 * seconds / total, (unsigned long long)kernels[name].first, name.c_str());
+    }
+};
+
+std::string run_grid(const Launch& launch) {
+    Profile* profile = Profile::get();
+    if (!profile) return Pool::get().run(launch);
+    auto start = std::chrono::steady_clock::now();
+    std::string result = Pool::get().run(launch);
+    double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    std::lock_guard<std::mutex> lock(profile->mutex);
+    auto& entry = profile->kernels[launch.twin->name];
+    entry.first++;
+    entry.second += seconds;
+    return result;
+}
 
 }  // namespace sim

@@ -37,12 +37,13 @@ inline void __syncwarp(unsigned mask = 0xffffffffu) { ::sim::syncwarp(mask); }
 // Lane `lane ^ lane_mask` of each lane's value, within groups of `width` lanes.
 template <typename T> inline T __shfl_xor_sync(unsigned mask, T value, int lane_mask, int width = 32) {
     static_assert(sizeof(T) <= 8, "shuffles move at most 8 bytes");
-    T all[32];
-    ::sim::warp_exchange(mask, &value, sizeof(T), all, "__shfl_xor_sync");
+    const unsigned char* all = ::sim::warp_exchange(mask, &value, sizeof(T), "__shfl_xor_sync");
     unsigned lane = ::sim::lane();
     unsigned source = lane ^ (unsigned)lane_mask;
     if ((source / width) != (lane / width)) source = lane;
-    return all[source];
+    T out;
+    memcpy(&out, all + source * ::sim::kExchangeStride, sizeof(T));
+    return out;
 }
 
 inline float __int_as_float(int v) { return std::bit_cast<float>(v); }

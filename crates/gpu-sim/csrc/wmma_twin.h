@@ -10,7 +10,7 @@ __device__ __forceinline__ unsigned short wmma_twin_bf16_at(const unsigned short
 
 // Fills `f` from the tile where element (row, col) of the logical 16 x 16 operand is `at(row, col)`.
 template <typename At> __device__ __forceinline__ void wmma_twin_load(FragAB& f, At at, const char* what) {
-    ::sim::warp_exchange(0xffffffffu, nullptr, 0, nullptr, what);
+    ::sim::warp_exchange(0xffffffffu, nullptr, 0, what);
     unsigned lane = ::sim::lane();
     for (int j = 0; j < 4; j++) {
         int e = 8 * lane + 2 * j;
@@ -31,7 +31,7 @@ __device__ __forceinline__ void load_b(FragAB& f, const unsigned short* p, int l
 }
 
 __device__ __forceinline__ void store_c(float* p, const FragC& c, int ld) {
-    ::sim::warp_exchange(0xffffffffu, nullptr, 0, nullptr, "wmma.store.d");
+    ::sim::warp_exchange(0xffffffffu, nullptr, 0, "wmma.store.d");
     unsigned lane = ::sim::lane();
     for (int j = 0; j < 8; j++) {
         int e = 8 * lane + j;
@@ -44,18 +44,29 @@ __device__ __forceinline__ void store_c(float* p, const FragC& c, int ld) {
 __device__ __forceinline__ void wmma_twin_mma(FragC& c, const FragAB& a, const FragAB& b) {
     struct Pair {
         FragAB a, b;
-    } mine{a, b}, all[32];
-    ::sim::warp_exchange(0xffffffffu, &mine, sizeof(Pair), all, "wmma.mma");
-    auto element = [&](bool of_a, int e) {
-        const FragAB& f = of_a ? all[e / 8].a : all[e / 8].b;
-        unsigned word = f.x[(e % 8) / 2];
-        return __uint_as_float((e % 2 ? word >> 16 : word & 0xffffu) << 16);
+    } mine{a, b};
+    const unsigned char* all = ::sim::warp_exchange(0xffffffffu, &mine, sizeof(Pair), "wmma.mma");
+    auto element = [](const FragAB& f, int slot) {
+        unsigned word = f.x[slot / 2];
+        return __uint_as_float((slot % 2 ? word >> 16 : word & 0xffffu) << 16);
     };
-    unsigned lane = ::sim::lane();
+    // This lane's outputs are row lane / 2, columns 8 * (lane % 2) .. + 7: it reads that row of A
+    // (lanes 2 * row and 2 * row + 1) and those columns of B (lane 2k + lane % 2 for each k).
+    unsigned lane = ::sim::lane(), row = lane / 2, half = lane % 2;
+    float a_row[16], b_cols[16][8];
+    for (int l = 0; l < 2; l++) {
+        Pair p;
+        memcpy(&p, all + (2 * row + l) * ::sim::kExchangeStride, sizeof(Pair));
+        for (int j = 0; j < 8; j++) a_row[8 * l + j] = element(p.a, j);
+    }
+    for (int k = 0; k < 16; k++) {
+        Pair p;
+        memcpy(&p, all + (2 * k + half) * ::sim::kExchangeStride, sizeof(Pair));
+        for (int j = 0; j < 8; j++) b_cols[k][j] = element(p.b, j);
+    }
     for (int j = 0; j < 8; j++) {
-        int e = 8 * lane + j, row = e / 16, col = e % 16;
         float sum = 0.0f;
-        for (int k = 0; k < 16; k++) sum += element(true, row * 16 + k) * element(false, k * 16 + col);
+        for (int k = 0; k < 16; k++) sum += a_row[k] * b_cols[k][j];
         c.x[j] += sum;
     }
 }

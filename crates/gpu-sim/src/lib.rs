@@ -4,7 +4,7 @@
 //! path executes in tests and CI on machines without a GPU; it says nothing about speed.
 //!
 //! The library is built by build.rs into [`library_dir`]. A process selects it either with
-//! `LD_LIBRARY_PATH` ([`configure`] for a child process, or the `gpu-sim` binary:
+//! `LD_LIBRARY_PATH` ([`use_sim`] or [`configure`] for a child process, or the `gpu-sim` binary:
 //! `gpu-sim rekindle train … --device cuda:0`), or, inside a test, with [`install`], which loads
 //! it before cudarc opens the CUDA libraries by name. No production code knows which it runs on.
 //!
@@ -57,9 +57,18 @@ pub fn install() -> Device {
     })
 }
 
-/// Puts the software GPU first on `LD_LIBRARY_PATH` for `cmd`, so the process it starts loads it
-/// as its CUDA driver, cuBLAS and NCCL.
+/// Makes the process `cmd` starts find CUDA: left alone where a CUDA driver is installed (a real
+/// GPU), else given the software GPU ([`use_sim`]).
 pub fn configure(cmd: &mut Command) -> &mut Command {
+    match install() {
+        Device::Installed => cmd,
+        Device::Sim => use_sim(cmd),
+    }
+}
+
+/// Puts the software GPU first on `LD_LIBRARY_PATH` for `cmd`, so the process it starts loads it
+/// as its CUDA driver, cuBLAS and NCCL, whatever else is installed.
+pub fn use_sim(cmd: &mut Command) -> &mut Command {
     let mut path = library_dir().display().to_string();
     if let Ok(rest) = std::env::var("LD_LIBRARY_PATH") {
         if !rest.is_empty() {

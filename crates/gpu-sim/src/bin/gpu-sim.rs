@@ -15,7 +15,7 @@ fn main() {
         Some(program) => {
             let mut cmd = Command::new(program);
             cmd.args(&args[1..]);
-            rekindle_gpu_sim::configure(&mut cmd);
+            rekindle_gpu_sim::use_sim(&mut cmd);
             let status = cmd.status().unwrap_or_else(|e| {
                 eprintln!("gpu-sim: cannot run {program}: {e}");
                 exit(127)

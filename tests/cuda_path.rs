@@ -1,0 +1,219 @@
+//! The commands' CUDA path end to end (`--device cuda:0`): on the machine's GPU where it has
+//! one, else on the software GPU (crates/gpu-sim), which CI always has, so none of these skip
+//! there (`REKINDLE_REQUIRE_CUDA=1`).
+//!
+//! Tolerances against the CPU backend: in fp32 every training loss and the final parameters agree
+//! to 1e-4 relative. Each op agrees to 1e-5 (crates/cuda/tests/parity.rs), but the GEMMs sum in a
+//! different order than the CPU's, and AdamW divides by √v, so a last-bit difference in an early
+//! gradient grows over the steps (measured: 1.5e-5 on losses, 3.5e-5 on parameters after 20
+//! steps). In bf16 (8-bit mantissas) losses stay within 5% and accuracies within 0.1.
+#![cfg(feature = "gpu")]
+
+mod common;
+
+use common::{params, train_lines};
+use rekindle_tensor::relative_error;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn dir(name: &str) -> PathBuf {
+    common::dir("cuda", name)
+}
+
+fn rekindle(args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_rekindle"));
+    c.args(args).env("REKINDLE_SIM_QUIET", "1");
+    rekindle_gpu_sim::configure(&mut c);
+    c
+}
+
+fn run(args: &[&str]) -> Output {
+    let o = rekindle(args).output().unwrap();
+    assert!(o.status.success(), "rekindle {args:?} failed:\n{}", String::from_utf8_lossy(&o.stderr));
+    o
+}
+
+/// Skips (or, under REKINDLE_REQUIRE_CUDA=1, fails) where no GPU and no software GPU can run.
+fn cuda_present() -> bool {
+    rekindle_gpu_sim::install();
+    let o = rekindle(&["bench", "kernels", "--preset", "vit-micro-4-28", "--batch", "2", "--device", "cuda:0", "--precision", "fp32"]).output().unwrap();
+    if !o.status.success() {
+        rekindle_gpu_sim::skip(&format!("no CUDA device: {}", String::from_utf8_lossy(&o.stderr)));
+    }
+    o.status.success()
+}
+
+/// The quickstart on a short budget: three time steps of four optimizer steps.
+const SHORT: [&str; 6] = ["configs/quickstart.yaml", "--set", "budget.steps=4", "--set", "stream.steps=3", "--out"];
+
+fn short_run(out: &Path, device: &[&str]) {
+    let mut args: Vec<&str> = vec!["train"];
+    args.extend(SHORT);
+    args.push(out.to_str().unwrap());
+    args.extend(device);
+    run(&args);
+}
+
+fn summary(run: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap()
+}
+
+/// The largest relative difference of the loss terms (and gradient norms) of two runs' training
+/// lines.
+fn worst_loss_difference(a: &Path, b: &Path) -> f64 {
+    let (la, lb) = (train_lines(a), train_lines(b));
+    assert_eq!(la.len(), lb.len(), "the same optimizer steps");
+    assert!(!la.is_empty());
+    let mut worst = 0.0f64;
+    for (x, y) in la.iter().zip(&lb) {
+        for key in ["loss", "loss_mae", "loss_current", "loss_buffer", "grad_norm"] {
+            if let (Some(p), Some(q)) = (x[key].as_f64(), y[key].as_f64()) {
+                worst = worst.max((p - q).abs() / p.abs().max(1e-12));
+            }
+        }
+    }
+    worst
+}
+
+fn accuracy_rows(run: &Path) -> Vec<f64> {
+    summary(run)["accuracy_matrix"].as_array().unwrap().iter().flat_map(|row| row.as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect::<Vec<_>>()).collect()
+}
+
+#[test]
+fn quickstart_in_fp32_on_cuda_trains_what_the_cpu_trains() {
+    if !cuda_present() {
+        return;
+    }
+    let d = dir("fp32");
+    let (cpu, gpu) = (d.join("cpu"), d.join("gpu"));
+    short_run(&cpu, &[]);
+    short_run(&gpu, &["--device", "cuda:0", "--precision", "fp32"]);
+    let losses = worst_loss_difference(&cpu, &gpu);
+    let step = "checkpoints/step-3.safetensors";
+    let parameters = relative_error(&params(&gpu.join(step)), &params(&cpu.join(step)));
+    eprintln!("fp32, CUDA vs CPU: losses differ by at most {losses:.2e}, parameters by {parameters:.2e}");
+    assert!(losses <= 1e-4, "training losses differ by {losses:.2e}");
+    assert!(parameters <= 1e-4, "final parameters differ by {parameters:.2e}");
+    assert!(params(&gpu.join(step)) != params(&gpu.join("checkpoints/step-0.safetensors")), "training moved the model");
+    for (a, b) in accuracy_rows(&cpu).iter().zip(accuracy_rows(&gpu)) {
+        assert!((a - b).abs() <= 0.01, "accuracies {a} and {b}");
+    }
+}
+
+#[test]
+fn quickstart_in_bf16_on_cuda_stays_close_to_the_cpu() {
+    if !cuda_present() {
+        return;
+    }
+    let d = dir("bf16");
+    let (cpu, gpu) = (d.join("cpu"), d.join("gpu"));
+    short_run(&cpu, &[]);
+    short_run(&gpu, &["--device", "cuda:0", "--precision", "bf16"]);
+    let losses = worst_loss_difference(&cpu, &gpu);
+    eprintln!("bf16, CUDA vs CPU: losses differ by at most {losses:.2e}");
+    assert!(losses <= 0.05, "bf16 training losses differ from fp32 CPU's by {losses:.2e}");
+    for (a, b) in accuracy_rows(&cpu).iter().zip(accuracy_rows(&gpu)) {
+        assert!((a - b).abs() <= 0.1, "accuracies {a} (CPU) and {b} (bf16)");
+    }
+}
+
+#[test]
+fn pretrain_and_eval_on_cuda_match_the_cpu() {
+    if !cuda_present() {
+        return;
+    }
+    let d = dir("pretrain");
+    let (cpu, gpu) = (d.join("cpu"), d.join("gpu"));
+    for (out, device) in [(&cpu, "cpu"), (&gpu, "cuda:0")] {
+        let mut args = vec!["pretrain", "configs/quickstart.yaml", "--set", "pretrain.steps=3", "--out", out.to_str().unwrap(), "--device", device];
+        if device != "cpu" {
+            args.extend(["--precision", "fp32"]);
+        }
+        run(&args);
+    }
+    let e = relative_error(&params(&gpu.join("mae.safetensors")), &params(&cpu.join("mae.safetensors")));
+    eprintln!("pretrain, CUDA vs CPU: parameters differ by {e:.2e}");
+    assert!(e <= 1e-4, "pre-trained parameters differ by {e:.2e}");
+
+    // eval of a trained checkpoint: the CUDA path's logits are the CPU's.
+    let trained = d.join("trained");
+    run(&["train", "configs/quickstart.yaml", "--set", "budget.steps=1", "--set", "stream.steps=1", "--out", trained.to_str().unwrap()]);
+    let shard = d.join("test.shard");
+    run(&["data", "prepare", "--from", "synthetic", "--classes", "10", "--per-class", "6", "--size", "32", "--split", "test", "--out", shard.to_str().unwrap()]);
+    let checkpoint = trained.join("checkpoints/step-0.safetensors");
+    let logits = |device: &[&str], file: &str| {
+        let path = d.join(file);
+        let mut args = vec!["eval", "--checkpoint", checkpoint.to_str().unwrap(), "--data", shard.to_str().unwrap(), "--save-logits", path.to_str().unwrap()];
+        args.extend(device);
+        run(&args);
+        params(&path).into_iter().filter(|v| v.is_finite()).collect::<Vec<f32>>()
+    };
+    let (on_cpu, on_gpu) = (logits(&[], "cpu.safetensors"), logits(&["--device", "cuda:0", "--precision", "fp32"], "gpu.safetensors"));
+    assert_eq!(on_cpu.len(), on_gpu.len());
+    let e = relative_error(&on_gpu, &on_cpu);
+    assert!(e <= 1e-5, "eval logits differ by {e:.2e}");
+}
+
+#[test]
+fn bench_commands_run_on_cuda() {
+    if !cuda_present() {
+        return;
+    }
+    for precision in ["fp32", "bf16"] {
+        let o = run(&["bench", "step", "--preset", "vit-micro-4-28", "--batch", "8", "--task", "dietcl", "--device", "cuda:0", "--precision", precision, "--iters", "1"]);
+        assert!(String::from_utf8_lossy(&o.stdout).contains("images/s"), "bench step reports a rate");
+        let o = run(&["bench", "kernels", "--preset", "vit-micro-4-28", "--batch", "4", "--device", "cuda:0", "--precision", precision, "--json"]);
+        let rows: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert!(rows.to_string().contains("gradient norm"), "every op is timed: {rows}");
+    }
+    let o = run(&["bench", "all-reduce", "--device", "cuda", "--mbytes", "1"]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("1 rank") || !o.stdout.is_empty());
+}
+
+/// A run whose first time step finished and whose second was stopped (REKINDLE_FAULT).
+fn stopped_after_one_step(d: &Path) -> PathBuf {
+    let out = d.join("run");
+    let o = rekindle(&["train", SHORT[0], "--set", "budget.steps=2", "--set", "stream.steps=3", "--out", out.to_str().unwrap(), "--device", "cuda:0", "--precision", "fp32"])
+        .env("REKINDLE_FAULT", "train:1:joint:0")
+        .output()
+        .unwrap();
+    assert!(!o.status.success(), "the fault stops the run");
+    assert!(out.join("checkpoints/step-0.safetensors").exists(), "time step 0 was checkpointed");
+    out
+}
+
+fn completed_steps(run: &Path) -> serde_json::Value {
+    let state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("state.json")).unwrap()).unwrap();
+    state["completed_steps"].clone()
+}
+
+#[test]
+fn a_failed_device_stops_the_run_and_keeps_the_checkpoint() {
+    if !cuda_present() {
+        return;
+    }
+    let d = dir("device-failure");
+    let out = stopped_after_one_step(&d);
+    let before = std::fs::read(out.join("checkpoints/step-0.safetensors")).unwrap();
+    let o = rekindle(&["train", SHORT[0], "--resume", out.to_str().unwrap(), "--device", "cuda:0", "--precision", "fp32"]).env("REKINDLE_FAULT", "device:3").output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("injected device failure"), "{err}");
+    assert_eq!(completed_steps(&out), 1);
+    assert_eq!(std::fs::read(out.join("checkpoints/step-0.safetensors")).unwrap(), before, "the checkpoint is untouched");
+}
+
+#[test]
+fn out_of_memory_on_the_device_names_the_cause_and_keeps_the_checkpoint() {
+    if !cuda_present() || rekindle_gpu_sim::install() == rekindle_gpu_sim::Device::Installed {
+        return; // a real GPU's memory cannot be made small
+    }
+    let d = dir("oom");
+    let out = stopped_after_one_step(&d);
+    let before = std::fs::read(out.join("checkpoints/step-0.safetensors")).unwrap();
+    let o = rekindle(&["train", SHORT[0], "--resume", out.to_str().unwrap(), "--device", "cuda:0", "--precision", "fp32"]).env("REKINDLE_SIM_MEMORY_MB", "4").output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    assert!(err.contains("cannot allocate") && err.contains("CUDA_ERROR_OUT_OF_MEMORY"), "names the cause: {err}");
+    assert_eq!(completed_steps(&out), 1);
+    assert_eq!(std::fs::read(out.join("checkpoints/step-0.safetensors")).unwrap(), before, "the checkpoint is untouched");
+}
