@@ -34,6 +34,10 @@ pub struct KernelArgs {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
+    /// Side of the square GEMM that measures the GEMM ceiling (default: 8192 on a GPU, 1024 on
+    /// the CPU; smaller for a quick look, or on the software GPU, where only the code path counts).
+    #[arg(long, value_name = "N")]
+    ceiling_size: Option<usize>,
 }
 
 #[derive(Serialize)]
@@ -88,13 +92,13 @@ fn random(be: &mut dyn Backend, rng: &mut ChaCha8Rng, n: usize, place: Place) ->
 
 /// The copy bandwidth (f32), and the GEMM rate in the backend's arithmetic (bf16 tensor cores
 /// under mixed precision).
-fn ceilings(be: &mut dyn Backend, rng: &mut ChaCha8Rng, on_gpu: bool) -> Ceilings {
+fn ceilings(be: &mut dyn Backend, rng: &mut ChaCha8Rng, on_gpu: bool, size: Option<usize>) -> Ceilings {
     let n = if on_gpu { 1 << 26 } else { 1 << 24 };
     let (src, dst) = (random(be, rng, n, Place::F32), be.alloc(n));
     let copy = time(be, 5, |be| be.copy(dst, src));
     be.free(src);
     be.free(dst);
-    let size = if on_gpu { 8192 } else { 1024 };
+    let size = size.unwrap_or(if on_gpu { 8192 } else { 1024 });
     let (a, b, c) = (random(be, rng, size * size, Place::Activation), random(be, rng, size * size, Place::Activation), be.alloc_activations(size * size));
     let gemm = time(be, 3, |be| be.gemm(&Gemm::new(size, size, size, a, b, c)));
     for t in [a, b, c] {
@@ -104,8 +108,8 @@ fn ceilings(be: &mut dyn Backend, rng: &mut ChaCha8Rng, on_gpu: bool) -> Ceiling
 }
 
 pub fn run(args: &KernelArgs) -> Result<()> {
-    if args.batch == 0 || args.iters == 0 {
-        bail!("--batch and --iters must be at least 1");
+    if args.batch == 0 || args.iters == 0 || args.ceiling_size == Some(0) {
+        bail!("--batch, --iters and --ceiling-size must be at least 1");
     }
     let c = args.model.config()?;
     let mut be = args.device.backend(args.threads)?;
@@ -113,7 +117,7 @@ pub fn run(args: &KernelArgs) -> Result<()> {
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let on_gpu = args.device.device != "cpu";
     let precision = args.device.precision();
-    let ceilings = ceilings(be, &mut rng, on_gpu);
+    let ceilings = ceilings(be, &mut rng, on_gpu, args.ceiling_size);
 
     let b = args.batch;
     let shapes = Shapes {

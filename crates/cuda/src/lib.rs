@@ -5,6 +5,7 @@
 
 pub mod kernels;
 pub mod nvrtc;
+pub mod params;
 mod backend;
 
 pub use backend::{CudaBackend, CudaError};

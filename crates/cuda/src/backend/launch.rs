@@ -23,11 +23,18 @@ macro_rules! launch {
         if !$be.failed() {
             let function = $be.function($kernel);
             let mut builder = $be.stream.launch_builder(function);
-            $( let value = $arg; builder.arg(&value); )+
-            // SAFETY: the arguments match the kernel's parameter list in kernels/*.cu, and every
-            // address points into a live allocation of this backend (checked by `address`).
-            if let Err(e) = unsafe { builder.launch($cfg) } {
-                $be.fail(format!("cuda:{}: launching {}: {e:?}", $be.ordinal, $kernel.0));
+            let mut sizes = Vec::new();
+            $( let value = $arg; sizes.push(std::mem::size_of_val(&value)); builder.arg(&value); )+
+            match crate::params::check_arguments(&$be.params, $kernel.0, &sizes) {
+                Err(e) => $be.fail(format!("cuda:{}: {e}", $be.ordinal)),
+                // SAFETY: the argument sizes match the kernel's PTX parameter list (checked
+                // above), and every address points into a live allocation of this backend
+                // (checked by `address`).
+                Ok(()) => {
+                    if let Err(e) = unsafe { builder.launch($cfg) } {
+                        $be.fail(format!("cuda:{}: launching {}: {e:?}", $be.ordinal, $kernel.0));
+                    }
+                }
             }
         }
     }};

@@ -39,6 +39,22 @@ pub enum CudaError {
     Nvrtc(#[from] nvrtc::NvrtcError),
 }
 
+/// The driver cannot read the PTX of this NVRTC: name both versions and the way out.
+fn older_driver(module: &str, e: cudarc::driver::DriverError) -> CudaError {
+    let mut driver = 0;
+    // SAFETY: writes one int.
+    let _ = unsafe { cudarc::driver::sys::cuDriverGetVersion(&mut driver) };
+    let nvrtc = nvrtc::version().map(|(major, minor)| format!("{major}.{minor}")).unwrap_or_else(|_| "?".into());
+    CudaError::Driver(format!(
+        "loading kernels/{module}.cu: this GPU's driver (CUDA {}.{}) cannot read the PTX of NVRTC {nvrtc} ({e:?}); use an NVRTC no newer than the driver \
+         (e.g. pip install 'nvidia-cuda-nvrtc=={}.{}.*' and REKINDLE_NVRTC=/path/to/libnvrtc.so), or update the driver",
+        driver / 1000,
+        driver % 1000 / 10,
+        driver / 1000,
+        driver % 1000 / 10
+    ))
+}
+
 fn driver_error(what: &str) -> impl FnOnce(cudarc::driver::DriverError) -> CudaError + '_ {
     move |e| CudaError::Driver(format!("{what}: {e:?}"))
 }
@@ -85,6 +101,8 @@ pub struct CudaBackend {
     stream: Arc<CudaStream>,
     blas: CudaBlas,
     functions: HashMap<Kernel, CudaFunction>,
+    /// Each loaded kernel's parameter sizes, from its PTX: every launch is checked against them.
+    params: HashMap<String, Vec<usize>>,
     buffers: Vec<Option<Buffer>>,
     index_buffers: Vec<Option<Allocation<i32>>>,
     /// Reused scratch for partial sums (f32 and f64), grown on demand.
@@ -126,10 +144,14 @@ impl CudaBackend {
             )));
         }
         let arch: &'static str = Box::leak(format!("compute_{major}{minor}").into_boxed_str());
-        let mut functions = HashMap::new();
+        let (mut functions, mut params) = (HashMap::new(), HashMap::new());
         for module in MODULES.iter().filter(|m| compute >= m.min_compute) {
             let ptx = nvrtc::ptx(module, arch)?;
-            let loaded = context.load_module(Ptx::from_src(ptx)).map_err(driver_error(module.name))?;
+            params.extend(crate::params::entry_params(&ptx));
+            let loaded = context.load_module(Ptx::from_src(ptx)).map_err(|e| match e.0 {
+                cudarc::driver::sys::cudaError_enum::CUDA_ERROR_UNSUPPORTED_PTX_VERSION => older_driver(module.name, e),
+                _ => driver_error(module.name)(e),
+            })?;
             for &kernel in module.kernels {
                 functions.insert(kernel, loaded.load_function(kernel.0).map_err(driver_error(kernel.0))?);
             }
@@ -141,6 +163,7 @@ impl CudaBackend {
             stream,
             blas,
             functions,
+            params,
             buffers: Vec::new(),
             index_buffers: Vec::new(),
             scratch: None,

@@ -1,0 +1,118 @@
+//! The software GPU is strict where the hardware is: each rule has a case here that breaks it and
+//! checks the message the caller gets (the sim puts its explanation in cuGetErrorString, so it
+//! reaches cudarc's error). A too-new PTX version, which needs another driver version, is in
+//! tests/cuda_path.rs; a launch whose arguments do not match the PTX is refused by the backend's
+//! own check (rekindle_cuda::params), which runs on a real GPU too.
+//!
+//! On a machine with a real GPU these cases do not apply and return at once.
+
+use cudarc::driver::{CudaContext, LaunchConfig, PushKernelArg};
+use cudarc::nvrtc::Ptx;
+use rekindle_cuda::kernels::{Kernel, Module, MODULES};
+use rekindle_cuda::{nvrtc, params};
+use std::sync::Arc;
+
+fn sim() -> Option<Arc<CudaContext>> {
+    if rekindle_gpu_sim::install() == rekindle_gpu_sim::Device::Installed {
+        eprintln!("a CUDA driver is installed: the software GPU's rules are not under test here");
+        return None;
+    }
+    std::env::set_var("REKINDLE_SIM_QUIET", "1");
+    Some(CudaContext::new(0).expect("the software GPU's device 0"))
+}
+
+fn elementwise() -> &'static Module {
+    MODULES.iter().find(|m| m.name == "elementwise").unwrap()
+}
+
+#[test]
+fn a_block_of_2048_threads_is_refused() {
+    let Some(ctx) = sim() else { return };
+    let stream = ctx.default_stream();
+    let module = ctx.load_module(Ptx::from_src(nvrtc::ptx(elementwise(), "compute_90").unwrap())).unwrap();
+    let fill = module.load_function("fill").unwrap();
+    let mut x = stream.alloc_zeros::<f32>(4096).unwrap();
+    let (value, n) = (1.0f32, 4096u64);
+    let mut launch = stream.launch_builder(&fill);
+    launch.arg(&mut x).arg(&value).arg(&n);
+    let cfg = LaunchConfig { grid_dim: (2, 1, 1), block_dim: (2048, 1, 1), shared_mem_bytes: 0 };
+    // SAFETY: the arguments match fill(Tensor, float, u64); the launch is refused before it runs.
+    let e = format!("{:?}", unsafe { launch.launch(cfg) }.unwrap_err());
+    assert!(e.contains("CUDA_ERROR_INVALID_VALUE") && e.contains("2048 threads") && e.contains("at most 1024"), "{e}");
+}
+
+#[test]
+fn a_64_kib_static_shared_array_is_refused_at_load() {
+    let Some(ctx) = sim() else { return };
+    let big = Module {
+        name: "big_shared",
+        source: "extern \"C\" __global__ void big_shared(float* x) {\n  __shared__ float tile[16384];\n  tile[threadIdx.x] = x[threadIdx.x];\n  __syncthreads();\n  x[threadIdx.x] = tile[(threadIdx.x + 1) % 16384];\n}\n",
+        kernels: &[Kernel("big_shared")],
+        min_compute: 0,
+    };
+    let ptx = nvrtc::compile(&big, &big.full_source(), "compute_90").unwrap();
+    let e = format!("{:?}", ctx.load_module(Ptx::from_src(ptx)).unwrap_err());
+    assert!(e.contains("CUDA_ERROR_INVALID_PTX") && e.contains("big_shared") && e.contains("too much shared data (0x10000 bytes, 0xc000 max)"), "{e}");
+}
+
+#[test]
+fn an_allocation_over_the_cards_memory_is_out_of_memory() {
+    let Some(ctx) = sim() else { return };
+    let stream = ctx.default_stream();
+    // The simulated card has 16 GiB by default (REKINDLE_SIM_MEMORY_MB).
+    let e = format!("{:?}", stream.alloc_zeros::<u8>(17 << 30).unwrap_err());
+    assert!(e.contains("CUDA_ERROR_OUT_OF_MEMORY") && e.contains("cannot allocate 18253611008 bytes"), "{e}");
+    stream.alloc_zeros::<u8>(1 << 20).expect("a small allocation still fits");
+}
+
+#[test]
+fn a_kernel_reading_a_fresh_allocation_sees_nan() {
+    let Some(ctx) = sim() else { return };
+    let stream = ctx.default_stream();
+    let module = ctx.load_module(Ptx::from_src(nvrtc::ptx(elementwise(), "compute_90").unwrap())).unwrap();
+    let convert = module.load_function("convert").unwrap();
+    let n = 1000usize;
+    // SAFETY: read only through the kernel below, which is the point of the test.
+    let fresh = unsafe { stream.alloc::<f32>(n) }.unwrap();
+    let mut out = stream.alloc_zeros::<f32>(n).unwrap();
+    let count = n as u64;
+    let mut launch = stream.launch_builder(&convert);
+    launch.arg(&mut out).arg(&fresh).arg(&count);
+    // SAFETY: convert(Tensor dst, Tensor src, u64 n) over two f32 buffers of n elements.
+    unsafe { launch.launch(LaunchConfig::for_num_elems(n as u32)) }.unwrap();
+    let copied = stream.clone_dtoh(&out).unwrap();
+    assert!(copied.iter().all(|v| v.is_nan()), "cudaMalloc does not zero: a kernel reading fresh memory must see garbage (NaN), got {:?}", &copied[..4]);
+}
+
+#[test]
+fn a_freed_or_foreign_address_is_refused_by_name() {
+    let Some(ctx) = sim() else { return };
+    let stream = ctx.default_stream();
+    let mut host = vec![0f32; 16];
+    // A copy from an address that was never a device allocation.
+    // SAFETY: the sim refuses it before touching memory.
+    let e = unsafe { cudarc::driver::result::memcpy_dtoh_sync(&mut host, 0x1000) }.unwrap_err();
+    assert!(format!("{e:?}").contains("is not in any device allocation"), "{e:?}");
+    // Use after free and double free.
+    let address = unsafe { cudarc::driver::result::malloc_sync(64) }.unwrap();
+    unsafe { cudarc::driver::result::free_sync(address) }.unwrap();
+    let e = unsafe { cudarc::driver::result::memcpy_dtoh_sync(&mut host, address) }.unwrap_err();
+    assert!(format!("{e:?}").contains("use after free"), "{e:?}");
+    let e = unsafe { cudarc::driver::result::free_sync(address) }.unwrap_err();
+    assert!(format!("{e:?}").contains("double free"), "{e:?}");
+    drop(stream);
+}
+
+#[test]
+fn a_launch_with_a_wrong_argument_list_is_refused_with_the_kernels_name() {
+    // The backend reads every kernel's parameter list from its PTX and checks each launch.
+    let ptx = nvrtc::compile(elementwise(), &elementwise().full_source(), "compute_90").unwrap();
+    let table = params::entry_params(&ptx);
+    assert_eq!(table["fill"], vec![8, 4, 8], "fill(Tensor, float, u64)");
+    assert_eq!(table["axpy"], vec![8, 4, 8, 8], "axpy(Tensor, float, Tensor, u64)");
+    params::check_arguments(&table, "fill", &[8, 4, 8]).unwrap();
+    let e = params::check_arguments(&table, "fill", &[8, 8, 8]).unwrap_err();
+    assert!(e.contains("fill") && e.contains("[8, 8, 8]") && e.contains("[8, 4, 8]"), "{e}");
+    let e = params::check_arguments(&table, "fill", &[8, 4]).unwrap_err();
+    assert!(e.contains("[8, 4]"), "a missing argument: {e}");
+}
