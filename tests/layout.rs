@@ -217,7 +217,10 @@ fn no_file_imports_a_file_that_imports_it_back() {
     let mut all = Vec::new();
     for src in crates() {
         let graph = graph(&src);
-        assert!(graph.len() > 3, "{} has modules", src.display());
+        // The parser found the modules (a crate of one or two files, like gpu-sim's Rust side,
+        // has no cycle to find).
+        let files = std::fs::read_dir(&src).unwrap().filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "rs")).count();
+        assert!(files <= 2 || graph.len() > 3, "{} has modules", src.display());
         all.extend(cycles(&graph).into_iter().map(|c| format!("{}: {c}", src.display())));
     }
     assert!(all.is_empty(), "import cycles:\n{}", all.join("\n"));
