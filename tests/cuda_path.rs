@@ -56,6 +56,15 @@ fn short_run(out: &Path, device: &[&str]) {
     run(&args);
 }
 
+/// The short quickstart on the CPU and on cuda:0 in `precision`, in `dir(name)`: (cpu, gpu).
+fn cpu_and_cuda(name: &str, precision: &str) -> (PathBuf, PathBuf) {
+    let d = dir(name);
+    let (cpu, gpu) = (d.join("cpu"), d.join("gpu"));
+    short_run(&cpu, &[]);
+    short_run(&gpu, &["--device", "cuda:0", "--precision", precision]);
+    (cpu, gpu)
+}
+
 fn summary(run: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap()
 }
@@ -86,10 +95,7 @@ fn quickstart_in_fp32_on_cuda_trains_what_the_cpu_trains() {
     if !cuda_present() {
         return;
     }
-    let d = dir("fp32");
-    let (cpu, gpu) = (d.join("cpu"), d.join("gpu"));
-    short_run(&cpu, &[]);
-    short_run(&gpu, &["--device", "cuda:0", "--precision", "fp32"]);
+    let (cpu, gpu) = cpu_and_cuda("fp32", "fp32");
     let losses = worst_loss_difference(&cpu, &gpu);
     let step = "checkpoints/step-2.safetensors";
     let parameters = relative_error(&params(&gpu.join(step)), &params(&cpu.join(step)));
@@ -107,10 +113,7 @@ fn quickstart_in_bf16_on_cuda_stays_close_to_the_cpu() {
     if !cuda_present() {
         return;
     }
-    let d = dir("bf16");
-    let (cpu, gpu) = (d.join("cpu"), d.join("gpu"));
-    short_run(&cpu, &[]);
-    short_run(&gpu, &["--device", "cuda:0", "--precision", "bf16"]);
+    let (cpu, gpu) = cpu_and_cuda("bf16", "bf16");
     let losses = worst_loss_difference(&cpu, &gpu);
     eprintln!("bf16, CUDA vs CPU: losses differ by at most {losses:.2e}");
     assert!(losses <= 0.05, "bf16 training losses differ from fp32 CPU's by {losses:.2e}");
@@ -169,7 +172,8 @@ fn bench_commands_run_on_cuda() {
         assert!(rows.to_string().contains("gradient norm"), "every op is timed: {rows}");
     }
     let o = run(&["bench", "all-reduce", "--device", "cuda", "--mbytes", "1"]);
-    assert!(String::from_utf8_lossy(&o.stdout).contains("1 rank") || !o.stdout.is_empty());
+    let table = String::from_utf8_lossy(&o.stdout);
+    assert!(table.contains("over NCCL") && table.lines().any(|l| l.trim_start().starts_with("1 ")), "NCCL at world size 1: {table}");
 }
 
 /// A run whose first time step finished and whose second was stopped (REKINDLE_FAULT).
@@ -182,6 +186,11 @@ fn stopped_after_one_step(d: &Path) -> PathBuf {
     assert!(!o.status.success(), "the fault stops the run");
     assert!(out.join("checkpoints/step-0.safetensors").exists(), "time step 0 was checkpointed");
     out
+}
+
+/// `--resume` of that run on cuda:0 with the same config.
+fn resume_on_cuda(out: &Path) -> Command {
+    rekindle(&["train", SHORT[0], "--set", "budget.steps=2", "--set", "stream.steps=3", "--resume", out.to_str().unwrap(), "--device", "cuda:0", "--precision", "fp32"])
 }
 
 fn completed_steps(run: &Path) -> serde_json::Value {
@@ -197,10 +206,7 @@ fn a_failed_device_stops_the_run_and_keeps_the_checkpoint() {
     let d = dir("device-failure");
     let out = stopped_after_one_step(&d);
     let before = std::fs::read(out.join("checkpoints/step-0.safetensors")).unwrap();
-    let o = rekindle(&["train", SHORT[0], "--set", "budget.steps=2", "--set", "stream.steps=3", "--resume", out.to_str().unwrap(), "--device", "cuda:0", "--precision", "fp32"])
-        .env("REKINDLE_FAULT", "device:3")
-        .output()
-        .unwrap();
+    let o = resume_on_cuda(&out).env("REKINDLE_FAULT", "device:3").output().unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && err.contains("injected device failure"), "{err}");
     assert_eq!(completed_steps(&out), 1);
@@ -215,10 +221,7 @@ fn out_of_memory_on_the_device_names_the_cause_and_keeps_the_checkpoint() {
     let d = dir("oom");
     let out = stopped_after_one_step(&d);
     let before = std::fs::read(out.join("checkpoints/step-0.safetensors")).unwrap();
-    let o = rekindle(&["train", SHORT[0], "--set", "budget.steps=2", "--set", "stream.steps=3", "--resume", out.to_str().unwrap(), "--device", "cuda:0", "--precision", "fp32"])
-        .env("REKINDLE_SIM_MEMORY_MB", "4")
-        .output()
-        .unwrap();
+    let o = resume_on_cuda(&out).env("REKINDLE_SIM_MEMORY_MB", "4").output().unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success(), "{err}");
     assert!(err.contains("cannot allocate") && err.contains("CUDA_ERROR_OUT_OF_MEMORY"), "names the cause: {err}");

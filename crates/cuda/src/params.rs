@@ -43,11 +43,15 @@ fn param_size(declaration: &str) -> usize {
     element * count
 }
 
-/// `Ok` if a launch of `kernel` with arguments of `sizes` bytes matches its PTX parameter list.
-pub fn check_arguments(params: &HashMap<String, Vec<usize>>, kernel: &str, sizes: &[usize]) -> Result<(), String> {
-    match params.get(kernel) {
-        Some(declared) if declared == sizes => Ok(()),
-        Some(declared) => Err(format!("launching {kernel} with arguments of {sizes:?} bytes, but its PTX declares {declared:?}")),
-        None => Err(format!("launching {kernel}, which its module's PTX does not define")),
+/// The most arguments a launch passes (AdamW's 16, with room).
+pub const MAX_ARGUMENTS: usize = 24;
+
+/// `Ok` if a launch of `kernel` with arguments of `sizes` bytes matches the `declared` sizes of
+/// its PTX parameter list.
+pub fn check_arguments(kernel: &str, declared: &[usize], sizes: &[usize]) -> Result<(), String> {
+    if declared == sizes {
+        Ok(())
+    } else {
+        Err(format!("launching {kernel} with arguments of {sizes:?} bytes, but its PTX declares {declared:?}"))
     }
 }

@@ -6,7 +6,7 @@
 //!
 //! On a machine with a real GPU these cases do not apply and return at once.
 
-use cudarc::driver::{CudaContext, LaunchConfig, PushKernelArg};
+use cudarc::driver::{CudaContext, CudaFunction, LaunchConfig, PushKernelArg};
 use cudarc::nvrtc::Ptx;
 use rekindle_cuda::kernels::{Kernel, Module, MODULES};
 use rekindle_cuda::{nvrtc, params};
@@ -25,12 +25,17 @@ fn elementwise() -> &'static Module {
     MODULES.iter().find(|m| m.name == "elementwise").unwrap()
 }
 
+/// Kernel `name` of kernels/elementwise.cu, loaded from its NVRTC PTX.
+fn elementwise_kernel(ctx: &Arc<CudaContext>, name: &str) -> CudaFunction {
+    let module = ctx.load_module(Ptx::from_src(nvrtc::ptx(elementwise(), "compute_90").unwrap())).unwrap();
+    module.load_function(name).unwrap()
+}
+
 #[test]
 fn a_block_of_2048_threads_is_refused() {
     let Some(ctx) = sim() else { return };
     let stream = ctx.default_stream();
-    let module = ctx.load_module(Ptx::from_src(nvrtc::ptx(elementwise(), "compute_90").unwrap())).unwrap();
-    let fill = module.load_function("fill").unwrap();
+    let fill = elementwise_kernel(&ctx, "fill");
     let mut x = stream.alloc_zeros::<f32>(4096).unwrap();
     let (value, n) = (1.0f32, 4096u64);
     let mut launch = stream.launch_builder(&fill);
@@ -69,8 +74,7 @@ fn an_allocation_over_the_cards_memory_is_out_of_memory() {
 fn a_kernel_reading_a_fresh_allocation_sees_nan() {
     let Some(ctx) = sim() else { return };
     let stream = ctx.default_stream();
-    let module = ctx.load_module(Ptx::from_src(nvrtc::ptx(elementwise(), "compute_90").unwrap())).unwrap();
-    let convert = module.load_function("convert").unwrap();
+    let convert = elementwise_kernel(&ctx, "convert");
     let n = 1000usize;
     // SAFETY: read only through the kernel below, which is the point of the test.
     let fresh = unsafe { stream.alloc::<f32>(n) }.unwrap();
@@ -110,9 +114,9 @@ fn a_launch_with_a_wrong_argument_list_is_refused_with_the_kernels_name() {
     let table = params::entry_params(&ptx);
     assert_eq!(table["fill"], vec![8, 4, 8], "fill(Tensor, float, u64)");
     assert_eq!(table["axpy"], vec![8, 4, 8, 8], "axpy(Tensor, float, Tensor, u64)");
-    params::check_arguments(&table, "fill", &[8, 4, 8]).unwrap();
-    let e = params::check_arguments(&table, "fill", &[8, 8, 8]).unwrap_err();
+    params::check_arguments("fill", &table["fill"], &[8, 4, 8]).unwrap();
+    let e = params::check_arguments("fill", &table["fill"], &[8, 8, 8]).unwrap_err();
     assert!(e.contains("fill") && e.contains("[8, 8, 8]") && e.contains("[8, 4, 8]"), "{e}");
-    let e = params::check_arguments(&table, "fill", &[8, 4]).unwrap_err();
+    let e = params::check_arguments("fill", &table["fill"], &[8, 4]).unwrap_err();
     assert!(e.contains("[8, 4]"), "a missing argument: {e}");
 }

@@ -95,12 +95,16 @@ int max_ptx_isa(int driver) {
     return 0;
 }
 
+void report(const std::string& message) {
+    if (!getenv("REKINDLE_SIM_QUIET")) fprintf(stderr, "gpu-sim: %s\n", message.c_str());
+}
+
 int refuse(int code, const std::string& message) {
     {
         std::lock_guard<std::mutex> lock(explanations_mutex);
         explanations()[code] = std::make_unique<std::string>("gpu-sim: " + message);
     }
-    if (!getenv("REKINDLE_SIM_QUIET")) fprintf(stderr, "gpu-sim: %s\n", message.c_str());
+    report(message);
     return code;
 }
 
@@ -129,7 +133,6 @@ namespace {
 
 struct Context {
     int device;
-    int references;
 };
 struct Stream {
     int device;
@@ -138,11 +141,9 @@ struct Event {
     std::chrono::steady_clock::time_point at;
     bool recorded;
 };
-struct Module;
 struct Function {
     const Twin* twin;
     PtxEntry entry;
-    Module* module;
 };
 struct Module {
     std::map<std::string, std::unique_ptr<Function>> functions;
@@ -155,7 +156,7 @@ thread_local Context* current = nullptr;
 Context* primary(int device) {
     static std::vector<Context>* contexts = [] {
         auto* v = new std::vector<Context>();
-        for (int d = 0; d < config().devices; d++) v->push_back(Context{d, 0});
+        for (int d = 0; d < config().devices; d++) v->push_back(Context{d});
         return v;
     }();
     return &(*contexts)[device];
@@ -251,17 +252,12 @@ SIM_EXPORT int cuDeviceGetAttribute(int* value, int attribute, int device) {
 SIM_EXPORT int cuDevicePrimaryCtxRetain(void** context, int device) {
     GUARD();
     if (device < 0 || device >= config().devices) return INVALID_DEVICE;
-    Context* c = primary(device);
-    c->references++;
-    *context = c;
+    *context = primary(device);
     return SUCCESS;
 }
 
-SIM_EXPORT int cuDevicePrimaryCtxRelease_v2(int device) {
-    if (device < 0 || device >= config().devices) return INVALID_DEVICE;
-    primary(device)->references--;
-    return SUCCESS;
-}
+// Primary contexts live as long as the process: retaining and releasing count nothing.
+SIM_EXPORT int cuDevicePrimaryCtxRelease_v2(int device) { return device < 0 || device >= config().devices ? INVALID_DEVICE : SUCCESS; }
 
 SIM_EXPORT int cuCtxSetCurrent(void* context) {
     GUARD();
@@ -470,7 +466,7 @@ SIM_EXPORT int cuModuleLoadData(void** module, const void* image) {
             return refuse(INVALID_IMAGE, "cuModuleLoadData: kernel " + e.name + " takes parameters of (" + ptx_sizes + ") bytes in the PTX but (" + twin_sizes +
                                              ") in its host twin: the sim was built from other kernel sources");
         }
-        loaded->functions[e.name] = std::make_unique<Function>(Function{twin, e, loaded.get()});
+        loaded->functions[e.name] = std::make_unique<Function>(Function{twin, e});
     }
     *module = loaded.release();
     return SUCCESS;

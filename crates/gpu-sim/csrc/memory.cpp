@@ -63,9 +63,11 @@ int mem_alloc(uint64_t* out, size_t bytes, int device) {
     // All bits set is a NaN in f32, bf16 and f64: a kernel that reads memory nobody wrote sees NaN.
     memset(p, 0xff, bytes);
     uint64_t a = (uint64_t)(uintptr_t)p;
-    for (auto it = m.freed.lower_bound(a > (1u << 30) ? a - (1u << 30) : 0); it != m.freed.end() && it->first < a + bytes;) {
-        it = it->first + it->second > a ? m.freed.erase(it) : std::next(it);
-    }
+    // Forget the freed ranges this allocation reuses. They never overlap each other (each was a
+    // live allocation, which erased those it overlapped), so only the one before `a` can reach in.
+    auto it = m.freed.lower_bound(a);
+    if (it != m.freed.begin() && std::prev(it)->first + std::prev(it)->second > a) m.freed.erase(std::prev(it));
+    while (it != m.freed.end() && it->first < a + bytes) it = m.freed.erase(it);
     m.live[a] = Allocation{bytes, device};
     used += bytes;
     *out = a;

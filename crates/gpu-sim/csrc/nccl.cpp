@@ -27,7 +27,7 @@ thread_local std::string last_error;
 
 int fail(int code, const std::string& message) {
     last_error = "gpu-sim: " + message;
-    if (!getenv("REKINDLE_SIM_QUIET")) fprintf(stderr, "%s\n", last_error.c_str());
+    sim::report(message);
     return code;
 }
 

@@ -77,8 +77,11 @@ std::string run_grid(const Launch& launch);
 
 // ---- diagnostics ----
 
-// Records `message` as the explanation of `code` (returned by cuGetErrorString), prints it to
-// stderr with a "gpu-sim:" prefix unless REKINDLE_SIM_QUIET is set, and returns `code`.
+// Prints `message` to stderr with a "gpu-sim:" prefix, unless REKINDLE_SIM_QUIET is set: what
+// every refusal of the driver, cuBLAS and NCCL says.
+void report(const std::string& message);
+// Records `message` as the explanation of driver result `code` (returned by cuGetErrorString),
+// reports it, and returns `code`.
 int refuse(int code, const std::string& message);
 // The last explanation recorded for `code`, or null.
 const char* explanation(int code);

@@ -97,7 +97,6 @@ private:
 
     Here here_{};
     const Launch* launch_ = nullptr;
-    bool fibers_on_ = false;
     std::string violation_;
     std::vector<Fiber> fibers_;
     std::vector<WarpOp> warps_;
@@ -197,8 +196,7 @@ std::string Block::run(const Launch& launch, uint64_t linear) {
     count_ = launch.block.x * launch.block.y * launch.block.z;
     error_.clear();
     violation_.clear();
-    fibers_on_ = launch.synchronizes;
-    if (!fibers_on_) {
+    if (!launch.synchronizes) {
         for (unsigned t = 0; t < count_; t++) {
             here_.thread = thread_of(t);
             launch.twin->call(launch.args);
@@ -226,7 +224,7 @@ std::string Block::run(const Launch& launch, uint64_t linear) {
 }
 
 void Block::syncthreads() {
-    if (!fibers_on_) {
+    if (!launch_->synchronizes) {
         violation_ = "calls __syncthreads, but its PTX has no barrier (the host twin and the PTX disagree)";
         return;
     }
@@ -240,7 +238,7 @@ void Block::syncthreads() {
 }
 
 const unsigned char* Block::exchange(unsigned mask, const void* mine, size_t bytes, const char* what) {
-    if (!fibers_on_) {
+    if (!launch_->synchronizes) {
         violation_ = std::string("calls ") + what + ", but its PTX has no warp-wide instruction (the host twin and the PTX disagree)";
         static thread_local unsigned char nothing[32][kExchangeStride];
         return &nothing[0][0];

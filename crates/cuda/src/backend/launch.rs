@@ -1,9 +1,9 @@
 //! Launching kernels: grid shapes, the `launch!` macro (which skips every launch once the backend
 //! has failed), the backend's failure record, and the choice of attention kernel per head dim.
 
-use super::{CudaBackend, THREADS};
+use super::{CudaBackend, LoadedKernel, THREADS};
 use crate::kernels::{self as k, Kernel};
-use cudarc::driver::{CudaFunction, LaunchConfig};
+use cudarc::driver::LaunchConfig;
 use rekindle_tensor::{AttentionShape, Precision};
 
 /// A grid-stride launch over `n` elements.
@@ -21,11 +21,11 @@ pub(super) fn config(grid: (u32, u32), block: u32) -> LaunchConfig {
 macro_rules! launch {
     ($be:expr, $kernel:expr, $cfg:expr, $($arg:expr),+ $(,)?) => {{
         if !$be.failed() {
-            let function = $be.function($kernel);
-            let mut builder = $be.stream.launch_builder(function);
-            let mut sizes = Vec::new();
-            $( let value = $arg; sizes.push(std::mem::size_of_val(&value)); builder.arg(&value); )+
-            match crate::params::check_arguments(&$be.params, $kernel.0, &sizes) {
+            let loaded = $be.loaded($kernel);
+            let mut builder = $be.stream.launch_builder(&loaded.function);
+            let (mut sizes, mut count) = ([0usize; crate::params::MAX_ARGUMENTS], 0);
+            $( let value = $arg; sizes[count] = std::mem::size_of_val(&value); count += 1; builder.arg(&value); )+
+            match crate::params::check_arguments($kernel.0, &loaded.params, &sizes[..count]) {
                 Err(e) => $be.fail(format!("cuda:{}: {e}", $be.ordinal)),
                 // SAFETY: the argument sizes match the kernel's PTX parameter list (checked
                 // above), and every address points into a live allocation of this backend
@@ -41,9 +41,9 @@ macro_rules! launch {
 }
 
 impl CudaBackend {
-    pub(super) fn function(&self, kernel: Kernel) -> &CudaFunction {
+    pub(super) fn loaded(&self, kernel: Kernel) -> &LoadedKernel {
         // Every `Kernel` is in `MODULES`, and `new` loads every module this device can run.
-        self.functions.get(&kernel).unwrap_or_else(|| panic!("kernel {} needs a newer GPU (its module's min_compute)", kernel.0))
+        self.kernels.get(&kernel).unwrap_or_else(|| panic!("kernel {} needs a newer GPU (its module's min_compute)", kernel.0))
     }
 
     /// Records the backend's first failure (an allocation that did not fit, a failed launch or

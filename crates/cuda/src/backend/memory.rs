@@ -12,7 +12,7 @@ use std::sync::Arc;
 fn allocate<T: DeviceRepr + ValidAsZeroBits>(stream: &Arc<CudaStream>, len: usize) -> Result<Allocation<T>, cudarc::driver::DriverError> {
     let slice = stream.alloc_zeros::<T>(len.max(1))?;
     let address = slice.device_ptr(stream).0;
-    Ok(Allocation { slice, address })
+    Ok(Allocation { slice, address, len })
 }
 
 impl CudaBackend {
@@ -22,14 +22,15 @@ impl CudaBackend {
         allocate(&self.stream, len).unwrap_or_else(|e| {
             let bytes = len * std::mem::size_of::<T>();
             self.fail(format!("cuda:{} ({}) cannot allocate {bytes} bytes ({} already held): {e:?}; lower budget.micro_batch or data.eval_batch", self.ordinal, self.device_name, self.allocated_bytes()));
-            allocate(&self.stream, 1).unwrap_or_else(|e| panic!("cuda:{}: no memory left even for one element: {e:?}", self.ordinal))
+            let stand_in = allocate(&self.stream, 1).unwrap_or_else(|e| panic!("cuda:{}: no memory left even for one element: {e:?}", self.ordinal));
+            Allocation { len, ..stand_in }
         })
     }
 
     /// The address of `slot`'s allocation, first grown to at least `len` elements. A replaced
     /// allocation is freed in stream order, after the ops that used it.
     pub(super) fn reuse<T: DeviceRepr + ValidAsZeroBits>(&self, slot: &mut Option<Allocation<T>>, len: usize) -> u64 {
-        if slot.as_ref().is_none_or(|s| s.slice.len() < len) {
+        if slot.as_ref().is_none_or(|s| s.len < len) {
             *slot = Some(self.allocate(len));
         }
         slot.as_ref().map(|s| s.address).expect("allocated above")
@@ -109,8 +110,7 @@ impl CudaBackend {
 
     pub(super) fn index_address(&self, t: Indices) -> u64 {
         let a = self.index_buffers[t.buffer as usize].as_ref().expect("use of freed indices");
-        // After a failed allocation the buffer is a one-element stand-in and no op runs.
-        assert!(self.failed() || t.offset + t.len <= a.slice.len(), "indices {t:?} outside their buffer");
+        assert!(t.offset + t.len <= a.len, "indices {t:?} outside their buffer");
         a.address + 4 * t.offset as u64
     }
 

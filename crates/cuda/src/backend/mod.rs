@@ -45,13 +45,10 @@ fn older_driver(module: &str, e: cudarc::driver::DriverError) -> CudaError {
     // SAFETY: writes one int.
     let _ = unsafe { cudarc::driver::sys::cuDriverGetVersion(&mut driver) };
     let nvrtc = nvrtc::version().map(|(major, minor)| format!("{major}.{minor}")).unwrap_or_else(|_| "?".into());
+    let driver = format!("{}.{}", driver / 1000, driver % 1000 / 10);
     CudaError::Driver(format!(
-        "loading kernels/{module}.cu: this GPU's driver (CUDA {}.{}) cannot read the PTX of NVRTC {nvrtc} ({e:?}); use an NVRTC no newer than the driver \
-         (e.g. pip install 'nvidia-cuda-nvrtc=={}.{}.*' and REKINDLE_NVRTC=/path/to/libnvrtc.so), or update the driver",
-        driver / 1000,
-        driver % 1000 / 10,
-        driver / 1000,
-        driver % 1000 / 10
+        "loading kernels/{module}.cu: this GPU's driver (CUDA {driver}) cannot read the PTX of NVRTC {nvrtc} ({e:?}); use an NVRTC no newer than the driver \
+         (e.g. pip install 'nvidia-cuda-nvrtc=={driver}.*' and REKINDLE_NVRTC=/path/to/libnvrtc.so), or update the driver"
     ))
 }
 
@@ -73,10 +70,18 @@ const TILE: u32 = 64;
 const TC_ROWS: u32 = 64;
 const TC_THREADS: u32 = 128;
 
-/// One allocation and its device address.
+/// One allocation, its device address, and the elements asked for: after a failed allocation
+/// the slice is a one-element stand-in, but views are still checked against what was asked.
 struct Allocation<T> {
     slice: CudaSlice<T>,
     address: u64,
+    len: usize,
+}
+
+/// A loaded kernel, and its parameter sizes from the PTX, against which every launch is checked.
+struct LoadedKernel {
+    function: CudaFunction,
+    params: Vec<usize>,
 }
 
 /// One buffer of `len` elements stored in `storage` precision. Parameter buffers under bf16 carry the bf16 `copy` the GEMMs
@@ -100,9 +105,7 @@ pub struct CudaBackend {
     precision: Precision,
     stream: Arc<CudaStream>,
     blas: CudaBlas,
-    functions: HashMap<Kernel, CudaFunction>,
-    /// Each loaded kernel's parameter sizes, from its PTX: every launch is checked against them.
-    params: HashMap<String, Vec<usize>>,
+    kernels: HashMap<Kernel, LoadedKernel>,
     buffers: Vec<Option<Buffer>>,
     index_buffers: Vec<Option<Allocation<i32>>>,
     /// Reused scratch for partial sums (f32 and f64), grown on demand.
@@ -144,16 +147,17 @@ impl CudaBackend {
             )));
         }
         let arch: &'static str = Box::leak(format!("compute_{major}{minor}").into_boxed_str());
-        let (mut functions, mut params) = (HashMap::new(), HashMap::new());
+        let mut kernels = HashMap::new();
         for module in MODULES.iter().filter(|m| compute >= m.min_compute) {
             let ptx = nvrtc::ptx(module, arch)?;
-            params.extend(crate::params::entry_params(&ptx));
+            let mut params = crate::params::entry_params(&ptx);
             let loaded = context.load_module(Ptx::from_src(ptx)).map_err(|e| match e.0 {
                 cudarc::driver::sys::cudaError_enum::CUDA_ERROR_UNSUPPORTED_PTX_VERSION => older_driver(module.name, e),
                 _ => driver_error(module.name)(e),
             })?;
             for &kernel in module.kernels {
-                functions.insert(kernel, loaded.load_function(kernel.0).map_err(driver_error(kernel.0))?);
+                let function = loaded.load_function(kernel.0).map_err(driver_error(kernel.0))?;
+                kernels.insert(kernel, LoadedKernel { function, params: params.remove(kernel.0).unwrap_or_default() });
             }
         }
         Ok(CudaBackend {
@@ -162,8 +166,7 @@ impl CudaBackend {
             precision,
             stream,
             blas,
-            functions,
-            params,
+            kernels,
             buffers: Vec::new(),
             index_buffers: Vec::new(),
             scratch: None,
