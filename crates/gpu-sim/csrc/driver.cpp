@@ -17,6 +17,7 @@
 
 #include "ptx.h"
 #include "runtime.h"
+#include "sanitizer.h"
 
 namespace sim {
 
@@ -77,7 +78,7 @@ const Config& config() {
         c.driver_version = (int)env_number("REKINDLE_SIM_DRIVER", 13050);
         unsigned cores = std::thread::hardware_concurrency();
         c.threads = (unsigned)env_number("REKINDLE_SIM_THREADS", cores ? cores : 1);
-        if (c.threads == 0) c.threads = 1;
+        if (c.threads == 0 || sanitizer::kOneWorker) c.threads = 1;
         c.stack_bytes = env_number("REKINDLE_SIM_STACK_KB", 64) << 10;
         return c;
     }();

@@ -93,7 +93,7 @@ struct Config {
     int compute_major, compute_minor;  // REKINDLE_SIM_COMPUTE, default 9.0
     uint64_t memory_bytes;   // REKINDLE_SIM_MEMORY_MB per device, default 16384
     int driver_version;      // REKINDLE_SIM_DRIVER, default 13000 (CUDA 13.0)
-    unsigned threads;        // REKINDLE_SIM_THREADS, default: the host's cores
+    unsigned threads;        // REKINDLE_SIM_THREADS, default: the host's cores (1 under ASan)
     size_t stack_bytes;      // REKINDLE_SIM_STACK_KB per simulated thread, default 64
 };
 const Config& config();

@@ -4,7 +4,8 @@
 // launch with a message naming them; on a GPU that is a hang or undefined behaviour.
 //
 // Kernels whose PTX has no barrier, shuffle or warp-wide instruction cannot synchronise, so
-// their threads run one after another on the worker's own stack, without fibers; a twin that
+// their threads run one after another on the worker's own stack, without fibers (except under
+// ThreadSanitizer, which needs each thread to be its own fiber: sanitizer.h); a twin that
 // synchronises anyway is reported (its source and its PTX disagree).
 #include <sys/mman.h>
 #include <unistd.h>
@@ -19,6 +20,7 @@
 #include <thread>
 
 #include "runtime.h"
+#include "sanitizer.h"
 
 extern "C" void sim_fiber_switch(void** save, void* load);
 
@@ -31,9 +33,10 @@ namespace {
 enum class State : uint8_t { Fresh, Ready, Barrier, Warp, Done };
 
 struct Fiber {
-    void* sp;
-    char* stack;
-    State state;
+    void* sp = nullptr;
+    char* stack = nullptr;
+    State state = State::Fresh;
+    sanitizer::Context context;  // kept across blocks: a TSan fiber is costly to create
 };
 
 // One warp's operation in progress. Contributions go into one of two buffers by the parity of
@@ -44,6 +47,7 @@ struct WarpOp {
     size_t bytes;
     const char* what;
     uint64_t generation;
+    char tokens[2];  // what `__syncwarp` releases and acquires under TSan, by generation parity
     alignas(16) unsigned char slots[2][32][kExchangeStride];
 };
 
@@ -80,7 +84,7 @@ class Block {
 public:
     std::string run(const Launch& launch, uint64_t linear_block);
     void syncthreads();
-    const unsigned char* exchange(unsigned mask, const void* mine, size_t bytes, const char* what);
+    const unsigned char* exchange(unsigned mask, const void* mine, size_t bytes, const char* what, bool orders_memory);
     void entry();
 
 private:
@@ -102,7 +106,10 @@ private:
     std::vector<WarpOp> warps_;
     std::vector<char*> free_stacks_;
     void* scheduler_sp_ = nullptr;
+    sanitizer::Context worker_;
     unsigned count_ = 0, current_ = 0, done_ = 0, at_barrier_ = 0;
+    uint64_t barriers_passed_ = 0;
+    char barrier_tokens_[2];  // what `__syncthreads` releases and acquires under TSan, by parity
     std::string error_;
 };
 
@@ -152,32 +159,42 @@ void fiber_entry() {
 }
 
 void Block::entry() {
+    Fiber& f = fibers_[current_];
+    sanitizer::after_switch(f.context, &worker_);
     launch_->twin->call(launch_->args);
-    fibers_[current_].state = State::Done;
+    f.state = State::Done;
     done_++;
+    sanitizer::before_switch(f.context, worker_, true, true);
     void* discard;
     sim_fiber_switch(&discard, scheduler_sp_);
 }
 
 void Block::resume(unsigned t) {
     Fiber& f = fibers_[t];
-    if (f.state == State::Fresh) {
+    bool fresh = f.state == State::Fresh;
+    if (fresh) {
         f.stack = take_stack();
         f.sp = prepare(f.stack);
+        sanitizer::prepare_fiber(f.context, f.stack, config().stack_bytes);
         f.state = State::Ready;
     }
     current_ = t;
     here_.thread = thread_of(t);
+    sanitizer::before_switch(worker_, f.context, fresh, false);
     sim_fiber_switch(&scheduler_sp_, f.sp);
-    if (fibers_[t].state == State::Done) {
-        free_stacks_.push_back(fibers_[t].stack);
-        fibers_[t].stack = nullptr;
+    sanitizer::after_switch(worker_, nullptr);
+    if (f.state == State::Done) {
+        free_stacks_.push_back(f.stack);
+        f.stack = nullptr;
     }
 }
 
 void Block::yield(State state) {
-    fibers_[current_].state = state;
-    sim_fiber_switch(&fibers_[current_].sp, scheduler_sp_);
+    Fiber& f = fibers_[current_];
+    f.state = state;
+    sanitizer::before_switch(f.context, worker_, false, false);
+    sim_fiber_switch(&f.sp, scheduler_sp_);
+    sanitizer::after_switch(f.context, &worker_);
 }
 
 void Block::fail(std::string message) {
@@ -196,7 +213,7 @@ std::string Block::run(const Launch& launch, uint64_t linear) {
     count_ = launch.block.x * launch.block.y * launch.block.z;
     error_.clear();
     violation_.clear();
-    if (!launch.synchronizes) {
+    if (!launch.synchronizes && !sanitizer::kRaceCheck) {
         for (unsigned t = 0; t < count_; t++) {
             here_.thread = thread_of(t);
             launch.twin->call(launch.args);
@@ -204,7 +221,9 @@ std::string Block::run(const Launch& launch, uint64_t linear) {
         }
         return "";
     }
-    fibers_.assign(count_, Fiber{nullptr, nullptr, State::Fresh});
+    sanitizer::enter_worker(worker_);
+    if (fibers_.size() < count_) fibers_.resize(count_);
+    for (unsigned t = 0; t < count_; t++) fibers_[t].state = State::Fresh;
     warps_.resize((count_ + 31) / 32);
     for (WarpOp& w : warps_) w.arrived = 0, w.generation = 0;
     done_ = at_barrier_ = 0;
@@ -218,8 +237,12 @@ std::string Block::run(const Launch& launch, uint64_t linear) {
         }
         if (!progressed && error_.empty()) error_ = where() + ": " + deadlock();
     }
-    for (Fiber& f : fibers_)
+    for (unsigned t = 0; t < count_; t++) {
+        Fiber& f = fibers_[t];
+        if (f.state != State::Fresh && f.state != State::Done) sanitizer::abandon_fiber(f.context);
         if (f.stack) free_stacks_.push_back(f.stack);
+        f.stack = nullptr;
+    }
     return error_;
 }
 
@@ -228,16 +251,20 @@ void Block::syncthreads() {
         violation_ = "calls __syncthreads, but its PTX has no barrier (the host twin and the PTX disagree)";
         return;
     }
+    const char* token = &barrier_tokens_[barriers_passed_ & 1];
+    sanitizer::release(token);
     if (++at_barrier_ == count_) {
-        for (Fiber& f : fibers_)
-            if (f.state == State::Barrier) f.state = State::Ready;
+        for (unsigned t = 0; t < count_; t++)
+            if (fibers_[t].state == State::Barrier) fibers_[t].state = State::Ready;
         at_barrier_ = 0;
-        return;
+        barriers_passed_++;
+    } else {
+        yield(State::Barrier);
     }
-    yield(State::Barrier);
+    sanitizer::acquire(token);
 }
 
-const unsigned char* Block::exchange(unsigned mask, const void* mine, size_t bytes, const char* what) {
+const unsigned char* Block::exchange(unsigned mask, const void* mine, size_t bytes, const char* what, bool orders_memory) {
     if (!launch_->synchronizes) {
         violation_ = std::string("calls ") + what + ", but its PTX has no warp-wide instruction (the host twin and the PTX disagree)";
         static thread_local unsigned char nothing[32][kExchangeStride];
@@ -256,12 +283,16 @@ const unsigned char* Block::exchange(unsigned mask, const void* mine, size_t byt
              " bytes)");
     }
     unsigned char* slots = &w.slots[w.generation & 1][0][0];
+    const char* token = &w.tokens[w.generation & 1];
+    if (orders_memory) sanitizer::release(token);
+    sanitizer::hide_begin();
     switch (bytes) {
         case 0: break;
         case 4: memcpy(slots + lane * kExchangeStride, mine, 4); break;
         case 8: memcpy(slots + lane * kExchangeStride, mine, 8); break;
         default: memcpy(slots + lane * kExchangeStride, mine, bytes); break;
     }
+    sanitizer::hide_end();
     w.arrived |= 1u << lane;
     if (w.arrived == w.mask) {
         for (unsigned l = 0; l < 32; l++)
@@ -271,6 +302,7 @@ const unsigned char* Block::exchange(unsigned mask, const void* mine, size_t byt
     } else {
         yield(State::Warp);
     }
+    if (orders_memory) sanitizer::acquire(token);
     return slots;
 }
 
@@ -383,9 +415,9 @@ private:
 }  // namespace
 
 void syncthreads() { current_block->syncthreads(); }
-void syncwarp(unsigned mask) { current_block->exchange(mask, nullptr, 0, "__syncwarp"); }
+void syncwarp(unsigned mask) { current_block->exchange(mask, nullptr, 0, "__syncwarp", true); }
 const unsigned char* warp_exchange(unsigned mask, const void* mine, size_t bytes, const char* what) {
-    return current_block->exchange(mask, mine, bytes, what);
+    return current_block->exchange(mask, mine, bytes, what, false);
 }
 
 // Per-kernel launches and time, printed at exit (REKINDLE_SIM_PROFILE): where the sim spends

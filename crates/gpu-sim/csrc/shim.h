@@ -17,7 +17,11 @@
 #define __host__
 #define __forceinline__ inline __attribute__((always_inline))
 #define __launch_bounds__(...)
+#if defined(REKINDLE_SIM_ASAN)
+#define __shared__ static  // AddressSanitizer puts redzones around statics only; one worker runs
+#else                      // every block then (sanitizer.h)
 #define __shared__ static thread_local
+#endif
 #define __align__(n) __attribute__((aligned(n)))
 #define __restrict__ __restrict
 

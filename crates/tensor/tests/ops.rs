@@ -457,3 +457,17 @@ fn every_op_case_runs_on_every_backend_and_writes_its_outputs() {
         }
     }
 }
+
+/// This table again on the CUDA backend, under the software GPU's analogues of compute-sanitizer
+/// (scripts/gpu-sim-sanitize.sh, which re-runs this binary, less this test): with the kernel twins
+/// built under AddressSanitizer and under ThreadSanitizer it must pass with no report, and each
+/// sanitizer must report the bugs the script plants in a copy of kernels/. About 70 s on 2 cores.
+#[test]
+fn sanitizers_report_nothing_in_the_kernels_and_every_planted_bug() {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/gpu-sim-sanitize.sh");
+    let binary = std::env::current_exe().expect("the test binary's path");
+    let out = std::process::Command::new("bash").arg(&script).arg("--binary").arg(&binary).output().expect("bash runs");
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{} failed:\n{stdout}\n{stderr}", script.display());
+    eprintln!("{stdout}");
+}

@@ -60,7 +60,7 @@ fn driver_error(what: &str) -> impl FnOnce(cudarc::driver::DriverError) -> CudaE
 const THREADS: u32 = 256;
 /// Rows per chunk of the deterministic column sums (bias and LayerNorm parameter gradients).
 const CHUNK_ROWS: usize = 256;
-/// Blocks of the sum-of-squares partials.
+/// Most blocks of a device sum's partials (fewer where the values fit in fewer).
 const SUM_BLOCKS: u32 = 1024;
 /// Rows per block of the one-warp-per-row kernels (LayerNorm).
 const WARP_ROWS: u32 = THREADS / 32;

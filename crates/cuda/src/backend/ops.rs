@@ -317,11 +317,14 @@ impl CudaBackend {
         launch!(self, k::column_sum_accumulate, config((cols, 1), THREADS), dst, partials, chunks as i32, width as u64, width as i32);
     }
 
-    /// Σ x (or Σ x² with `square`) over `n` values, into `out` (one f64 on the device).
+    /// Σ x (or Σ x² with `square`) over `n` values, into `out` (one f64 on the device). No more
+    /// blocks than `n` needs: the ones past it would only add zeros (so the sum is the same), and
+    /// a mask of eight values is not worth 1024 blocks.
     pub(super) fn device_sum(&mut self, out: u64, x: u64, n: usize, square: bool) {
+        let blocks = (n.div_ceil(THREADS as usize) as u32).clamp(1, SUM_BLOCKS);
         let partials = self.scratch_f64(SUM_BLOCKS as usize + 1) + 8;
-        launch!(self, k::sum_partials, config((SUM_BLOCKS, 1), THREADS), partials, x, n as u64, square as i32);
-        launch!(self, k::sum_f64, config((1, 1), THREADS), out, partials, SUM_BLOCKS as i32);
+        launch!(self, k::sum_partials, config((blocks, 1), THREADS), partials, x, n as u64, square as i32);
+        launch!(self, k::sum_f64, config((1, 1), THREADS), out, partials, blocks as i32);
     }
 
     /// The optimiser's group table, uploaded once and reused while the groups stay the same.
