@@ -229,14 +229,46 @@ fn out_of_memory_on_the_device_names_the_cause_and_keeps_the_checkpoint() {
     assert_eq!(std::fs::read(out.join("checkpoints/step-0.safetensors")).unwrap(), before, "the checkpoint is untouched");
 }
 
+/// `bench step` on the software GPU with driver version `driver` (major * 1000 + minor * 10) and
+/// an empty kernel cache in `cache`, so that this process compiles its kernels.
+fn bench_on_driver(driver: i32, cache: &Path) -> Output {
+    let _ = std::fs::remove_dir_all(cache);
+    rekindle(&["bench", "step", "--preset", "vit-micro-4-28", "--batch", "2", "--device", "cuda:0", "--precision", "fp32", "--iters", "1"])
+        .env("REKINDLE_SIM_DRIVER", driver.to_string())
+        .env("REKINDLE_CACHE_DIR", cache)
+        .output()
+        .unwrap()
+}
+
+/// The loss `bench step` printed.
+fn bench_loss(o: &Output) -> String {
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{out}{}", String::from_utf8_lossy(&o.stderr));
+    out.split("loss ").nth(1).unwrap_or_else(|| panic!("no loss in {out}")).trim().to_string()
+}
+
 #[test]
-fn a_driver_older_than_nvrtc_is_refused_naming_both_versions() {
+fn a_driver_older_than_nvrtc_loads_cubins_within_its_major_version_and_is_refused_across_one() {
     if !cuda_present() || rekindle_gpu_sim::install() == rekindle_gpu_sim::Device::Installed {
         return; // the driver version of a real GPU is what it is
     }
-    // A CUDA 12.4 driver reads PTX ISA 8.4 at most; the NVRTC of CUDA 13 writes 9.x.
-    let o = rekindle(&["bench", "step", "--preset", "vit-micro-4-28", "--batch", "2", "--device", "cuda:0", "--iters", "1"]).env("REKINDLE_SIM_DRIVER", "12040").output().unwrap();
+    let (major, minor) = rekindle_cuda::nvrtc::version().unwrap();
+    let current = major * 1000 + minor * 10;
+    let (ptx_cache, cubin_cache) = (dir("driver-ptx"), dir("driver-cubin"));
+    let with_ptx = bench_on_driver(current, &ptx_cache);
+    let ptx_files = std::fs::read_dir(&ptx_cache).unwrap().flatten().filter(|f| f.path().extension().is_some_and(|e| e == "ptx")).count();
+    assert!(ptx_files > 0, "a driver as new as NVRTC gets PTX");
+    if minor > 0 {
+        // CUDA 13.0 cannot read the PTX of NVRTC 13.x (x > 0), but loads its CUBINs.
+        let older = bench_on_driver(major * 1000, &cubin_cache);
+        assert_eq!(bench_loss(&older), bench_loss(&with_ptx), "the CUBIN path computes what the PTX path does");
+        let cubins = std::fs::read_dir(&cubin_cache).unwrap().flatten().filter(|f| f.path().extension().is_some_and(|e| e == "cubin")).count();
+        assert!(cubins > 0, "an older driver of NVRTC's major version gets CUBINs");
+    }
+    // A driver of the previous major version can load neither.
+    let o = bench_on_driver((major - 1) * 1000 + 40, &dir("driver-old"));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success(), "{err}");
-    assert!(err.contains("CUDA_ERROR_UNSUPPORTED_PTX_VERSION") && err.contains("driver (CUDA 12.4)") && err.contains("newer than driver 12.4 reads"), "{err}");
+    let previous = major - 1;
+    assert!(err.contains(&format!("driver (CUDA {previous}.4) cannot load what NVRTC {major}.{minor} compiles")) && err.contains(&format!("nvidia-cuda-nvrtc-cu{previous}")), "{err}");
 }

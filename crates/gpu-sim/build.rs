@@ -125,7 +125,7 @@ fn main() {
     }
     let mut objects = twins_build.compile_intermediates();
     let mut build = common_build(&csrc, &kernels_dir, sanitize.as_deref());
-    for part in ["scheduler", "driver", "memory", "ptx", "cublas", "nccl"] {
+    for part in ["scheduler", "driver", "memory", "ptx", "cubin", "cublas", "nccl"] {
         build.file(csrc.join(format!("{part}.cpp")));
     }
     build.file(csrc.join("fiber_x86_64.S"));

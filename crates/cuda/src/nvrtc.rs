@@ -1,5 +1,5 @@
-//! NVRTC: finding the library, compiling a kernel module for a GPU architecture, and caching the
-//! PTX in memory and on disk.
+//! NVRTC: finding the library, compiling a kernel module for a GPU architecture (PTX, and CUBIN
+//! for a real architecture), and caching the result in memory and on disk.
 //!
 //! cudarc opens `libnvrtc` by name at first use. Where it is not on the loader's path (a pip wheel
 //! such as `nvidia-cuda-nvrtc`, a toolkit outside `LD_LIBRARY_PATH`), [`load_nvrtc`] opens it by
@@ -122,62 +122,98 @@ fn cache_dir() -> Option<PathBuf> {
     Some(base.join("rekindle/ptx"))
 }
 
-/// The cache key: a hash of everything the PTX depends on. (`DefaultHasher` may change between
-/// Rust releases; then the cache only misses once.)
+/// The cache key: a hash of everything the compiled code depends on. (`DefaultHasher` may change
+/// between Rust releases; then the cache only misses once.)
 fn cache_key(source: &str, arch: &str, nvrtc: (i32, i32)) -> String {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     (source, arch, nvrtc).hash(&mut h);
     format!("{:016x}", h.finish())
 }
 
-/// PTX of `module` for virtual architecture `arch` (`compute_90`), from the in-memory cache, the
-/// disk cache, or NVRTC.
-pub fn ptx(module: &Module, arch: &'static str) -> Result<String, NvrtcError> {
-    static MEMORY: OnceLock<Mutex<HashMap<String, String>>> = OnceLock::new();
+/// A kernel module as NVRTC compiled it: its PTX, and, compiled for a real architecture
+/// (`sm_90`), the CUBIN (machine code) that NVRTC's ptxas made of it.
+#[derive(Clone, Debug)]
+pub struct Compiled {
+    pub ptx: String,
+    pub cubin: Option<Vec<u8>>,
+}
+
+/// `module` compiled for `arch`: a virtual architecture (`compute_90`) gives PTX only, a real one
+/// (`sm_90`) PTX and CUBIN. From the in-memory cache, the disk cache, or NVRTC.
+pub fn compiled(module: &Module, arch: &str) -> Result<Compiled, NvrtcError> {
+    static MEMORY: OnceLock<Mutex<HashMap<String, Compiled>>> = OnceLock::new();
     let source = module.full_source();
     let key = cache_key(&source, arch, version()?);
     let memory = MEMORY.get_or_init(Default::default);
-    if let Some(ptx) = memory.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
-        return Ok(ptx.clone());
+    if let Some(code) = memory.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        return Ok(code.clone());
     }
     let file = cache_dir().map(|d| d.join(format!("{}-{arch}-{key}.ptx", module.name)));
-    let ptx = match file.as_ref().and_then(|f| std::fs::read_to_string(f).ok()) {
-        Some(ptx) => ptx,
+    let cached = file.as_ref().and_then(|f| {
+        let ptx = std::fs::read_to_string(f).ok()?;
+        let cubin = if arch.starts_with("sm_") { Some(std::fs::read(f.with_extension("cubin")).ok()?) } else { None };
+        Some(Compiled { ptx, cubin })
+    });
+    let code = match cached {
+        Some(code) => code,
         None => {
-            let ptx = compile(module, &source, arch)?;
+            let code = compile(module, &source, arch)?;
             if let Some(f) = &file {
-                store(f, &ptx);
+                // The CUBIN first: a PTX file on disk promises its CUBIN is there too.
+                if let Some(cubin) = &code.cubin {
+                    store(&f.with_extension("cubin"), cubin);
+                }
+                store(f, code.ptx.as_bytes());
             }
-            ptx
+            code
         }
     };
-    memory.lock().unwrap_or_else(|e| e.into_inner()).insert(key, ptx.clone());
-    Ok(ptx)
+    memory.lock().unwrap_or_else(|e| e.into_inner()).insert(key, code.clone());
+    Ok(code)
 }
 
 /// Compiles without any cache: what the compile check in the tests runs.
-pub fn compile(module: &Module, source: &str, arch: &'static str) -> Result<String, NvrtcError> {
+pub fn compile(module: &Module, source: &str, arch: &str) -> Result<Compiled, NvrtcError> {
+    use cudarc::nvrtc::{result, sys};
     load_nvrtc()?;
-    let options = cudarc::nvrtc::CompileOptions {
-        arch: Some(arch),
-        // Exact division, square root and denormals, as the CPU reference computes them.
-        ftz: Some(false),
-        prec_div: Some(true),
-        prec_sqrt: Some(true),
-        options: vec!["--std=c++17".into()],
-        name: Some(format!("{}.cu", module.name)),
-        ..Default::default()
-    };
-    match cudarc::nvrtc::compile_ptx_with_opts(source, options) {
-        Ok(ptx) => Ok(ptx.to_src()),
-        Err(e) => Err(NvrtcError::Compile { module: module.name.into(), arch: arch.into(), log: format!("{e:?}") }),
-    }
+    // Exact division, square root and denormals, as the CPU reference computes them.
+    let options = [format!("--gpu-architecture={arch}"), "--ftz=false".into(), "--prec-div=true".into(), "--prec-sqrt=true".into(), "--std=c++17".into()];
+    let failed = |log: String| NvrtcError::Compile { module: module.name.into(), arch: arch.into(), log };
+    let source_c = std::ffi::CString::new(source).map_err(|_| failed("the source contains a NUL byte".into()))?;
+    let name = std::ffi::CString::new(format!("{}.cu", module.name)).expect("module names have no NUL");
+    let program = result::create_program(&source_c, Some(&name)).map_err(|e| failed(format!("{e:?}")))?;
+    // SAFETY: `program` is a live NVRTC program until destroyed below; every buffer handed to
+    // NVRTC is sized by the matching size query.
+    let code = unsafe {
+        let code = match result::compile_program(program, &options) {
+            Err(e) => {
+                let log = result::get_program_log(program).map(|l| std::ffi::CStr::from_ptr(l.as_ptr()).to_string_lossy().into_owned()).unwrap_or_default();
+                Err(failed(format!("{e:?}\n{log}")))
+            }
+            Ok(()) => result::get_ptx(program).map_err(|e| failed(format!("reading the PTX: {e:?}"))).and_then(|ptx| {
+                let ptx = std::ffi::CStr::from_ptr(ptx.as_ptr()).to_string_lossy().into_owned();
+                let cubin = if arch.starts_with("sm_") {
+                    let mut size = 0usize;
+                    sys::nvrtcGetCUBINSize(program, &mut size).result().map_err(|e| failed(format!("reading the CUBIN's size: {e:?}")))?;
+                    let mut cubin = vec![0u8; size];
+                    sys::nvrtcGetCUBIN(program, cubin.as_mut_ptr().cast()).result().map_err(|e| failed(format!("reading the CUBIN: {e:?}")))?;
+                    Some(cubin)
+                } else {
+                    None
+                };
+                Ok(Compiled { ptx, cubin })
+            }),
+        };
+        let _ = result::destroy_program(program);
+        code
+    }?;
+    Ok(code)
 }
 
-/// Writes `ptx` to `file` atomically; a cache that cannot be written is only slower, so errors
+/// Writes `bytes` to `file` atomically; a cache that cannot be written is only slower, so errors
 /// are ignored.
-fn store(file: &Path, ptx: &str) {
+fn store(file: &Path, bytes: &[u8]) {
     let Some(dir) = file.parent() else { return };
     let tmp = file.with_extension(format!("tmp-{}", std::process::id()));
-    let _ = std::fs::create_dir_all(dir).and_then(|_| std::fs::write(&tmp, ptx)).and_then(|_| std::fs::rename(&tmp, file));
+    let _ = std::fs::create_dir_all(dir).and_then(|_| std::fs::write(&tmp, bytes)).and_then(|_| std::fs::rename(&tmp, file));
 }

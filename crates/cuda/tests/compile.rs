@@ -35,7 +35,7 @@ fn every_kernel_compiles_for_sm80_and_sm90() {
     let mut failures = Vec::new();
     for module in MODULES {
         for arch in ["compute_80", "compute_90"] {
-            match nvrtc::compile(module, &module.full_source(), arch) {
+            match nvrtc::compile(module, &module.full_source(), arch).map(|code| code.ptx) {
                 Ok(ptx) => {
                     for kernel in module.kernels.iter().map(|k| k.0) {
                         if !ptx.contains(&format!(".entry {kernel}(")) {

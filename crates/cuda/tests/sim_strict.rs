@@ -1,7 +1,8 @@
 //! The software GPU is strict where the hardware is: each rule has a case here that breaks it and
 //! checks the message the caller gets (the sim puts its explanation in cuGetErrorString, so it
 //! reaches cudarc's error). A too-new PTX version, which needs another driver version, is in
-//! tests/cuda_path.rs; a launch whose arguments do not match the PTX is refused by the backend's
+//! tests/cuda_path.rs (with the CUBIN path that an older driver of the same major version takes); a
+//! launch whose arguments do not match the PTX is refused by the backend's
 //! own check (rekindle_cuda::params), which runs on a real GPU too.
 //!
 //! On a machine with a real GPU these cases do not apply and return at once.
@@ -27,7 +28,7 @@ fn elementwise() -> &'static Module {
 
 /// Kernel `name` of kernels/elementwise.cu, loaded from its NVRTC PTX.
 fn elementwise_kernel(ctx: &Arc<CudaContext>, name: &str) -> CudaFunction {
-    let module = ctx.load_module(Ptx::from_src(nvrtc::ptx(elementwise(), "compute_90").unwrap())).unwrap();
+    let module = ctx.load_module(Ptx::from_src(nvrtc::compiled(elementwise(), "compute_90").unwrap().ptx)).unwrap();
     module.load_function(name).unwrap()
 }
 
@@ -55,7 +56,7 @@ fn a_64_kib_static_shared_array_is_refused_at_load() {
         kernels: &[Kernel("big_shared")],
         min_compute: 0,
     };
-    let ptx = nvrtc::compile(&big, &big.full_source(), "compute_90").unwrap();
+    let ptx = nvrtc::compile(&big, &big.full_source(), "compute_90").unwrap().ptx;
     let e = format!("{:?}", ctx.load_module(Ptx::from_src(ptx)).unwrap_err());
     assert!(e.contains("CUDA_ERROR_INVALID_PTX") && e.contains("big_shared") && e.contains("too much shared data (0x10000 bytes, 0xc000 max)"), "{e}");
 }
@@ -110,7 +111,7 @@ fn a_freed_or_foreign_address_is_refused_by_name() {
 #[test]
 fn a_launch_with_a_wrong_argument_list_is_refused_with_the_kernels_name() {
     // The backend reads every kernel's parameter list from its PTX and checks each launch.
-    let ptx = nvrtc::compile(elementwise(), &elementwise().full_source(), "compute_90").unwrap();
+    let ptx = nvrtc::compile(elementwise(), &elementwise().full_source(), "compute_90").unwrap().ptx;
     let table = params::entry_params(&ptx);
     assert_eq!(table["fill"], vec![8, 4, 8], "fill(Tensor, float, u64)");
     assert_eq!(table["axpy"], vec![8, 4, 8, 8], "axpy(Tensor, float, Tensor, u64)");
@@ -119,4 +120,38 @@ fn a_launch_with_a_wrong_argument_list_is_refused_with_the_kernels_name() {
     assert!(e.contains("fill") && e.contains("[8, 8, 8]") && e.contains("[8, 4, 8]"), "{e}");
     let e = params::check_arguments("fill", &table["fill"], &[8, 4]).unwrap_err();
     assert!(e.contains("[8, 4]"), "a missing argument: {e}");
+}
+
+/// Kernels of kernels/elementwise.cu as the CUBIN NVRTC makes for `arch` (`sm_90`).
+fn elementwise_cubin(arch: &str) -> Vec<u8> {
+    nvrtc::compile(elementwise(), &elementwise().full_source(), arch).unwrap().cubin.expect("a real architecture gives a CUBIN")
+}
+
+#[test]
+fn a_cubin_loads_and_runs_with_its_parameters_read_from_the_elf() {
+    let Some(ctx) = sim() else { return };
+    let stream = ctx.default_stream();
+    let module = ctx.load_module(Ptx::from_binary(elementwise_cubin("sm_90"))).expect("the sm_90 CUBIN of kernels/elementwise.cu");
+    let fill = module.load_function("fill").unwrap();
+    let mut x = stream.alloc_zeros::<f32>(1000).unwrap();
+    let (value, n) = (2.5f32, 1000u64);
+    let mut launch = stream.launch_builder(&fill);
+    launch.arg(&mut x).arg(&value).arg(&n);
+    // SAFETY: fill(Tensor, float, u64) over 1000 f32 values.
+    unsafe { launch.launch(LaunchConfig::for_num_elems(1000)) }.unwrap();
+    assert!(stream.clone_dtoh(&x).unwrap().iter().all(|&v| v == 2.5));
+}
+
+#[test]
+fn a_cubin_for_another_architecture_or_with_other_parameters_is_refused() {
+    let Some(ctx) = sim() else { return };
+    // Machine code for sm_80 does not run on the simulated sm_90.
+    let e = format!("{:?}", ctx.load_module(Ptx::from_binary(elementwise_cubin("sm_80"))).unwrap_err());
+    assert!(e.contains("CUDA_ERROR_NO_BINARY_FOR_GPU") && e.contains("machine code for sm_80") && e.contains("(sm_90) cannot run"), "{e}");
+    // A `fill` whose parameters differ from kernels/elementwise.cu's: the sizes come from the
+    // CUBIN's .nv.info (here 8 and 8 bytes), not from the PTX.
+    let other = Module { name: "other_fill", source: "extern \"C\" __global__ void fill(float* x, double v) { x[threadIdx.x] = (float)v; }\n", kernels: &[Kernel("fill")], min_compute: 0 };
+    let cubin = nvrtc::compile(&other, &other.full_source(), "sm_90").unwrap().cubin.unwrap();
+    let e = format!("{:?}", ctx.load_module(Ptx::from_binary(cubin)).unwrap_err());
+    assert!(e.contains("CUDA_ERROR_INVALID_IMAGE") && e.contains("kernel fill takes parameters of (8, 8) bytes in the CUBIN but (8, 4, 8)"), "{e}");
 }

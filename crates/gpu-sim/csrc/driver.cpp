@@ -144,7 +144,7 @@ struct Event {
 };
 struct Function {
     const Twin* twin;
-    PtxEntry entry;
+    KernelEntry entry;
 };
 struct Module {
     std::map<std::string, std::unique_ptr<Function>> functions;
@@ -188,6 +188,14 @@ SIM_EXPORT int cuInit(unsigned flags) {
     if (flags != 0) return refuse(INVALID_VALUE, "cuInit flags must be 0");
     initialized = true;
     return SUCCESS;
+}
+
+// NVRTC opens the driver while it compiles and asks for the driver's private export tables,
+// which are undocumented: none is offered, and NVRTC carries on as on a machine without a driver
+// (without this symbol it crashed, as it would on any driver lacking it).
+SIM_EXPORT int cuGetExportTable(const void** table, const void* id) {
+    if (table) *table = nullptr;
+    return NOT_SUPPORTED;
 }
 
 SIM_EXPORT int cuDriverGetVersion(int* version) {
@@ -422,38 +430,63 @@ SIM_EXPORT int cuMemcpyDtoDAsync_v2(uint64_t dst, uint64_t src, size_t bytes, vo
 
 SIM_EXPORT int cuMemcpyDtoD_v2(uint64_t dst, uint64_t src, size_t bytes) { return cuMemcpyDtoDAsync_v2(dst, src, bytes, nullptr); }
 
-// A module is accepted as the driver's JIT would accept it: PTX no newer than this driver
-// reads, for an architecture this device runs, each entry within the 48 KiB of static shared
-// memory; and, the sim's own condition, each entry with a host twin whose parameters match.
-SIM_EXPORT int cuModuleLoadData(void** module, const void* image) {
-    GUARD();
-    if (!image) return INVALID_VALUE;
-    const unsigned char* bytes = (const unsigned char*)image;
-    if (bytes[0] == 0x7f && bytes[1] == 'E' && bytes[2] == 'L' && bytes[3] == 'F')
-        return refuse(NOT_SUPPORTED, "cuModuleLoadData: the image is a CUBIN; the software GPU loads PTX only");
-    PtxModule ptx;
-    std::string problem = parse_ptx((const char*)image, ptx);
-    if (!problem.empty()) return refuse(INVALID_PTX, "cuModuleLoadData: " + problem);
+// PTX is accepted as the driver's JIT would accept it: no newer than this driver reads, for an
+// architecture this device runs, each entry within the 48 KiB of static shared memory.
+static int accept_ptx(const ModuleImage& m) {
     const Config& c = config();
     int accepted = max_ptx_isa(c.driver_version);
-    if (ptx.version > accepted) {
+    if (m.version > accepted) {
         char msg[256];
-        snprintf(msg, sizeof msg, "cuModuleLoadData: PTX ISA %d.%d is newer than driver %d.%d reads (PTX ISA %d.%d at most)", ptx.version / 10,
-                 ptx.version % 10, c.driver_version / 1000, (c.driver_version % 1000) / 10, accepted / 10, accepted % 10);
+        snprintf(msg, sizeof msg, "cuModuleLoadData: PTX ISA %d.%d is newer than driver %d.%d reads (PTX ISA %d.%d at most)", m.version / 10,
+                 m.version % 10, c.driver_version / 1000, (c.driver_version % 1000) / 10, accepted / 10, accepted % 10);
         return refuse(UNSUPPORTED_PTX_VERSION, msg);
     }
     int compute = c.compute_major * 10 + c.compute_minor;
-    if (ptx.target > compute)
-        return refuse(NO_BINARY_FOR_GPU, "cuModuleLoadData: the PTX targets sm_" + std::to_string(ptx.target) + ", newer than this device (sm_" +
+    if (m.target > compute)
+        return refuse(NO_BINARY_FOR_GPU, "cuModuleLoadData: the PTX targets sm_" + std::to_string(m.target) + ", newer than this device (sm_" +
                                              std::to_string(compute) + ")");
-    auto loaded = std::make_unique<Module>();
-    for (const PtxEntry& e : ptx.entries) {
+    for (const KernelEntry& e : m.entries) {
         if (e.shared_bytes > 48 * 1024) {
             char msg[256];
             snprintf(msg, sizeof msg, "cuModuleLoadData: entry function '%s' uses too much shared data (0x%llx bytes, 0xc000 max)", e.name.c_str(),
                      (unsigned long long)e.shared_bytes);
             return refuse(INVALID_PTX, msg);
         }
+    }
+    return SUCCESS;
+}
+
+// A CUBIN is machine code: it runs only on its own architecture's major version, at the same or
+// a later minor, and loads on a driver of the CUDA major version that compiled it or later
+// (minor version compatibility). ptxas already held its shared memory to the limit.
+static int accept_cubin(const ModuleImage& m) {
+    const Config& c = config();
+    if (m.target / 10 != c.compute_major || m.target % 10 > c.compute_minor)
+        return refuse(NO_BINARY_FOR_GPU, "cuModuleLoadData: the CUBIN is machine code for sm_" + std::to_string(m.target) + ", which this device (sm_" +
+                                             std::to_string(c.compute_major) + std::to_string(c.compute_minor) + ") cannot run");
+    int driver_major = c.driver_version / 1000;
+    if (m.version / 10 > driver_major) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "cuModuleLoadData: the CUBIN was made by CUDA %d.%d, and driver %d.%d loads CUBINs of CUDA %d.x and older", m.version / 10,
+                 m.version % 10, driver_major, (c.driver_version % 1000) / 10, driver_major);
+        return refuse(INVALID_IMAGE, msg);
+    }
+    return SUCCESS;
+}
+
+// A module is accepted as the driver would accept it (accept_ptx, accept_cubin); and, the sim's
+// own condition, each kernel has a host twin whose parameters match.
+SIM_EXPORT int cuModuleLoadData(void** module, const void* image) {
+    GUARD();
+    if (!image) return INVALID_VALUE;
+    ModuleImage m;
+    bool cubin = is_elf(image);
+    std::string problem = cubin ? parse_cubin(image, m) : parse_ptx((const char*)image, m);
+    if (!problem.empty()) return refuse(cubin ? INVALID_IMAGE : INVALID_PTX, "cuModuleLoadData: " + problem);
+    if (int status = cubin ? accept_cubin(m) : accept_ptx(m)) return status;
+    const char* kind = cubin ? "CUBIN" : "PTX";
+    auto loaded = std::make_unique<Module>();
+    for (const KernelEntry& e : m.entries) {
         const Twin* twin = find_twin(e.name);
         if (!twin)
             return refuse(INVALID_IMAGE, "cuModuleLoadData: kernel " + e.name + " has no host twin in the software GPU (a kernel not listed in "
@@ -461,11 +494,11 @@ SIM_EXPORT int cuModuleLoadData(void** module, const void* image) {
         bool same = twin->param_count == e.param_sizes.size();
         for (size_t i = 0; same && i < e.param_sizes.size(); i++) same = twin->param_sizes[i] == e.param_sizes[i];
         if (!same) {
-            std::string ptx_sizes, twin_sizes;
-            for (uint32_t s : e.param_sizes) ptx_sizes += (ptx_sizes.empty() ? "" : ", ") + std::to_string(s);
+            std::string image_sizes, twin_sizes;
+            for (uint32_t s : e.param_sizes) image_sizes += (image_sizes.empty() ? "" : ", ") + std::to_string(s);
             for (uint32_t i = 0; i < twin->param_count; i++) twin_sizes += (twin_sizes.empty() ? "" : ", ") + std::to_string(twin->param_sizes[i]);
-            return refuse(INVALID_IMAGE, "cuModuleLoadData: kernel " + e.name + " takes parameters of (" + ptx_sizes + ") bytes in the PTX but (" + twin_sizes +
-                                             ") in its host twin: the sim was built from other kernel sources");
+            return refuse(INVALID_IMAGE, "cuModuleLoadData: kernel " + e.name + " takes parameters of (" + image_sizes + ") bytes in the " + kind + " but (" +
+                                             twin_sizes + ") in its host twin: the sim was built from other kernel sources");
         }
         loaded->functions[e.name] = std::make_unique<Function>(Function{twin, e});
     }

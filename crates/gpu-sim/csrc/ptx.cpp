@@ -111,7 +111,7 @@ unsigned product_of_numbers(const std::string& s) {
 
 }  // namespace
 
-std::string parse_ptx(const std::string& raw, PtxModule& out) {
+std::string parse_ptx(const std::string& raw, ModuleImage& out) {
     std::string text = strip_comments(raw);
     size_t v = text.find(".version");
     if (v == std::string::npos) return "no .version directive: this is not PTX";
@@ -136,7 +136,7 @@ std::string parse_ptx(const std::string& raw, PtxModule& out) {
         while (name_begin < text.size() && std::isspace((unsigned char)text[name_begin])) name_begin++;
         size_t name_end = name_begin;
         while (name_end < text.size() && ident_char(text[name_end]) && text[name_end] != '.') name_end++;
-        PtxEntry entry;
+        KernelEntry entry;
         entry.name = text.substr(name_begin, name_end - name_begin);
         size_t open = text.find('(', name_end), brace = text.find('{', name_end);
         if (brace == std::string::npos) return "entry " + entry.name + " has no body";

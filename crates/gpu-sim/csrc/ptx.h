@@ -1,6 +1,7 @@
-// What the software GPU reads from a PTX module before it accepts it, as the driver's JIT would:
-// the ISA version and target, and per entry point its parameter sizes, thread limits, static
-// shared memory and whether it can synchronise at all.
+// What the software GPU reads from a module image before it accepts it, as the driver would:
+// for PTX (ptx.cpp) the ISA version and target, for a CUBIN (cubin.cpp) the architecture and the
+// CUDA version that compiled it; and per kernel its parameter sizes, thread limits, static shared
+// memory and whether it can synchronise at all.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -8,22 +9,29 @@
 
 namespace sim {
 
-struct PtxEntry {
+struct KernelEntry {
     std::string name;
     std::vector<uint32_t> param_sizes;
-    unsigned maxntid = 0;  // product of `.maxntid`, 0 when absent
+    unsigned maxntid = 0;  // product of `.maxntid` (__launch_bounds__), 0 when absent
     unsigned reqntid = 0;  // product of `.reqntid`, 0 when absent
     uint64_t shared_bytes = 0;
     bool synchronizes = false;
 };
 
-struct PtxModule {
-    int version = 0;  // ISA major * 10 + minor
+struct ModuleImage {
+    bool cubin = false;
+    int version = 0;  // PTX: ISA major * 10 + minor. CUBIN: the CUDA version (major * 10 + minor) that made it
     int target = 0;   // sm_XY as XY
-    std::vector<PtxEntry> entries;
+    std::vector<KernelEntry> entries;
 };
 
-// Parses `text`; returns "" or what is malformed.
-std::string parse_ptx(const std::string& text, PtxModule& out);
+// Parses PTX `text`; returns "" or what is malformed.
+std::string parse_ptx(const std::string& text, ModuleImage& out);
+
+// Whether `image` starts like an ELF file (a CUBIN; anything else is taken for PTX).
+bool is_elf(const void* image);
+// Parses the CUBIN at `image`; returns "" or what is malformed. Its kernels are marked as able
+// to synchronise: machine code is not scanned for barriers.
+std::string parse_cubin(const void* image, ModuleImage& out);
 
 }  // namespace sim

@@ -39,17 +39,26 @@ pub enum CudaError {
     Nvrtc(#[from] nvrtc::NvrtcError),
 }
 
-/// The driver cannot read the PTX of this NVRTC: name both versions and the way out.
-fn older_driver(module: &str, e: cudarc::driver::DriverError) -> CudaError {
-    let mut driver = 0;
-    // SAFETY: writes one int.
-    let _ = unsafe { cudarc::driver::sys::cuDriverGetVersion(&mut driver) };
-    let nvrtc = nvrtc::version().map(|(major, minor)| format!("{major}.{minor}")).unwrap_or_else(|_| "?".into());
-    let driver = format!("{}.{}", driver / 1000, driver % 1000 / 10);
-    CudaError::Driver(format!(
-        "loading kernels/{module}.cu: this GPU's driver (CUDA {driver}) cannot read the PTX of NVRTC {nvrtc} ({e:?}); use an NVRTC no newer than the driver \
-         (e.g. pip install 'nvidia-cuda-nvrtc=={driver}.*' and REKINDLE_NVRTC=/path/to/libnvrtc.so), or update the driver"
-    ))
+/// The architecture to compile the kernels for, so that this driver can load them. PTX for the
+/// virtual `compute_XY` where the driver is at least as new as NVRTC: the driver compiles it for
+/// the GPU. A driver of NVRTC's major version but an older minor cannot read that PTX (its ISA is
+/// newer), but CUDA's minor version compatibility lets it load the CUBIN that NVRTC makes for the
+/// device's exact architecture `sm_XY`. A driver of an older major version can load neither: the
+/// error names both versions and the way out.
+fn kernel_arch(driver: i32, nvrtc: (i32, i32), compute: (i32, i32)) -> Result<String, CudaError> {
+    let driver = (driver / 1000, driver % 1000 / 10);
+    let (major, minor) = compute;
+    if driver >= nvrtc {
+        Ok(format!("compute_{major}{minor}"))
+    } else if driver.0 == nvrtc.0 {
+        Ok(format!("sm_{major}{minor}"))
+    } else {
+        Err(CudaError::Driver(format!(
+            "this GPU's driver (CUDA {}.{}) cannot load what NVRTC {}.{} compiles: its PTX is too new, and CUBINs are compatible within one major \
+             version only; use an NVRTC of CUDA {} (e.g. pip install nvidia-cuda-nvrtc-cu{} and REKINDLE_NVRTC=/path/to/libnvrtc.so.{}), or update the driver",
+            driver.0, driver.1, nvrtc.0, nvrtc.1, driver.0, driver.0, driver.0
+        )))
+    }
 }
 
 fn driver_error(what: &str) -> impl FnOnce(cudarc::driver::DriverError) -> CudaError + '_ {
@@ -122,7 +131,8 @@ pub struct CudaBackend {
 
 impl CudaBackend {
     /// The backend on GPU `ordinal` computing in `precision`: creates a context and stream, and
-    /// compiles (or loads from the PTX cache) every kernel module for the device's architecture.
+    /// compiles (or loads from the cache) every kernel module for the device's architecture, as
+    /// PTX or as CUBIN, whichever the driver can load ([`kernel_arch`]).
     pub fn new(ordinal: usize, precision: Precision) -> Result<CudaBackend, CudaError> {
         // SAFETY: only opens the driver library.
         if !unsafe { cudarc::driver::sys::is_culib_present() } {
@@ -146,15 +156,19 @@ impl CudaBackend {
                 "--precision bf16 needs bf16 tensor cores (compute capability 8.0 or later: A100, H100); cuda:{ordinal} ({device_name}) is {major}.{minor}: use --precision fp32"
             )));
         }
-        let arch: &'static str = Box::leak(format!("compute_{major}{minor}").into_boxed_str());
+        let mut driver = 0;
+        // SAFETY: writes one int.
+        unsafe { cudarc::driver::sys::cuDriverGetVersion(&mut driver) }.result().map_err(driver_error("reading the driver version"))?;
+        let arch = kernel_arch(driver, nvrtc::version()?, (major, minor))?;
         let mut kernels = HashMap::new();
         for module in MODULES.iter().filter(|m| compute >= m.min_compute) {
-            let ptx = nvrtc::ptx(module, arch)?;
-            let mut params = crate::params::entry_params(&ptx);
-            let loaded = context.load_module(Ptx::from_src(ptx)).map_err(|e| match e.0 {
-                cudarc::driver::sys::cudaError_enum::CUDA_ERROR_UNSUPPORTED_PTX_VERSION => older_driver(module.name, e),
-                _ => driver_error(module.name)(e),
-            })?;
+            let code = nvrtc::compiled(module, &arch)?;
+            let mut params = crate::params::entry_params(&code.ptx);
+            let image = match code.cubin {
+                Some(cubin) => Ptx::from_binary(cubin),
+                None => Ptx::from_src(code.ptx),
+            };
+            let loaded = context.load_module(image).map_err(driver_error(module.name))?;
             for &kernel in module.kernels {
                 let function = loaded.load_function(kernel.0).map_err(driver_error(kernel.0))?;
                 kernels.insert(kernel, LoadedKernel { function, params: params.remove(kernel.0).unwrap_or_default() });

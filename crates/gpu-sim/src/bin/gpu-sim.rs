@@ -20,7 +20,15 @@ fn main() {
                 eprintln!("gpu-sim: cannot run {program}: {e}");
                 exit(127)
             });
-            exit(status.code().unwrap_or(1));
+            match status.code() {
+                Some(code) => exit(code),
+                None => {
+                    // Killed by a signal: say which, and exit as a shell would.
+                    let signal = std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0);
+                    eprintln!("gpu-sim: {program} was killed by signal {signal}");
+                    exit(128 + signal)
+                }
+            }
         }
     }
 }
