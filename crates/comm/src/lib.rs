@@ -27,7 +27,7 @@ pub use mpi_comm::Mpi;
 pub use nccl::{Bootstrap, Nccl};
 pub use single::Single;
 pub use with_device::WithDevice;
-pub use watchdog::Watchdog;
+pub use watchdog::{Watchdog, TIMED_OUT};
 
 use std::time::Duration;
 use thiserror::Error;

@@ -102,10 +102,22 @@ impl Nccl {
     /// Enqueues an all-reduce of `len` f32 from device address `from` into `to` (the same
     /// address: in place) on the communicator's stream.
     pub fn all_reduce_into(&self, from: u64, to: u64, len: usize, op: Reduce) -> Result<(), CommError> {
+        // Watched: an enqueue may itself wait for the other ranks (NCCL's own flow control, or a
+        // software GPU, whose collectives run when enqueued).
+        let _watched = self.watchdog.watch("ncclAllReduce");
         // SAFETY: the caller passes the addresses of `len` f32 on this communicator's device.
         unsafe { nccl::all_reduce(from as *const c_void, to as *mut c_void, len, sys::ncclDataType_t::ncclFloat32, reduce_op(op), self.comm, self.stream.cu_stream() as _) }
             .map(|_| ())
-            .map_err(|e| failed("ncclAllReduce", self.rank, e))
+            .map_err(|e| self.failed("ncclAllReduce", e))
+    }
+
+    /// A failed NCCL call, with NCCL's own explanation of it (`ncclGetLastError`).
+    fn failed(&self, op: &'static str, e: impl std::fmt::Debug) -> CommError {
+        // SAFETY: NCCL returns a NUL-terminated string it owns, or null.
+        let last = unsafe { sys::ncclGetLastError(self.comm) };
+        let detail = if last.is_null() { String::new() } else { unsafe { std::ffi::CStr::from_ptr(last) }.to_string_lossy().into_owned() };
+        let reason = if detail.is_empty() { format!("{e:?}") } else { format!("{e:?}: {detail}") };
+        CommError::Collective { op, rank: self.rank, reason }
     }
 
     /// All-reduces a device buffer in place on the communicator's stream (asynchronous).
@@ -165,10 +177,11 @@ impl Comm for Nccl {
 
     fn broadcast(&self, data: &mut Vec<u8>, root: usize) -> Result<(), CommError> {
         let bcast = |from: u64, to: u64, count: usize| {
+            let _watched = self.watchdog.watch("ncclBroadcast");
             // SAFETY: `from` and `to` hold `count` bytes on this communicator's device.
             unsafe { nccl::broadcast(from as *const c_void, to as *mut c_void, count, sys::ncclDataType_t::ncclUint8, root as i32, self.comm, self.stream.cu_stream() as _) }
                 .map(|_| ())
-                .map_err(|e| failed("ncclBroadcast", self.rank, e))
+                .map_err(|e| self.failed("ncclBroadcast", e))
         };
         let mut len = (data.len() as u64).to_le_bytes();
         self.staged("broadcast", &mut len, |from, to| bcast(from, to, 8))?;
