@@ -2,6 +2,10 @@
 //! process trains at the same effective batch; a rank that dies or hangs stops the job within
 //! 60 s with an error; and a run resumes at another world size to the same parameters.
 //!
+//! Each of these also runs on GPUs (`--device cuda`, fp32, the `gpu` feature): each rank on its
+//! own device, gradients summed by NCCL. Where the machine has no two GPUs, the software GPU
+//! (crates/gpu-sim) provides two simulated devices and NCCL across the ranks' processes.
+//!
 //! Needs the `mpi` feature and Open MPI's `mpirun` (the README's test command and CI have both).
 #![cfg(feature = "mpi")]
 
@@ -14,6 +18,43 @@ use std::time::{Duration, Instant};
 
 fn dir(name: &str) -> PathBuf {
     common::dir("dist", name)
+}
+
+/// Where the ranks compute.
+#[derive(Clone, Copy, PartialEq)]
+enum On {
+    Cpu,
+    /// A GPU per rank in fp32 (the CPU's arithmetic); the software GPU's where there are none.
+    #[cfg(feature = "gpu")]
+    Cuda,
+}
+
+/// `rekindle ARGS` on `ranks` MPI ranks (`ranks = 0`: plain, without mpirun), on `on`.
+fn rekindle_on(on: On, ranks: usize, args: &[&str]) -> Command {
+    let mut c = rekindle(ranks, args);
+    #[cfg(feature = "gpu")]
+    if on == On::Cuda {
+        c.args(["--device", "cuda", "--precision", "fp32"]).env("REKINDLE_SIM_DEVICES", "2").env("REKINDLE_SIM_QUIET", "1");
+        rekindle_gpu_sim::configure(&mut c);
+    }
+    let _ = on;
+    c
+}
+
+/// Whether two ranks can each have a GPU here (skipping, or failing under
+/// REKINDLE_REQUIRE_CUDA=1, where not).
+#[cfg(feature = "gpu")]
+fn two_gpus() -> bool {
+    if rekindle_gpu_sim::install() == rekindle_gpu_sim::Device::Sim {
+        return true;
+    }
+    match cudarc::driver::CudaContext::device_count() {
+        Ok(n) if n >= 2 => true,
+        other => {
+            rekindle_gpu_sim::skip(&format!("two GPU ranks need two GPUs: {other:?}"));
+            false
+        }
+    }
 }
 
 /// `rekindle ARGS` on `ranks` MPI ranks (`ranks = 0`: plain, without mpirun).
@@ -34,19 +75,40 @@ fn rekindle(ranks: usize, args: &[&str]) -> Command {
 }
 
 fn run(ranks: usize, args: &[&str]) -> Output {
-    let o = rekindle(ranks, args).output().expect("run rekindle (is Open MPI's mpirun on PATH?)");
+    run_on(On::Cpu, ranks, args)
+}
+
+fn run_on(on: On, ranks: usize, args: &[&str]) -> Output {
+    let o = rekindle_on(on, ranks, args).output().expect("run rekindle (is Open MPI's mpirun on PATH?)");
     assert!(o.status.success(), "rekindle {args:?} on {ranks} ranks failed:\n{}", String::from_utf8_lossy(&o.stderr));
     o
 }
 
 #[test]
 fn two_ranks_train_what_one_process_trains() {
-    let d = dir("equivalence");
+    train_equivalence(On::Cpu, "equivalence");
+}
+
+#[cfg(feature = "gpu")]
+#[test]
+fn two_gpu_ranks_train_what_one_gpu_trains() {
+    if two_gpus() {
+        train_equivalence(On::Cuda, "equivalence-cuda");
+    }
+}
+
+fn train_equivalence(on: On, name: &str) {
+    let d = dir(name);
     let cfg = config(&d, TINY);
     let (one, two) = (d.join("one"), d.join("two"));
-    run(0, &["train", &cfg, "--out", one.to_str().unwrap()]);
-    let o = run(2, &["train", &cfg, "--out", two.to_str().unwrap()]);
-    assert!(String::from_utf8_lossy(&o.stderr).contains("2 ranks"), "rank 0 names the world");
+    run_on(on, 0, &["train", &cfg, "--out", one.to_str().unwrap()]);
+    let o = run_on(on, 2, &["train", &cfg, "--out", two.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("2 ranks"), "rank 0 names the world: {err}");
+    #[cfg(feature = "gpu")]
+    if on == On::Cuda {
+        assert!(err.contains("NCCL, 2 ranks"), "gradients go over NCCL: {err}");
+    }
     for step in 0..3 {
         let name = format!("checkpoints/step-{step}.safetensors");
         assert_same_params(&two.join(&name), &one.join(&name), &format!("2 ranks vs 1 process, time step {step}"));
@@ -71,15 +133,15 @@ fn a_micro_batch_the_world_cannot_split_is_refused() {
 }
 
 /// Starts a 2-rank run of `budget_steps` per time step and waits until it is training.
-fn start_long_run(d: &Path, extra: &[&str]) -> (Child, PathBuf) {
+fn start_long_run(on: On, d: &Path, extra: &[&str]) -> (Child, PathBuf) {
     let cfg = config(d, &TINY.replace("steps: 8,", "steps: 100000,"));
     let out = d.join("run");
     let mut args = vec!["train", cfg.as_str(), "--out", out.to_str().unwrap()];
     args.extend(extra);
-    let child = rekindle(2, &args).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let child = rekindle_on(on, 2, &args).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
     let started = Instant::now();
     while !std::fs::read_to_string(out.join("metrics.jsonl")).is_ok_and(|m| m.lines().count() >= 3) {
-        assert!(started.elapsed() < Duration::from_secs(60), "the run never started training");
+        assert!(started.elapsed() < Duration::from_secs(120), "the run never started training");
         std::thread::sleep(Duration::from_millis(20));
     }
     (child, out)
@@ -121,8 +183,20 @@ fn wait_exit(child: Child, limit: Duration) -> (Output, Duration) {
 
 #[test]
 fn a_killed_rank_stops_the_job_with_an_error() {
-    let d = dir("killed");
-    let (child, _) = start_long_run(&d, &[]);
+    killed_rank(On::Cpu, "killed");
+}
+
+#[cfg(feature = "gpu")]
+#[test]
+fn a_killed_gpu_rank_stops_the_job_with_an_error() {
+    if two_gpus() {
+        killed_rank(On::Cuda, "killed-cuda");
+    }
+}
+
+fn killed_rank(on: On, name: &str) {
+    let d = dir(name);
+    let (child, _) = start_long_run(on, &d, &[]);
     signal(rank_pid(child.id(), 1), "-KILL");
     let (o, took) = wait_exit(child, Duration::from_secs(60));
     let err = String::from_utf8_lossy(&o.stderr);
@@ -133,8 +207,20 @@ fn a_killed_rank_stops_the_job_with_an_error() {
 
 #[test]
 fn a_hung_rank_stops_the_job_through_the_watchdog() {
-    let d = dir("hung");
-    let (child, _) = start_long_run(&d, &["--comm-timeout", "5"]);
+    hung_rank(On::Cpu, "hung");
+}
+
+#[cfg(feature = "gpu")]
+#[test]
+fn a_hung_gpu_rank_stops_the_job_through_the_watchdog() {
+    if two_gpus() {
+        hung_rank(On::Cuda, "hung-cuda");
+    }
+}
+
+fn hung_rank(on: On, name: &str) {
+    let d = dir(name);
+    let (child, _) = start_long_run(on, &d, &["--comm-timeout", "5"]);
     // A stopped process is alive to mpirun, so only the other rank's watchdog can notice.
     let hung = rank_pid(child.id(), 1);
     signal(hung, "-STOP");
@@ -143,28 +229,32 @@ fn a_hung_rank_stops_the_job_through_the_watchdog() {
     let err = String::from_utf8_lossy(&o.stderr);
     eprintln!("exited after {:.1} s: {err}", took.as_secs_f64());
     assert!(!o.status.success());
-    assert!(err.contains("rank 0: all-reduce has waited") && err.contains("a rank has died or hangs"), "{err}");
+    // On GPUs rank 0 waits in NCCL's all-reduce of the gradients, on the CPU in MPI's.
+    let waited = if on == On::Cpu { "rank 0: all-reduce has waited" } else { "rank 0: ncclAllReduce has waited" };
+    assert!(err.contains(waited) && err.contains("a rank has died or hangs"), "{err}");
 }
 
 /// Runs `first` ranks until time step 0 is checkpointed, stops the job, resumes on `then` ranks,
 /// and checks the result against an uninterrupted single-process run.
-fn resume_across_world_sizes(name: &str, first: usize, then: usize) {
+fn resume_across_world_sizes(on: On, name: &str, first: usize, then: usize) {
     let d = dir(name);
-    let cfg = config(&d, &TINY.replace("steps: 8,", "steps: 150,"));
+    // The software GPU is slow: fewer steps per time step there still leave seconds to stop in.
+    let steps = if on == On::Cpu { "steps: 150," } else { "steps: 40," };
+    let cfg = config(&d, &TINY.replace("steps: 8,", steps));
     let (whole, split) = (d.join("whole"), d.join("split"));
-    run(0, &["train", &cfg, "--out", whole.to_str().unwrap()]);
-    let mut child = rekindle(first, &["train", &cfg, "--out", split.to_str().unwrap()]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    run_on(on, 0, &["train", &cfg, "--out", whole.to_str().unwrap()]);
+    let mut child = rekindle_on(on, first, &["train", &cfg, "--out", split.to_str().unwrap()]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
     // Waits for time step 0's checkpoint; the whole run takes seconds, so the stop lands in step 1.
     let started = Instant::now();
     while !split.join("state.json").exists() {
-        assert!(started.elapsed() < Duration::from_secs(60), "time step 0 never finished");
+        assert!(started.elapsed() < Duration::from_secs(120), "time step 0 never finished");
         std::thread::sleep(Duration::from_millis(5));
     }
     // SIGTERM: mpirun passes it on to its ranks.
     signal(child.id() as i32, "-TERM");
     child.wait().unwrap();
     assert!(!split.join("summary.json").exists(), "stopped before it finished");
-    run(then, &["train", "--resume", split.to_str().unwrap()]);
+    run_on(on, then, &["train", "--resume", split.to_str().unwrap()]);
     let what = format!("{} then {} vs 1 process", ranks(first), ranks(then));
     assert_same_params(&split.join("checkpoints/step-2.safetensors"), &whole.join("checkpoints/step-2.safetensors"), &what);
     // The whole summary too (accuracies, steps, FLOPs, the curve), wall time aside.
@@ -177,12 +267,28 @@ fn ranks(n: usize) -> String {
 
 #[test]
 fn two_ranks_resume_on_one() {
-    resume_across_world_sizes("2to1", 2, 1);
+    resume_across_world_sizes(On::Cpu, "2to1", 2, 1);
 }
 
 #[test]
 fn one_rank_resumes_on_two() {
-    resume_across_world_sizes("1to2", 0, 2);
+    resume_across_world_sizes(On::Cpu, "1to2", 0, 2);
+}
+
+#[cfg(feature = "gpu")]
+#[test]
+fn two_gpu_ranks_resume_on_one() {
+    if two_gpus() {
+        resume_across_world_sizes(On::Cuda, "2to1-cuda", 2, 1);
+    }
+}
+
+#[cfg(feature = "gpu")]
+#[test]
+fn one_gpu_rank_resumes_on_two() {
+    if two_gpus() {
+        resume_across_world_sizes(On::Cuda, "1to2-cuda", 0, 2);
+    }
 }
 
 #[test]
@@ -211,12 +317,24 @@ fn bench_all_reduce_checks_and_times_each_world_size() {
 
 #[test]
 fn two_ranks_pretrain_what_one_process_pretrains() {
-    let d = dir("pretrain");
+    pretrain_equivalence(On::Cpu, "pretrain");
+}
+
+#[cfg(feature = "gpu")]
+#[test]
+fn two_gpu_ranks_pretrain_what_one_gpu_pretrains() {
+    if two_gpus() {
+        pretrain_equivalence(On::Cuda, "pretrain-cuda");
+    }
+}
+
+fn pretrain_equivalence(on: On, name: &str) {
+    let d = dir(name);
     let text = TINY.replace("data: {synthetic:", "data: {holdout: 0.5, synthetic:") + "pretrain: {steps: 6, effective_batch: 32, micro_batch: 8, checkpoint_every: 3}\n";
     let cfg = config(&d, &text);
     let (one, two) = (d.join("one"), d.join("two"));
-    run(0, &["pretrain", &cfg, "--out", one.to_str().unwrap()]);
-    run(2, &["pretrain", &cfg, "--out", two.to_str().unwrap()]);
+    run_on(on, 0, &["pretrain", &cfg, "--out", one.to_str().unwrap()]);
+    run_on(on, 2, &["pretrain", &cfg, "--out", two.to_str().unwrap()]);
     let (a, b) = (common::params(&one.join("mae.safetensors")), common::params(&two.join("mae.safetensors")));
     let e = rekindle_tensor::relative_error(&a, &b);
     eprintln!("MAE pre-training, 2 ranks vs 1 process: relative parameter error {e:.3e} over {} values", a.len());
