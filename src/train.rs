@@ -51,11 +51,28 @@ pub fn on_ranks(args: &TrainArgs, body: impl FnOnce(&TrainArgs, &Launch, Box<dyn
     let launch = Launch::from_env()?;
     let comm = rekindle_comm::connect(&launch, Duration::from_secs(args.comm_timeout))?;
     let (rank, world) = (comm.rank(), comm.world());
+    if world > 1 {
+        exit_on_panic(rank);
+    }
     let result = body(args, &launch, comm);
     if world > 1 {
         return result.with_context(|| format!("rank {rank} of {world}"));
     }
     result
+}
+
+/// Makes a panic end this rank's process at once, after its message. Unwinding would run the
+/// communicators' destructors, and MPI's finalisation waits for the other ranks, which wait in a
+/// collective for this one: the job would hang until the watchdog. Exiting lets the launcher see
+/// the rank die and stop the others.
+fn exit_on_panic(rank: usize) {
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        report(info);
+        eprintln!("error: rank {rank} panicked; exiting so that the launcher stops the other ranks");
+        // SAFETY: `_exit` ends the process without running destructors, which is the point.
+        unsafe { libc::_exit(101) };
+    }));
 }
 
 /// What a rank of `train` or `pretrain` runs with: the config, the run directory (`--resume`,

@@ -365,3 +365,30 @@ fn a_failed_device_on_one_rank_stops_every_rank_at_once() {
     assert_eq!(state["completed_steps"], 1, "time step 1's checkpoint is the last one");
     assert!(!out.join("checkpoints/step-1.safetensors").exists());
 }
+
+#[cfg(feature = "gpu")]
+#[test]
+fn an_out_of_memory_on_one_gpu_rank_stops_every_rank_and_keeps_the_checkpoint() {
+    if !two_gpus() || rekindle_gpu_sim::install() != rekindle_gpu_sim::Device::Sim {
+        return; // a real card's memory cannot be shrunk for one rank
+    }
+    // Rank 1's simulated card has 7 MiB: enough for time step 0, not for all of the run (whose
+    // peak is about 8 MB: REKINDLE_SIM_PROFILE=1 prints it), so an allocation fails in step 1.
+    let d = dir("oom-cuda");
+    let cfg = config(&d, TINY);
+    let out = d.join("run");
+    let child = rekindle_on(On::Cuda, 2, &["train", &cfg, "--out", out.to_str().unwrap(), "--comm-timeout", "120"])
+        .env("REKINDLE_SIM_MEMORY_MB", "16384,7")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (o, took) = wait_exit(child, Duration::from_secs(100));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    assert!(took < Duration::from_secs(60), "stopped after {took:?}: that is the watchdog, not the failure flag");
+    assert!(err.contains("rank 1: cuda:1") && err.contains("CUDA_ERROR_OUT_OF_MEMORY") && err.contains("every rank stopped"), "the cause and the rank: {err}");
+    let state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("state.json")).unwrap()).unwrap();
+    assert_eq!(state["completed_steps"], 1, "time step 0's checkpoint is the last one");
+    assert!(common::params(&out.join("checkpoints/step-0.safetensors")).iter().all(|v| v.is_finite()), "the kept checkpoint is whole");
+}

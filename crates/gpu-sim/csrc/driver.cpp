@@ -41,16 +41,20 @@ enum : int {
 
 namespace {
 
-uint64_t env_number(const char* name, uint64_t fallback) {
-    const char* v = getenv(name);
-    if (!v || !*v) return fallback;
+// `text`, a whole number read from variable `name` (which a bad value names).
+uint64_t number(const char* name, const std::string& text) {
     char* end = nullptr;
-    unsigned long long n = strtoull(v, &end, 10);
-    if (*end) {
-        fprintf(stderr, "gpu-sim: %s=%s is not a number\n", name, v);
+    unsigned long long n = strtoull(text.c_str(), &end, 10);
+    if (text.empty() || *end) {
+        fprintf(stderr, "gpu-sim: %s: '%s' is not a whole number\n", name, text.c_str());
         abort();
     }
     return n;
+}
+
+uint64_t env_number(const char* name, uint64_t fallback) {
+    const char* v = getenv(name);
+    return v && *v ? number(name, v) : fallback;
 }
 
 std::mutex explanations_mutex;
@@ -74,7 +78,15 @@ const Config& config() {
             fprintf(stderr, "gpu-sim: REKINDLE_SIM_COMPUTE=%s is not MAJOR.MINOR (e.g. 9.0)\n", compute);
             abort();
         }
-        c.memory_bytes = env_number("REKINDLE_SIM_MEMORY_MB", 16384) << 20;
+        // One number for every device, or a comma-separated list (the last repeats): "16384,64"
+        // gives device 1 a 64 MiB card, so out-of-memory can strike one rank of a job.
+        std::string memory = getenv("REKINDLE_SIM_MEMORY_MB") ? getenv("REKINDLE_SIM_MEMORY_MB") : "";
+        for (size_t start = 0; !memory.empty() && start <= memory.size();) {
+            size_t comma = std::min(memory.find(',', start), memory.size());
+            c.memory_bytes.push_back(number("REKINDLE_SIM_MEMORY_MB", memory.substr(start, comma - start)) << 20);
+            start = comma + 1;
+        }
+        if (c.memory_bytes.empty()) c.memory_bytes.push_back(16384ull << 20);
         c.driver_version = (int)env_number("REKINDLE_SIM_DRIVER", 13050);
         unsigned cores = std::thread::hardware_concurrency();
         c.threads = (unsigned)env_number("REKINDLE_SIM_THREADS", cores ? cores : 1);
@@ -83,6 +95,11 @@ const Config& config() {
         return c;
     }();
     return c;
+}
+
+uint64_t device_memory(int device) {
+    const std::vector<uint64_t>& m = config().memory_bytes;
+    return m[std::min((size_t)device, m.size() - 1)];
 }
 
 int max_ptx_isa(int driver) {
@@ -227,7 +244,7 @@ SIM_EXPORT int cuDeviceGetName(char* name, int length, int device) {
 SIM_EXPORT int cuDeviceTotalMem_v2(size_t* bytes, int device) {
     GUARD();
     if (device < 0 || device >= config().devices) return INVALID_DEVICE;
-    *bytes = config().memory_bytes;
+    *bytes = device_memory(device);
     return SUCCESS;
 }
 
@@ -388,8 +405,8 @@ SIM_EXPORT int cuMemGetInfo_v2(size_t* free_bytes, size_t* total) {
     GUARD();
     int device;
     if (int e = device_of_current(&device)) return e;
-    *total = config().memory_bytes;
-    *free_bytes = config().memory_bytes - mem_used(device);
+    *total = device_memory(device);
+    *free_bytes = device_memory(device) - mem_used(device);
     return SUCCESS;
 }
 

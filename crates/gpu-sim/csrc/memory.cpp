@@ -3,6 +3,7 @@
 // (so out-of-memory is real), fresh allocations filled with a NaN pattern (cudaMalloc does not
 // zero), and copies, sets and frees checked against the live allocations, naming a use after
 // free, a double free or an address that was never allocated.
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -24,7 +25,7 @@ struct Memory {
     // Freed ranges still remembered (dropped when an allocation reuses their addresses), so a
     // late use is named as such.
     std::map<uint64_t, size_t> freed;
-    std::map<int, size_t> used;
+    std::map<int, size_t> used, peak;
 };
 
 Memory& memory() {
@@ -54,9 +55,9 @@ int mem_alloc(uint64_t* out, size_t bytes, int device) {
     Memory& m = memory();
     std::lock_guard<std::mutex> lock(m.mutex);
     size_t& used = m.used[device];
-    if (used + bytes > config().memory_bytes) {
+    if (used + bytes > device_memory(device)) {
         return refuse(2, "device " + std::to_string(device) + " cannot allocate " + std::to_string(bytes) + " bytes: " + std::to_string(used) + " of " +
-                             std::to_string(config().memory_bytes) + " bytes are in use (REKINDLE_SIM_MEMORY_MB sets the simulated card's memory)");
+                             std::to_string(device_memory(device)) + " bytes are in use (REKINDLE_SIM_MEMORY_MB sets the simulated card's memory)");
     }
     void* p = nullptr;
     if (posix_memalign(&p, 256, bytes) != 0 || !p) return refuse(2, "the host has no memory left for " + std::to_string(bytes) + " device bytes");
@@ -70,6 +71,7 @@ int mem_alloc(uint64_t* out, size_t bytes, int device) {
     while (it != m.freed.end() && it->first < a + bytes) it = m.freed.erase(it);
     m.live[a] = Allocation{bytes, device};
     used += bytes;
+    m.peak[device] = std::max(m.peak[device], used);
     *out = a;
     return 0;
 }
@@ -105,6 +107,15 @@ std::string mem_check(uint64_t a, size_t bytes) {
         return address(a) + " + " + std::to_string(bytes) + " bytes runs past the end of its allocation of " + std::to_string(it->second.bytes) + " bytes at " +
                address(it->first);
     return "";
+}
+
+std::string mem_report() {
+    Memory& m = memory();
+    std::lock_guard<std::mutex> lock(m.mutex);
+    std::string out;
+    for (auto [device, peak] : m.peak)
+        out += "  device " + std::to_string(device) + ": peak " + std::to_string(peak) + " bytes allocated, " + std::to_string(m.used[device]) + " still allocated\n";
+    return out;
 }
 
 size_t mem_used(int device) {

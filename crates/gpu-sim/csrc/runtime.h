@@ -91,12 +91,15 @@ struct Config {
     int devices;             // REKINDLE_SIM_DEVICES, default 1
     std::string name;        // REKINDLE_SIM_NAME
     int compute_major, compute_minor;  // REKINDLE_SIM_COMPUTE, default 9.0
-    uint64_t memory_bytes;   // REKINDLE_SIM_MEMORY_MB per device, default 16384
+    std::vector<uint64_t> memory_bytes;  // REKINDLE_SIM_MEMORY_MB: per device, or a list by device; default 16384
     int driver_version;      // REKINDLE_SIM_DRIVER, default 13000 (CUDA 13.0)
     unsigned threads;        // REKINDLE_SIM_THREADS, default: the host's cores (1 under ASan)
     size_t stack_bytes;      // REKINDLE_SIM_STACK_KB per simulated thread, default 64
 };
 const Config& config();
+
+// The memory of simulated device `device`, in bytes.
+uint64_t device_memory(int device);
 
 // The highest PTX ISA version (major * 10 + minor) a driver of `driver_version` loads.
 int max_ptx_isa(int driver_version);
@@ -109,5 +112,7 @@ int mem_free(uint64_t address);
 // "" if [address, address + bytes) lies in one live allocation, else what is wrong with it.
 std::string mem_check(uint64_t address, size_t bytes);
 size_t mem_used(int device);
+// Each device's peak and current allocation, a line each (printed by REKINDLE_SIM_PROFILE).
+std::string mem_report();
 
 }  // namespace sim

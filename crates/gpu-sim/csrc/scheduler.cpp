@@ -438,6 +438,7 @@ struct Profile {
         double total = 0;
         for (auto& [name, v] : kernels) rows.push_back({v.second, name}), total += v.second;
         std::sort(rows.rbegin(), rows.rend());
+        fprintf(stderr, "gpu-sim profile: device memory\n%s", mem_report().c_str());
         fprintf(stderr, "gpu-sim profile: %.1f s in kernels\n", total);
         for (auto& [seconds, name] : rows) fprintf(stderr, "  %8.3f s %5.1f%% %8llu launches  %s\n", seconds, 100 * seconds / total, (unsigned long long)kernels[name].first, name.c_str());
     }
