@@ -341,16 +341,15 @@ fn pretrain_equivalence(on: On, name: &str) {
     assert!(e <= 1e-5, "relative error {e:.3e}");
 }
 
-#[test]
-fn a_failed_device_on_one_rank_stops_every_rank_at_once() {
-    // Rank 1's backend fails at optimizer step 12 (time step 2, as a GPU allocation that does not
-    // fit would): both ranks stop after that step with the cause, well before the watchdog, and
-    // the checkpoint of time step 1 is kept.
-    let d = dir("device");
+/// A 2-rank run on `on` with the environment `env`, which makes rank 1 fail: it must stop both
+/// ranks well before the watchdog, with an error containing each of `cause`, and keep the last
+/// checkpoint. Returns the run directory and the completed time steps.
+fn rank_1_fails(on: On, name: &str, env: (&str, &str), cause: &[&str]) -> (PathBuf, u64) {
+    let d = dir(name);
     let cfg = config(&d, TINY);
     let out = d.join("run");
-    let child = rekindle(2, &["train", &cfg, "--out", out.to_str().unwrap(), "--comm-timeout", "120"])
-        .env("REKINDLE_FAULT", "device:12")
+    let child = rekindle_on(on, 2, &["train", &cfg, "--out", out.to_str().unwrap(), "--comm-timeout", "120"])
+        .env(env.0, env.1)
         .env("REKINDLE_FAULT_RANK", "1")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -359,10 +358,22 @@ fn a_failed_device_on_one_rank_stops_every_rank_at_once() {
     let (o, took) = wait_exit(child, Duration::from_secs(100));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success(), "{err}");
-    assert!(took < Duration::from_secs(60), "stopped after {took:?}: that is the watchdog, not the flag");
-    assert!(err.contains("rank 1: injected device failure") && err.contains("every rank stopped"), "the cause and the rank: {err}");
+    assert!(took < Duration::from_secs(60), "stopped after {took:?}: that is the watchdog, not the failure flag");
+    assert!(cause.iter().all(|c| err.contains(c)) && err.contains("every rank stopped"), "the cause and the rank: {err}");
     let state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("state.json")).unwrap()).unwrap();
-    assert_eq!(state["completed_steps"], 1, "time step 1's checkpoint is the last one");
+    let completed = state["completed_steps"].as_u64().unwrap();
+    let kept = out.join(format!("checkpoints/step-{}.safetensors", completed - 1));
+    assert!(common::params(&kept).iter().all(|v| v.is_finite()), "the kept checkpoint is whole");
+    (out, completed)
+}
+
+#[test]
+fn a_failed_device_on_one_rank_stops_every_rank_at_once() {
+    // Rank 1's backend fails at optimizer step 12 (time step 2, as a GPU allocation that does not
+    // fit would): both ranks stop after that step with the cause, and the checkpoint of time
+    // step 1 is kept.
+    let (out, completed) = rank_1_fails(On::Cpu, "device", ("REKINDLE_FAULT", "device:12"), &["rank 1: injected device failure"]);
+    assert_eq!(completed, 1, "time step 1's checkpoint is the last one");
     assert!(!out.join("checkpoints/step-1.safetensors").exists());
 }
 
@@ -374,21 +385,6 @@ fn an_out_of_memory_on_one_gpu_rank_stops_every_rank_and_keeps_the_checkpoint() 
     }
     // Rank 1's simulated card has 7 MiB: enough for time step 0, not for all of the run (whose
     // peak is about 8 MB: REKINDLE_SIM_PROFILE=1 prints it), so an allocation fails in step 1.
-    let d = dir("oom-cuda");
-    let cfg = config(&d, TINY);
-    let out = d.join("run");
-    let child = rekindle_on(On::Cuda, 2, &["train", &cfg, "--out", out.to_str().unwrap(), "--comm-timeout", "120"])
-        .env("REKINDLE_SIM_MEMORY_MB", "16384,7")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (o, took) = wait_exit(child, Duration::from_secs(100));
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success(), "{err}");
-    assert!(took < Duration::from_secs(60), "stopped after {took:?}: that is the watchdog, not the failure flag");
-    assert!(err.contains("rank 1: cuda:1") && err.contains("CUDA_ERROR_OUT_OF_MEMORY") && err.contains("every rank stopped"), "the cause and the rank: {err}");
-    let state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("state.json")).unwrap()).unwrap();
-    assert_eq!(state["completed_steps"], 1, "time step 0's checkpoint is the last one");
-    assert!(common::params(&out.join("checkpoints/step-0.safetensors")).iter().all(|v| v.is_finite()), "the kept checkpoint is whole");
+    let (_, completed) = rank_1_fails(On::Cuda, "oom-cuda", ("REKINDLE_SIM_MEMORY_MB", "16384,7"), &["rank 1: cuda:1", "CUDA_ERROR_OUT_OF_MEMORY"]);
+    assert_eq!(completed, 1, "time step 0's checkpoint is the last one");
 }
