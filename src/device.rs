@@ -4,6 +4,7 @@
 use anyhow::Result;
 use rekindle_comm::{Comm, Launch, WithDevice};
 use rekindle_tensor::{Backend, CpuBackend, Precision};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Where the model runs and in what arithmetic: the flags every command that runs the model takes.
@@ -78,28 +79,44 @@ impl Opened {
     }
 }
 
+/// Where GPU ranks learn rank 0's NCCL id.
+pub enum IdFrom<'a> {
+    /// A broadcast over the launcher's communicator (MPI).
+    Host(&'a dyn Comm),
+    /// A rendezvous file (`--rendezvous file:DIR`).
+    File(PathBuf),
+}
+
 impl DeviceRanks {
-    /// On a GPU with several ranks, an NCCL communicator over `host`'s ranks on the backend's
-    /// stream (the id travels over `host`); `None` on CPU or for one rank.
-    pub fn nccl(&self, launch: &Launch, host: &dyn Comm, timeout: Duration) -> Result<Option<Box<dyn Comm>>> {
+    /// On a GPU with several ranks, an NCCL communicator over `launch`'s ranks on the backend's
+    /// stream; `None` on CPU or for one rank.
+    pub fn nccl(&self, launch: &Launch, id: IdFrom, timeout: Duration) -> Result<Option<Box<dyn Comm>>> {
         match &self.stream {
-            Some(stream) if host.world() > 1 => {
-                let ranks = Launch { rank: host.rank(), world: host.world(), ..launch.clone() };
-                Ok(Some(cuda::nccl(&ranks, stream, host, timeout)?))
-            }
+            Some(stream) if launch.world > 1 => Ok(Some(cuda::nccl(launch, stream, id, timeout)?)),
             _ => Ok(None),
         }
     }
 }
 
 /// The backend and the communicator a training rank uses. GPU ranks of a multi-rank job sum
-/// their gradients with NCCL on the backend's stream; the launcher's communicator (MPI) still
-/// carries the small host values.
-pub fn backend_and_comm(args: &DeviceArgs, threads: usize, launch: &Launch, comm: Box<dyn Comm>, timeout: Duration) -> Result<(Box<dyn Backend>, Box<dyn Comm>)> {
+/// their gradients with NCCL on the backend's stream. Under MPI, MPI hands out NCCL's id and
+/// still carries the small host values; with a `rendezvous` directory (ranks started without
+/// MPI, so `comm` is [`Unjoined`](rekindle_comm::Unjoined)) NCCL carries everything.
+pub fn backend_and_comm(args: &DeviceArgs, threads: usize, launch: &Launch, comm: Box<dyn Comm>, timeout: Duration, rendezvous: Option<&Path>) -> Result<(Box<dyn Backend>, Box<dyn Comm>)> {
     let Opened { backend, ranks } = Opened::new(args, threads, launch.local_rank)?;
-    match ranks.nccl(launch, comm.as_ref(), timeout)? {
-        Some(nccl) => Ok((backend, Box::new(WithDevice { host: comm, device: nccl }))),
-        None => Ok((backend, comm)),
+    let ranks_of = Launch { rank: comm.rank(), world: comm.world(), ..launch.clone() };
+    match rendezvous {
+        Some(dir) if comm.world() > 1 => match ranks.nccl(&ranks_of, IdFrom::File(rekindle_comm::rendezvous::file_in(dir)), timeout)? {
+            Some(nccl) => Ok((backend, nccl)),
+            None => anyhow::bail!(
+                "--rendezvous joins GPU ranks over NCCL, and this rank runs on {}; CPU ranks need MPI (mpirun, or srun --mpi=pmix)",
+                backend.name()
+            ),
+        },
+        _ => match ranks.nccl(&ranks_of, IdFrom::Host(comm.as_ref()), timeout)? {
+            Some(nccl) => Ok((backend, Box::new(WithDevice { host: comm, device: nccl }))),
+            None => Ok((backend, comm)),
+        },
     }
 }
 
@@ -116,8 +133,12 @@ mod cuda {
         Ok((Box::new(be), stream))
     }
 
-    pub fn nccl(launch: &Launch, stream: &Stream, bootstrap: &dyn Comm, timeout: Duration) -> Result<Box<dyn Comm>> {
-        Ok(Box::new(Nccl::init(launch, stream.clone(), Bootstrap::Comm(bootstrap), timeout)?))
+    pub fn nccl(launch: &Launch, stream: &Stream, id: IdFrom, timeout: Duration) -> Result<Box<dyn Comm>> {
+        let bootstrap = match &id {
+            IdFrom::Host(host) => Bootstrap::Comm(*host),
+            IdFrom::File(path) => Bootstrap::File(path),
+        };
+        Ok(Box::new(Nccl::init(launch, stream.clone(), bootstrap, timeout)?))
     }
 }
 
@@ -132,7 +153,7 @@ mod cuda {
         anyhow::bail!("--device cuda needs a build with GPU support: cargo build --release --features cuda (or cuda-12)")
     }
 
-    pub fn nccl(_launch: &Launch, stream: &Stream, _bootstrap: &dyn Comm, _timeout: Duration) -> Result<Box<dyn Comm>> {
+    pub fn nccl(_launch: &Launch, stream: &Stream, _id: IdFrom, _timeout: Duration) -> Result<Box<dyn Comm>> {
         match *stream {}
     }
 }

@@ -28,8 +28,20 @@ pub struct TrainArgs {
     /// decides another rank has died or hangs, and exits with status 75 instead of waiting forever.
     #[arg(long, value_name = "SECS", default_value_t = 300)]
     comm_timeout: u64,
+    /// GPU ranks started without MPI (`srun --mpi=none`, Slurm's own launcher): they join NCCL
+    /// through a file in DIR, which every node must see, and NCCL carries every collective. Under
+    /// `mpirun` or `srun --mpi=pmix` leave it out: MPI hands out NCCL's id.
+    #[arg(long, value_name = "file:DIR", value_parser = parse_rendezvous)]
+    rendezvous: Option<PathBuf>,
     #[command(flatten)]
     device: crate::device::DeviceArgs,
+}
+
+fn parse_rendezvous(text: &str) -> Result<PathBuf, String> {
+    match text.strip_prefix("file:") {
+        Some(dir) if !dir.is_empty() => Ok(PathBuf::from(dir)),
+        _ => Err(format!("'{text}': expected file:DIR, a directory every rank can read and write")),
+    }
 }
 
 pub fn run(args: &TrainArgs) -> Result<()> {
@@ -49,7 +61,11 @@ pub fn on_ranks(args: &TrainArgs, body: impl FnOnce(&TrainArgs, &Launch, Box<dyn
         rekindle_coordinator::interrupt::request();
     })?;
     let launch = Launch::from_env()?;
-    let comm = rekindle_comm::connect(&launch, Duration::from_secs(args.comm_timeout))?;
+    let comm: Box<dyn Comm> = match &args.rendezvous {
+        // NCCL needs the GPU's stream: the ranks join it once the backend is open.
+        Some(_) if launch.world > 1 => Box::new(rekindle_comm::Unjoined(launch.clone())),
+        _ => rekindle_comm::connect(&launch, Duration::from_secs(args.comm_timeout))?,
+    };
     let (rank, world) = (comm.rank(), comm.world());
     if world > 1 {
         exit_on_panic(rank);
@@ -96,7 +112,7 @@ impl Session {
         let name = config_path.file_stem().map_or("run".into(), |s| s.to_string_lossy().into_owned());
         let out = args.resume.clone().or_else(|| args.out.clone()).unwrap_or_else(|| PathBuf::from("runs").join(name + suffix));
         let threads = if config.threads == 0 { launch.threads_per_rank() } else { config.threads };
-        let (backend, comm) = crate::device::backend_and_comm(&args.device, threads, launch, comm, Duration::from_secs(args.comm_timeout))?;
+        let (backend, comm) = crate::device::backend_and_comm(&args.device, threads, launch, comm, Duration::from_secs(args.comm_timeout), args.rendezvous.as_deref())?;
         if comm.rank() == 0 && comm.world() > 1 {
             eprintln!("{} on {}, launched by {}", comm.describe(), backend.name(), launch.source);
         }

@@ -14,7 +14,7 @@ mod common;
 use common::{params, train_lines};
 use rekindle_tensor::relative_error;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 fn dir(name: &str) -> PathBuf {
     common::dir("cuda", name)
@@ -271,4 +271,52 @@ fn a_driver_older_than_nvrtc_loads_cubins_within_its_major_version_and_is_refuse
     assert!(!o.status.success(), "{err}");
     let previous = major - 1;
     assert!(err.contains(&format!("driver (CUDA {previous}.4) cannot load what NVRTC {major}.{minor} compiles")) && err.contains(&format!("nvidia-cuda-nvrtc-cu{previous}")), "{err}");
+}
+
+/// Rank `rank` of two, as `srun` without MPI starts it (Slurm's step variables), on the software
+/// GPU's two devices, joining NCCL through `rendezvous`.
+fn srun_rank(rank: usize, rendezvous: &Path, args: &[&str]) -> Command {
+    let mut c = rekindle(args);
+    let (r, local) = (rank.to_string(), rank.to_string());
+    c.args(["--rendezvous", &format!("file:{}", rendezvous.display())])
+        .env("SLURM_PROCID", &r)
+        .env("SLURM_STEP_NUM_TASKS", "2")
+        .env("SLURM_LOCALID", &local)
+        .env("SLURM_STEP_TASKS_PER_NODE", "2")
+        .env("REKINDLE_SIM_DEVICES", "2");
+    c
+}
+
+#[test]
+fn two_gpu_ranks_without_mpi_join_through_a_rendezvous_file_and_train_what_one_gpu_trains() {
+    if !cuda_present() || rekindle_gpu_sim::install() == rekindle_gpu_sim::Device::Installed {
+        return; // two ranks need two devices: the software GPU's (tests/distributed.rs has the MPI case)
+    }
+    let d = dir("rendezvous");
+    let cfg = common::config(&d, common::TINY_RANKS);
+    let (one, two, meet) = (d.join("one"), d.join("two"), d.join("meet"));
+    run(&["train", &cfg, "--out", one.to_str().unwrap(), "--device", "cuda:0", "--precision", "fp32"]);
+    let args = ["train", cfg.as_str(), "--out", two.to_str().unwrap(), "--device", "cuda", "--precision", "fp32"];
+    let ranks: Vec<_> = (0..2).map(|r| srun_rank(r, &meet, &args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()).collect();
+    let outputs: Vec<Output> = ranks.into_iter().map(|c| c.wait_with_output().unwrap()).collect();
+    for (r, o) in outputs.iter().enumerate() {
+        assert!(o.status.success(), "rank {r}: {}", String::from_utf8_lossy(&o.stderr));
+    }
+    let err = String::from_utf8_lossy(&outputs[0].stderr);
+    assert!(err.contains("NCCL, 2 ranks on cuda:0") && err.contains("launched by srun"), "NCCL alone, no MPI: {err}");
+    for step in 0..3 {
+        let name = format!("checkpoints/step-{step}.safetensors");
+        common::assert_same_params(&two.join(&name), &one.join(&name), &format!("2 GPU ranks over a rendezvous file vs 1 GPU, time step {step}"));
+    }
+    assert_eq!(summary(&one)["accuracy_matrix"], summary(&two)["accuracy_matrix"]);
+    assert!(std::fs::read_dir(&meet).unwrap().next().is_none(), "rank 0 removes the rendezvous file once every rank has joined");
+}
+
+#[test]
+fn a_rendezvous_for_cpu_ranks_is_refused_naming_mpi() {
+    let d = dir("rendezvous-cpu");
+    let cfg = common::config(&d, common::TINY_RANKS);
+    let o = srun_rank(0, &d.join("meet"), &["train", &cfg, "--out", d.join("run").to_str().unwrap()]).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("--rendezvous joins GPU ranks over NCCL") && err.contains("CPU ranks need MPI"), "{err}");
 }

@@ -56,7 +56,8 @@ pub fn run(scaling: &ScalingArgs) -> Result<()> {
     let mut describe = String::new();
     let mut measure = |comm: &dyn Comm| -> Result<(usize, f64, f64)> {
         // On GPUs, NCCL over these ranks sums the gradients on the device, as in training.
-        let nccl = ranks.nccl(&launch, comm, std::time::Duration::from_secs(600))?;
+        let world = Launch { rank: comm.rank(), world: comm.world(), ..launch.clone() };
+        let nccl = ranks.nccl(&world, crate::device::IdFrom::Host(comm), std::time::Duration::from_secs(600))?;
         describe = nccl.as_ref().map_or_else(|| comm.describe(), |n| n.describe());
         let (mut steps, mut reduces) = (Vec::new(), Vec::new());
         for i in 0..args.warmup + args.iters {

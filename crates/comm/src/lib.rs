@@ -4,7 +4,9 @@
 //! - [`Single`]: one process, every collective is the identity;
 //! - `Mpi` (feature `mpi`): CPU ranks over rsmpi, launched by `mpirun` or `srun`;
 //! - `Nccl` (feature `cuda`): GPU buffers over NCCL, its id handed out by an MPI broadcast or a
-//!   [`rendezvous`] file on a shared directory.
+//!   [`rendezvous`] file on a shared directory; with the file, NCCL alone carries every
+//!   collective (host values staged through the device), and until it is joined the rank is
+//!   [`Unjoined`].
 //!
 //! [`Launch`] reads the rank layout from the launcher's environment, and [`connect`] picks the
 //! implementation. Every collective runs under a [`Watchdog`], so a rank that died or hangs makes
@@ -17,6 +19,7 @@ mod mpi_comm;
 mod nccl;
 pub mod rendezvous;
 mod single;
+mod unjoined;
 mod watchdog;
 mod with_device;
 
@@ -26,6 +29,7 @@ pub use mpi_comm::Mpi;
 #[cfg(feature = "cuda")]
 pub use nccl::{Bootstrap, Nccl};
 pub use single::Single;
+pub use unjoined::Unjoined;
 pub use with_device::WithDevice;
 pub use watchdog::{Watchdog, TIMED_OUT};
 

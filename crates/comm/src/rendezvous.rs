@@ -6,17 +6,29 @@
 
 use crate::CommError;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 fn failed(path: &Path, reason: impl Into<String>) -> CommError {
     CommError::Rendezvous { path: path.display().to_string(), reason: reason.into() }
 }
 
+/// The rendezvous file in `dir` for this job: `nccl-id-JOB.STEP` under Slurm, so that a file an
+/// earlier job left behind is never read, else `nccl-id` (then `dir` must be fresh for each job).
+pub fn file_in(dir: &Path) -> PathBuf {
+    match (std::env::var("SLURM_JOB_ID"), std::env::var("SLURM_STEP_ID")) {
+        (Ok(job), Ok(step)) => dir.join(format!("nccl-id-{job}.{step}")),
+        _ => dir.join("nccl-id"),
+    }
+}
+
 /// Rank 0: writes `bytes` to `path` atomically.
 pub fn publish(path: &Path, bytes: &[u8]) -> Result<(), CommError> {
     let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
     let write = || -> std::io::Result<()> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
         let mut file = std::fs::File::create(&tmp)?;
         file.write_all(bytes)?;
         file.sync_all()?;
