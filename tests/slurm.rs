@@ -1,6 +1,8 @@
 //! rekindle under a real Slurm: a one-node cluster on this machine (slurmctld and slurmd on
 //! localhost, started by `scripts/slurm/local-cluster.sh`). `sbatch scripts/slurm/train.sbatch`
-//! with 2 tasks trains what one process trains; `srun -n 2 rekindle bench all-reduce` checks its
+//! with 2 tasks trains what one process trains, on CPUs and on GPUs (the software GPU's two
+//! devices where there are none), the GPU ranks meeting through MPI or, without MPI, through a
+//! rendezvous file; `srun -n 2 rekindle bench all-reduce` checks its
 //! sums; a task killed mid-job ends the job with an error within 60 s and leaves the last good
 //! checkpoint intact.
 //!
@@ -56,10 +58,19 @@ fn output(mut c: Command) -> Output {
 
 /// `sbatch` of train.sbatch with 2 tasks on the one node; returns the job id.
 fn submit(conf: &str, d: &Path, args: &[&str]) -> String {
+    submit_with(conf, d, args, &[])
+}
+
+/// [`submit`] with extra environment for the job (sbatch exports the submitter's environment).
+fn submit_with(conf: &str, d: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
     let log = d.join("job-%j.out");
     let mut all = vec!["--parsable", "--ntasks", "2", "--nodes", "1", "--ntasks-per-node", "2", "--cpus-per-task", "1", "--time", "5", "--output", log.to_str().unwrap(), "scripts/slurm/train.sbatch"];
     all.extend(args);
-    let o = output(client(conf, "sbatch", &all));
+    let mut c = client(conf, "sbatch", &all);
+    c.envs(env.iter().copied());
+    #[cfg(feature = "gpu")]
+    rekindle_gpu_sim::configure(&mut c);
+    let o = output(c);
     assert!(o.status.success(), "sbatch failed: {}", String::from_utf8_lossy(&o.stderr));
     String::from_utf8_lossy(&o.stdout).trim().split(';').next().unwrap().to_string()
 }
@@ -92,18 +103,54 @@ fn job_log(d: &Path, id: &str) -> String {
 
 #[test]
 fn an_sbatch_job_of_two_tasks_trains_what_one_process_trains() {
+    sbatch_equivalence("equivalence", &[], &[], "MPI (");
+}
+
+/// The GPU flags and the software GPU's two devices (where the machine has no GPU).
+#[cfg(feature = "gpu")]
+const GPU: [&str; 4] = ["--device", "cuda", "--precision", "fp32"];
+
+#[cfg(feature = "gpu")]
+#[test]
+fn an_sbatch_job_of_two_gpu_tasks_over_mpi_trains_what_one_gpu_trains() {
+    if rekindle_gpu_sim::install() == rekindle_gpu_sim::Device::Sim {
+        let env = [("REKINDLE_LAUNCH", "mpi"), ("REKINDLE_SIM_DEVICES", "2"), ("REKINDLE_SIM_QUIET", "1")];
+        sbatch_equivalence("gpu-mpi", &GPU, &env, "2 ranks for host values, NCCL, 2 ranks for gradients on cuda:0");
+    }
+}
+
+#[cfg(feature = "gpu")]
+#[test]
+fn an_sbatch_job_of_two_gpu_tasks_without_mpi_meets_through_a_file_and_trains_what_one_gpu_trains() {
+    if rekindle_gpu_sim::install() == rekindle_gpu_sim::Device::Sim {
+        let meet = dir("gpu-file-meet");
+        let meet = meet.to_str().unwrap();
+        let env = [("REKINDLE_LAUNCH", "file"), ("REKINDLE_RENDEZVOUS_DIR", meet), ("REKINDLE_SIM_DEVICES", "2"), ("REKINDLE_SIM_QUIET", "1")];
+        sbatch_equivalence("gpu-file", &GPU, &env, "NCCL, 2 ranks on cuda:0");
+    }
+}
+
+/// A 2-task `sbatch` of train.sbatch with the extra `flags` and job environment `env`, against
+/// one process with the same flags; rank 0's log names its communicator with `comm`.
+fn sbatch_equivalence(name: &str, flags: &[&str], env: &[(&str, &str)], comm: &str) {
     let Some(conf) = slurm() else { return };
-    let d = dir("equivalence");
+    let d = dir(name);
     let cfg = config(&d, TINY);
     let (one, job_dir) = (d.join("one"), d.join("job"));
-    let o = Command::new(env!("CARGO_BIN_EXE_rekindle")).args(["train", &cfg, "--out", one.to_str().unwrap()]).output().unwrap();
+    let mut single = Command::new(env!("CARGO_BIN_EXE_rekindle"));
+    single.args(["train", &cfg, "--out", one.to_str().unwrap()]).args(flags).envs(env.iter().copied());
+    #[cfg(feature = "gpu")]
+    rekindle_gpu_sim::configure(&mut single);
+    let o = single.output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let id = submit(conf, &d, &[&cfg, "--out", job_dir.to_str().unwrap()]);
+    let mut args = vec![cfg.as_str(), "--out", job_dir.to_str().unwrap()];
+    args.extend(flags);
+    let id = submit_with(conf, &d, &args, env);
     let (record, took) = wait_job(conf, &id, Duration::from_secs(240));
     let log = job_log(&d, &id);
     eprintln!("job {id} took {:.1} s; its output:\n{log}", took.as_secs_f64());
     assert!(record.contains("JobState=COMPLETED") && record.contains("ExitCode=0:0"), "{record}\n{log}");
-    assert!(log.contains("2 ranks"), "rank 0 names the world: {log}");
+    assert!(log.contains("2 ranks") && log.contains(comm), "rank 0 names the world and its communicator ({comm}): {log}");
     for step in 0..3 {
         let name = format!("checkpoints/step-{step}.safetensors");
         assert_same_params(&job_dir.join(&name), &one.join(&name), &format!("Slurm job of 2 tasks vs 1 process, time step {step}"));
