@@ -34,7 +34,11 @@ fn rekindle_on(on: On, ranks: usize, args: &[&str]) -> Command {
     let mut c = rekindle(ranks, args);
     #[cfg(feature = "gpu")]
     if on == On::Cuda {
-        c.args(["--device", "cuda", "--precision", "fp32"]).env("REKINDLE_SIM_DEVICES", "2").env("REKINDLE_SIM_QUIET", "1");
+        c.args(["--device", "cuda"]).env("REKINDLE_SIM_DEVICES", "2").env("REKINDLE_SIM_QUIET", "1");
+        // `bench all-reduce` runs no model, so it has no arithmetic to choose.
+        if args[..2] != ["bench", "all-reduce"] {
+            c.args(["--precision", "fp32"]);
+        }
         rekindle_gpu_sim::configure(&mut c);
     }
     let _ = on;
@@ -293,8 +297,20 @@ fn one_gpu_rank_resumes_on_two() {
 
 #[test]
 fn bench_scaling_measures_each_world_size() {
+    bench_scaling(On::Cpu);
+}
+
+#[cfg(feature = "gpu")]
+#[test]
+fn bench_scaling_measures_each_world_size_on_gpus() {
+    if two_gpus() {
+        bench_scaling(On::Cuda);
+    }
+}
+
+fn bench_scaling(on: On) {
     let model = ["--preset", "vit-micro-4-28", "--batch", "4", "--iters", "2", "--json"];
-    let o = run(2, &[&["bench", "scaling"][..], &model].concat());
+    let o = run_on(on, 2, &[&["bench", "scaling"][..], &model].concat());
     let out = String::from_utf8_lossy(&o.stdout);
     let report: serde_json::Value = serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"));
     let worlds = report["worlds"].as_array().unwrap();
@@ -307,9 +323,23 @@ fn bench_scaling_measures_each_world_size() {
 
 #[test]
 fn bench_all_reduce_checks_and_times_each_world_size() {
-    let o = run(2, &["bench", "all-reduce", "--mbytes", "4", "--iters", "3", "--warmup", "1", "--json"]);
+    bench_all_reduce(On::Cpu);
+}
+
+#[cfg(feature = "gpu")]
+#[test]
+fn bench_all_reduce_checks_and_times_each_world_size_over_nccl() {
+    if two_gpus() {
+        bench_all_reduce(On::Cuda);
+    }
+}
+
+fn bench_all_reduce(on: On) {
+    let o = run_on(on, 2, &["bench", "all-reduce", "--mbytes", "4", "--iters", "3", "--warmup", "1", "--json"]);
     let out = String::from_utf8_lossy(&o.stdout);
     let report: serde_json::Value = serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let carrier = if on == On::Cpu { "MPI" } else { "NCCL" };
+    assert!(report["comm"].as_str().unwrap().starts_with(carrier), "{report}");
     let worlds = report["worlds"].as_array().unwrap();
     assert_eq!(worlds.len(), 2);
     assert!(worlds[1]["busbw_gbytes_per_sec"].as_f64().unwrap() > 0.0, "{report}");
