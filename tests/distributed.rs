@@ -343,6 +343,9 @@ fn bench_all_reduce(on: On) {
     let worlds = report["worlds"].as_array().unwrap();
     assert_eq!(worlds.len(), 2);
     assert!(worlds[1]["busbw_gbytes_per_sec"].as_f64().unwrap() > 0.0, "{report}");
+    // nccl-tests' all-reduce bus bandwidth: algbw · 2 (N−1)/N, which is algbw at N = 2.
+    let (alg, bus) = (worlds[1]["algbw_gbytes_per_sec"].as_f64().unwrap(), worlds[1]["busbw_gbytes_per_sec"].as_f64().unwrap());
+    assert!((bus - alg).abs() <= 1e-12 * alg, "{report}");
 }
 
 #[test]
