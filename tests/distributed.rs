@@ -136,19 +136,31 @@ fn a_micro_batch_the_world_cannot_split_is_refused() {
     assert!(err.contains("budget.micro_batch") && err.contains("on each of 2 ranks"), "{err}");
 }
 
-/// Starts a 2-rank run of `budget_steps` per time step and waits until it is training.
+/// Starts a 2-rank run and waits until time step 0 is checkpointed and time step 1 is training
+/// (it has seconds of work left: 400 optimizer steps per time step on the CPU, 40 on the slow
+/// software GPU).
 fn start_long_run(on: On, d: &Path, extra: &[&str]) -> (Child, PathBuf) {
-    let cfg = config(d, &TINY.replace("steps: 8,", "steps: 100000,"));
+    let steps = if on == On::Cpu { "steps: 400," } else { "steps: 40," };
+    let cfg = config(d, &TINY.replace("steps: 8,", steps));
     let out = d.join("run");
     let mut args = vec!["train", cfg.as_str(), "--out", out.to_str().unwrap()];
     args.extend(extra);
     let child = rekindle_on(on, 2, &args).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
     let started = Instant::now();
-    while !std::fs::read_to_string(out.join("metrics.jsonl")).is_ok_and(|m| m.lines().count() >= 3) {
-        assert!(started.elapsed() < Duration::from_secs(120), "the run never started training");
+    while !out.join("state.json").exists() {
+        assert!(started.elapsed() < Duration::from_secs(120), "time step 0 never finished");
         std::thread::sleep(Duration::from_millis(20));
     }
     (child, out)
+}
+
+/// The run a stopped job left: time step 0's checkpoint, whole, is the last one.
+fn assert_checkpoint_kept(out: &Path) {
+    let state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("state.json")).unwrap()).unwrap();
+    assert_eq!(state["completed_steps"], 1, "stopped during time step 1");
+    let values = common::params(&out.join("checkpoints/step-0.safetensors"));
+    assert!(!values.is_empty() && values.iter().all(|v| v.is_finite()), "the kept checkpoint is whole");
+    assert!(!out.join("summary.json").exists() && !out.join("checkpoints/step-1.safetensors").exists());
 }
 
 /// The pid of rank `rank` among `mpirun`'s children.
@@ -200,13 +212,14 @@ fn a_killed_gpu_rank_stops_the_job_with_an_error() {
 
 fn killed_rank(on: On, name: &str) {
     let d = dir(name);
-    let (child, _) = start_long_run(on, &d, &[]);
+    let (child, out) = start_long_run(on, &d, &[]);
     signal(rank_pid(child.id(), 1), "-KILL");
     let (o, took) = wait_exit(child, Duration::from_secs(60));
     let err = String::from_utf8_lossy(&o.stderr);
     eprintln!("exited after {:.1} s: {err}", took.as_secs_f64());
     assert!(!o.status.success());
     assert!(err.contains("rank 1") && err.contains("signal 9"), "the error names the dead rank: {err}");
+    assert_checkpoint_kept(&out);
 }
 
 #[test]
@@ -224,7 +237,7 @@ fn a_hung_gpu_rank_stops_the_job_through_the_watchdog() {
 
 fn hung_rank(on: On, name: &str) {
     let d = dir(name);
-    let (child, _) = start_long_run(on, &d, &["--comm-timeout", "5"]);
+    let (child, out) = start_long_run(on, &d, &["--comm-timeout", "5"]);
     // A stopped process is alive to mpirun, so only the other rank's watchdog can notice.
     let hung = rank_pid(child.id(), 1);
     signal(hung, "-STOP");
@@ -236,6 +249,7 @@ fn hung_rank(on: On, name: &str) {
     // On GPUs rank 0 waits in NCCL's all-reduce of the gradients, on the CPU in MPI's.
     let waited = if on == On::Cpu { "rank 0: all-reduce has waited" } else { "rank 0: ncclAllReduce has waited" };
     assert!(err.contains(waited) && err.contains("a rank has died or hangs"), "{err}");
+    assert_checkpoint_kept(&out);
 }
 
 /// Runs `first` ranks until time step 0 is checkpointed, stops the job, resumes on `then` ranks,
