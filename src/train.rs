@@ -24,6 +24,10 @@ pub struct TrainArgs {
     /// same metrics as an uninterrupted one).
     #[arg(long, value_name = "DIR")]
     pub resume: Option<PathBuf>,
+    /// Replace the run already in the output directory (its files are deleted first). Without
+    /// it, a directory that holds a run is refused: one directory is one run.
+    #[arg(long, conflicts_with = "resume")]
+    overwrite: bool,
     /// With several ranks: a rank that waits this long in one collective (all-reduce, barrier)
     /// decides another rank has died or hangs, and exits with status 75 instead of waiting forever.
     #[arg(long, value_name = "SECS", default_value_t = 300)]
@@ -102,6 +106,11 @@ pub struct Session {
 
 impl Session {
     pub fn open(args: &TrainArgs, launch: &Launch, comm: Box<dyn Comm>, suffix: &str) -> Result<Session> {
+        if let Some(dir) = &args.resume {
+            if !RunDir::open(dir).config_path().exists() {
+                anyhow::bail!("--resume {}: no run there (no config.yaml); start one with --out {0}", dir.display());
+            }
+        }
         let config_path = match (&args.config, &args.resume) {
             (Some(c), _) => c.clone(),
             (None, Some(dir)) => RunDir::open(dir).config_path(),
@@ -116,9 +125,37 @@ impl Session {
         if comm.rank() == 0 && comm.world() > 1 {
             eprintln!("{} on {}, launched by {}", comm.describe(), backend.name(), launch.source);
         }
+        // Rank 0 writes the directory, so it decides, and every rank hears the verdict (a check
+        // on each rank could see rank 0's first files).
+        let mut refusal = if comm.rank() == 0 { claim_out(args, &out).err().map(|e| format!("{e:#}")).unwrap_or_default().into_bytes() } else { Vec::new() };
+        comm.broadcast(&mut refusal, 0)?;
+        if !refusal.is_empty() {
+            anyhow::bail!("{}", String::from_utf8_lossy(&refusal));
+        }
         Ok(Session { config, out, backend, comm })
     }
 
+}
+
+/// Makes `out` this run's: a resumed run is already there; a fresh one needs an empty or missing
+/// directory, or `--overwrite` of a directory that holds a run (it is deleted first).
+fn claim_out(args: &TrainArgs, out: &Path) -> Result<()> {
+    if args.resume.is_some() {
+        return Ok(());
+    }
+    let Ok(mut entries) = std::fs::read_dir(out) else { return Ok(()) };
+    if entries.next().is_none() {
+        return Ok(());
+    }
+    let holds_run = RunDir::open(out).config_path().exists();
+    match (holds_run, args.overwrite) {
+        (true, true) => std::fs::remove_dir_all(out).with_context(|| format!("--overwrite: cannot delete {}", out.display())),
+        (true, false) => anyhow::bail!(
+            "{} already holds a run; continue it with --resume {0}, write this one elsewhere with --out DIR, or replace it with --overwrite",
+            out.display()
+        ),
+        (false, _) => anyhow::bail!("{} is not empty and holds no run (no config.yaml); choose another --out", out.display()),
+    }
 }
 
 /// On rank 0: creates the run directory `out`, records the config (a resumed run keeps its own;

@@ -314,3 +314,48 @@ threads: 1
     assert!(last > 0.35, "A(T-1) {last} is not far above chance (0.1)");
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// The quickstart's embedded stream, cut short, with `extra` overrides, into `out`.
+fn short_quickstart(out: &Path, extra: &[&str]) -> Output {
+    let mut args = vec!["train", "configs/quickstart.yaml", "--set", "stream.steps=2", "--out", out.to_str().unwrap()];
+    args.extend(extra);
+    run(&args)
+}
+
+#[test]
+fn a_directory_that_holds_a_run_is_refused_unless_overwritten() {
+    // The reproduction: one run finishes in `x`, a second run with other settings is pointed at
+    // the same `x`. It used to reuse the directory and a later --resume printed the first run's
+    // results under the second run's config.
+    let d = dir("one-run");
+    let x = d.join("x");
+    let first = short_quickstart(&x, &["--set", "budget.steps=2", "--set", "seed=1"]);
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    let kept = std::fs::read_to_string(x.join("summary.json")).unwrap();
+    let second = short_quickstart(&x, &["--set", "budget.steps=3"]);
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(!second.status.success(), "{err}");
+    assert!(err.contains("already holds a run") && err.contains("--resume") && err.contains("--overwrite"), "{err}");
+    assert_eq!(std::fs::read_to_string(x.join("summary.json")).unwrap(), kept, "the refused run touched nothing");
+    // --overwrite: the second run's own results, and nothing of the first left.
+    let replaced = short_quickstart(&x, &["--set", "budget.steps=3", "--overwrite"]);
+    assert!(replaced.status.success(), "{}", String::from_utf8_lossy(&replaced.stderr));
+    assert_eq!(summary(&x)["optimizer_steps"], 6, "2 time steps of 3 optimizer steps: the second run's");
+    assert!(std::fs::read_to_string(x.join("config.yaml")).unwrap().contains("seed: 0"), "the second run's config");
+    // A directory of something else is never deleted.
+    let other = d.join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(other.join("notes.txt"), "mine").unwrap();
+    let o = short_quickstart(&other, &["--overwrite"]);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("holds no run"));
+    assert!(other.join("notes.txt").exists());
+}
+
+#[test]
+fn resuming_a_directory_without_a_run_is_refused() {
+    let d = dir("resume-nothing");
+    let o = run(&["train", "configs/quickstart.yaml", "--resume", d.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("no run there") && err.contains("--out"), "{err}");
+    assert!(std::fs::read_dir(&d).unwrap().next().is_none(), "nothing was trained or written");
+}

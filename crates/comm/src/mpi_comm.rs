@@ -94,7 +94,10 @@ impl Comm for Mpi {
         let mut len = data.len() as u64;
         root.broadcast_into(&mut len);
         data.resize(len as usize, 0);
-        root.broadcast_into(&mut data[..]);
+        // Every rank now knows the length; Open MPI rejects a broadcast of no bytes (MPI_ERR_ARG).
+        if len > 0 {
+            root.broadcast_into(&mut data[..]);
+        }
         Ok(())
     }
 

@@ -346,10 +346,31 @@ impl Engine {
     }
 }
 
-/// The error every rank returns once some rank's backend failed: this rank's own message, or a
-/// pointer to the rank that has it.
+/// The error every rank returns once some rank's backend failed (every rank calls this at the
+/// same point): its own message, or the first failed rank's, relayed. Relayed because the
+/// launcher may stop the job as soon as one rank exits, before a failed rank has printed anything.
 fn device_failure(failure: Option<String>, comm: &dyn Comm) -> TrainError {
-    let message = failure.unwrap_or_else(|| "another rank's device failed (its error names the cause)".into());
+    let mut failed = vec![0.0f32; comm.world()];
+    failed[comm.rank()] = failure.is_some() as u8 as f32;
+    let first = comm.all_reduce(&mut failed, Reduce::Sum).ok().and_then(|_| failed.iter().position(|&f| f > 0.0));
+    let message = match (failure, first) {
+        (Some(own), _) => {
+            if first.is_some_and(|r| r == comm.rank()) {
+                let _ = comm.broadcast(&mut own.clone().into_bytes(), comm.rank());
+            } else if let Some(r) = first {
+                let _ = comm.broadcast(&mut Vec::new(), r);
+            }
+            own
+        }
+        (None, Some(r)) => {
+            let mut relayed = Vec::new();
+            match comm.broadcast(&mut relayed, r) {
+                Ok(()) => format!("rank {r}: {}", String::from_utf8_lossy(&relayed)),
+                Err(_) => format!("rank {r}'s device failed (its error names the cause)"),
+            }
+        }
+        (None, None) => "another rank's device failed (its error names the cause)".into(),
+    };
     TrainError::Device { rank: comm.rank(), message }
 }
 
