@@ -81,8 +81,8 @@ fn main() {
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");
-        // 130: stopped by Ctrl-C, as shells report it.
+        // A stop by a signal exits 128 + its number, as shells report it (130 for Ctrl-C).
         let interrupted = e.chain().any(|c| matches!(c.downcast_ref(), Some(rekindle_coordinator::TrainError::Interrupted { .. })));
-        std::process::exit(if interrupted { 130 } else { 1 });
+        std::process::exit(if interrupted { train::stopped_status() } else { 1 });
     }
 }

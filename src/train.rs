@@ -6,6 +6,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rekindle_coordinator::{train, MetricsLog, Progress, RunDir, TrainConfig, TrainError};
 use rekindle_comm::{Comm, Launch};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::Duration;
 
 /// The arguments of `train` and `pretrain`.
@@ -52,18 +53,52 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     on_ranks(args, run_rank)
 }
 
+/// The signal that asked the run to stop (SIGINT, SIGTERM or SIGUSR1), or 0.
+static STOPPED_BY: AtomicI32 = AtomicI32::new(0);
+
+/// The exit status of a run stopped by a signal: 128 + its number, as shells report it (130 for
+/// Ctrl-C, 143 for SIGTERM, 138 for SIGUSR1; 130 on a rank stopped by another's signal), so a
+/// batch script can tell a stop from a failure.
+pub fn stopped_status() -> i32 {
+    128 + match STOPPED_BY.load(Ordering::SeqCst) {
+        0 => libc::SIGINT,
+        signal => signal,
+    }
+}
+
+fn signal_name(signal: i32) -> &'static str {
+    match signal {
+        libc::SIGINT => "Ctrl-C",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGUSR1 => "SIGUSR1",
+        _ => "a stop request on another rank",
+    }
+}
+
+/// SIGTERM (Slurm's time limit, `scancel`, preemption) and SIGUSR1 (the warning `sbatch
+/// --signal` sends before the limit) stop the run as the first Ctrl-C does.
+extern "C" fn stop_on_signal(signal: libc::c_int) {
+    STOPPED_BY.store(signal, Ordering::SeqCst);
+    rekindle_coordinator::interrupt::request();
+}
+
 /// Connects this process to its ranks and runs `body`; errors name the rank under a launcher.
-/// The first Ctrl-C stops the run after the optimizer step in progress (a checkpoint being written
-/// is finished), the second at once.
+/// The first Ctrl-C, a SIGTERM or a SIGUSR1 stops the run after the optimizer step in progress
+/// (a checkpoint being written is finished); a second Ctrl-C stops it at once.
 pub fn on_ranks(args: &TrainArgs, body: impl FnOnce(&TrainArgs, &Launch, Box<dyn Comm>) -> Result<()>) -> Result<()> {
     let pressed = std::sync::atomic::AtomicBool::new(false);
     ctrlc::set_handler(move || {
-        if pressed.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        if pressed.swap(true, Ordering::SeqCst) {
             std::process::exit(130);
         }
         eprintln!("\nstopping after this optimizer step (Ctrl-C again to stop at once)");
+        STOPPED_BY.store(libc::SIGINT, Ordering::SeqCst);
         rekindle_coordinator::interrupt::request();
     })?;
+    for signal in [libc::SIGTERM, libc::SIGUSR1] {
+        // SAFETY: the handler only stores to two atomics, which is async-signal-safe.
+        unsafe { libc::signal(signal, stop_on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t) };
+    }
     let launch = Launch::from_env()?;
     let comm: Box<dyn Comm> = match &args.rendezvous {
         // NCCL needs the GPU's stream: the ranks join it once the backend is open.
@@ -175,7 +210,10 @@ pub fn start_metrics(args: &TrainArgs, config: &TrainConfig, out: &Path, state_k
 /// An interruption's error, with the command that continues the run.
 pub fn resume_hint<T>(result: Result<T, TrainError>, command: &str, out: &Path) -> Result<T> {
     match result {
-        Err(e @ TrainError::Interrupted { .. }) => Err(e).with_context(|| format!("stopped by Ctrl-C (continue with `rekindle {command} --resume {}`)", out.display())),
+        Err(e @ TrainError::Interrupted { .. }) => {
+            let by = signal_name(STOPPED_BY.load(Ordering::SeqCst));
+            Err(e).with_context(|| format!("stopped by {by} (continue with `rekindle {command} --resume {}`)", out.display()))
+        }
         other => Ok(other?),
     }
 }

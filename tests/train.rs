@@ -359,3 +359,31 @@ fn resuming_a_directory_without_a_run_is_refused() {
     assert!(!o.status.success() && err.contains("no run there") && err.contains("--out"), "{err}");
     assert!(std::fs::read_dir(&d).unwrap().next().is_none(), "nothing was trained or written");
 }
+
+#[test]
+fn sigterm_and_sigusr1_stop_after_the_step_with_their_status_and_the_run_resumes_to_the_same_result() {
+    let d = dir("signals");
+    let cfg = config(&d);
+    let whole = d.join("whole");
+    assert!(run(&["train", &cfg, "--out", whole.to_str().unwrap()]).status.success());
+    for (signal, status) in [("-TERM", 143), ("-USR1", 138)] {
+        let out = d.join(signal.trim_start_matches('-'));
+        let child = command(&["train", &cfg, "--out", out.to_str().unwrap()]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+        // Into time step 1 (40 optimizer steps per time step).
+        let started = Instant::now();
+        while !std::fs::read_to_string(out.join("metrics.jsonl")).is_ok_and(|m| m.lines().filter(|l| l.contains("\"type\":\"train\"")).count() > 45) {
+            assert!(started.elapsed() < Duration::from_secs(120), "the run never reached time step 1");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(Command::new("kill").args([signal, &child.id().to_string()]).status().unwrap().success());
+        let o = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(status), "{err}");
+        let name = format!("stopped by SIG{}", signal.trim_start_matches('-'));
+        assert!(err.contains(&name) && err.contains(&format!("rekindle train --resume {}", out.display())), "{err}");
+        assert!(!out.join("summary.json").exists(), "stopped before the end");
+        let resumed = run(&["train", "--resume", out.to_str().unwrap()]);
+        assert!(resumed.status.success(), "{}", String::from_utf8_lossy(&resumed.stderr));
+        assert_eq!(summary_without_wall(&out), summary_without_wall(&whole), "{signal}: the resumed run ends as the uninterrupted one");
+    }
+}
