@@ -139,8 +139,10 @@ int arrive_and_wait(Comm* comm, const char* what) {
         nanosleep(&pause, nullptr);
         if (std::chrono::steady_clock::now() - last_check > std::chrono::milliseconds(100)) {
             last_check = std::chrono::steady_clock::now();
+            // Read the phase again after the exit check: a rank may arrive and then exit (having
+            // done its part) between the scan above and this check.
             int pid = comm->segment->ranks[missing].pid.load();
-            if (pid > 0 && exited(pid))
+            if (pid > 0 && exited(pid) && comm->segment->ranks[missing].phase.load(std::memory_order_acquire) < phase)
                 return break_comm(comm, RemoteError, std::string(what) + ": rank " + std::to_string(missing) + " (process " + std::to_string(pid) + ") exited while rank " +
                                                          std::to_string(comm->rank) + " waited for it");
         }
