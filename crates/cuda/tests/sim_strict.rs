@@ -1,9 +1,9 @@
 //! The software GPU is strict where the hardware is: each rule has a case here that breaks it and
 //! checks the message the caller gets (the sim puts its explanation in cuGetErrorString, so it
-//! reaches cudarc's error). A too-new PTX version, which needs another driver version, is in
-//! tests/cuda_path.rs (with the CUBIN path that an older driver of the same major version takes); a
-//! launch whose arguments do not match the PTX is refused by the backend's
-//! own check (rekindle_cuda::params), which runs on a real GPU too.
+//! reaches cudarc's error). How the backend copes with a driver older than NVRTC (CUBINs within
+//! a major version, a refusal across one) is in tests/cuda_path.rs; a launch whose arguments do
+//! not match the PTX is refused by the backend's own check (rekindle_cuda::params), which runs on
+//! a real GPU too.
 //!
 //! On a machine with a real GPU these cases do not apply and return at once.
 
@@ -154,4 +154,17 @@ fn a_cubin_for_another_architecture_or_with_other_parameters_is_refused() {
     let cubin = nvrtc::compile(&other, &other.full_source(), "sm_90").unwrap().cubin.unwrap();
     let e = format!("{:?}", ctx.load_module(Ptx::from_binary(cubin)).unwrap_err());
     assert!(e.contains("CUDA_ERROR_INVALID_IMAGE") && e.contains("kernel fill takes parameters of (8, 8) bytes in the CUBIN but (8, 4, 8)"), "{e}");
+}
+
+#[test]
+fn ptx_newer_than_the_driver_reads_is_refused() {
+    let Some(ctx) = sim() else { return };
+    // The simulated driver is CUDA 13.5 (REKINDLE_SIM_DRIVER's default), which reads PTX ISA 9.5
+    // at most; NVRTC's PTX with its version raised to 9.9 stands for a newer toolkit's.
+    let ptx = nvrtc::compile(elementwise(), &elementwise().full_source(), "compute_90").unwrap().ptx;
+    let start = ptx.find(".version ").expect("a .version directive");
+    let end = start + ptx[start..].find('\n').unwrap();
+    let newer = format!("{}.version 9.9{}", &ptx[..start], &ptx[end..]);
+    let e = format!("{:?}", ctx.load_module(Ptx::from_src(newer)).unwrap_err());
+    assert!(e.contains("CUDA_ERROR_UNSUPPORTED_PTX_VERSION") && e.contains("PTX ISA 9.9 is newer than driver 13.5 reads (PTX ISA 9.5 at most)"), "{e}");
 }
