@@ -26,7 +26,10 @@ run() { # name, dir, overrides...
   [ -f "$dir/summary.json" ] && return 0
   local sets=()
   for kv in "$@"; do sets+=(--set "$kv"); done
-  "$bin" train "$config" "${sets[@]}" --set strategy.term_norms_every=10 --out "$dir" > "$dir.log" 2>&1 || { echo "failed: $dir (see $dir.log)"; return 1; }
+  # A point that was stopped continues (a directory holds one run: it is not started afresh).
+  local where=(--out "$dir")
+  [ -f "$dir/config.yaml" ] && where=(--resume "$dir")
+  "$bin" train "$config" "${sets[@]}" --set strategy.term_norms_every=10 "${where[@]}" > "$dir.log" 2>&1 || { echo "failed: $dir (see $dir.log)"; return 1; }
   grep final "$dir.log"
 }
 # Each method runs at the LR of its best sweep run (final A(T-1), seed 0, 1% labels).
