@@ -48,7 +48,14 @@ pub fn trained_model(be: &mut dyn Backend, checkpoint: &Path, data: &Shard) -> R
         bail!("{} has {} channels; the checkpoint's model takes {}", data.path(), data.spec().channels, config.channels);
     }
     let vit = Vit::new(be, &config, 0)?;
-    load_checkpoint(be, &vit, checkpoint)?;
+    let report = load_checkpoint(be, &vit, checkpoint)?;
+    if report.kept.contains(&rekindle_model::Part::Head) {
+        bail!(
+            "{} has no classification head (an MAE pre-training checkpoint has none), and a fresh head would score chance; \
+             train one from it with `rekindle train CONFIG --set model.init={0}` and evaluate that run's checkpoints/step-T.safetensors",
+            checkpoint.display()
+        );
+    }
     Ok((vit, classes))
 }
 

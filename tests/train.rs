@@ -387,3 +387,20 @@ fn sigterm_and_sigusr1_stop_after_the_step_with_their_status_and_the_run_resumes
         assert_eq!(summary_without_wall(&out), summary_without_wall(&whole), "{signal}: the resumed run ends as the uninterrupted one");
     }
 }
+
+#[test]
+fn eval_refuses_a_checkpoint_without_a_head() {
+    // An MAE pre-training checkpoint has an encoder and a decoder but no head: eval used to score
+    // a fresh random head (chance accuracy) without a word.
+    let d = dir("eval-headless");
+    let pre = d.join("pre");
+    let o = run(&["pretrain", "configs/quickstart.yaml", "--set", "pretrain.steps=1", "--out", pre.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let shard = d.join("test.shard");
+    let o = run(&["data", "prepare", "--from", "synthetic", "--classes", "10", "--per-class", "2", "--size", "32", "--split", "test", "--out", shard.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mae = pre.join("mae.safetensors");
+    let o = run(&["eval", "--checkpoint", mae.to_str().unwrap(), "--data", shard.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("has no classification head") && err.contains("model.init="), "{err}");
+}
