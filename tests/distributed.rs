@@ -61,6 +61,25 @@ fn two_gpus() -> bool {
     }
 }
 
+/// A test on the CPU and its twin on GPUs (which returns where two GPUs cannot be had), both
+/// calling `body(on, args…)`; a leading name (the test's directory) gets `-cuda` on the GPU.
+macro_rules! cpu_and_gpu_tests {
+    ($cpu:ident, $gpu:ident, $body:ident $(, $name:literal $(, $arg:expr)*)?) => {
+        #[test]
+        fn $cpu() {
+            $body(On::Cpu $(, $name $(, $arg)*)?);
+        }
+
+        #[cfg(feature = "gpu")]
+        #[test]
+        fn $gpu() {
+            if two_gpus() {
+                $body(On::Cuda $(, concat!($name, "-cuda") $(, $arg)*)?);
+            }
+        }
+    };
+}
+
 /// `rekindle ARGS` on `ranks` MPI ranks (`ranks = 0`: plain, without mpirun).
 fn rekindle(ranks: usize, args: &[&str]) -> Command {
     let bin = env!("CARGO_BIN_EXE_rekindle");
@@ -78,28 +97,13 @@ fn rekindle(ranks: usize, args: &[&str]) -> Command {
     c
 }
 
-fn run(ranks: usize, args: &[&str]) -> Output {
-    run_on(On::Cpu, ranks, args)
-}
-
 fn run_on(on: On, ranks: usize, args: &[&str]) -> Output {
     let o = rekindle_on(on, ranks, args).output().expect("run rekindle (is Open MPI's mpirun on PATH?)");
     assert!(o.status.success(), "rekindle {args:?} on {ranks} ranks failed:\n{}", String::from_utf8_lossy(&o.stderr));
     o
 }
 
-#[test]
-fn two_ranks_train_what_one_process_trains() {
-    train_equivalence(On::Cpu, "equivalence");
-}
-
-#[cfg(feature = "gpu")]
-#[test]
-fn two_gpu_ranks_train_what_one_gpu_trains() {
-    if two_gpus() {
-        train_equivalence(On::Cuda, "equivalence-cuda");
-    }
-}
+cpu_and_gpu_tests!(two_ranks_train_what_one_process_trains, two_gpu_ranks_train_what_one_gpu_trains, train_equivalence, "equivalence");
 
 fn train_equivalence(on: On, name: &str) {
     let d = dir(name);
@@ -197,18 +201,7 @@ fn wait_exit(child: Child, limit: Duration) -> (Output, Duration) {
     (watcher.join().unwrap(), started.elapsed())
 }
 
-#[test]
-fn a_killed_rank_stops_the_job_with_an_error() {
-    killed_rank(On::Cpu, "killed");
-}
-
-#[cfg(feature = "gpu")]
-#[test]
-fn a_killed_gpu_rank_stops_the_job_with_an_error() {
-    if two_gpus() {
-        killed_rank(On::Cuda, "killed-cuda");
-    }
-}
+cpu_and_gpu_tests!(a_killed_rank_stops_the_job_with_an_error, a_killed_gpu_rank_stops_the_job_with_an_error, killed_rank, "killed");
 
 fn killed_rank(on: On, name: &str) {
     let d = dir(name);
@@ -222,18 +215,7 @@ fn killed_rank(on: On, name: &str) {
     assert_checkpoint_kept(&out);
 }
 
-#[test]
-fn a_hung_rank_stops_the_job_through_the_watchdog() {
-    hung_rank(On::Cpu, "hung");
-}
-
-#[cfg(feature = "gpu")]
-#[test]
-fn a_hung_gpu_rank_stops_the_job_through_the_watchdog() {
-    if two_gpus() {
-        hung_rank(On::Cuda, "hung-cuda");
-    }
-}
+cpu_and_gpu_tests!(a_hung_rank_stops_the_job_through_the_watchdog, a_hung_gpu_rank_stops_the_job_through_the_watchdog, hung_rank, "hung");
 
 fn hung_rank(on: On, name: &str) {
     let d = dir(name);
@@ -283,44 +265,10 @@ fn ranks(n: usize) -> String {
     if n == 0 { "1 process".into() } else { format!("{n} ranks") }
 }
 
-#[test]
-fn two_ranks_resume_on_one() {
-    resume_across_world_sizes(On::Cpu, "2to1", 2, 1);
-}
+cpu_and_gpu_tests!(two_ranks_resume_on_one, two_gpu_ranks_resume_on_one, resume_across_world_sizes, "2to1", 2, 1);
+cpu_and_gpu_tests!(one_rank_resumes_on_two, one_gpu_rank_resumes_on_two, resume_across_world_sizes, "1to2", 0, 2);
 
-#[test]
-fn one_rank_resumes_on_two() {
-    resume_across_world_sizes(On::Cpu, "1to2", 0, 2);
-}
-
-#[cfg(feature = "gpu")]
-#[test]
-fn two_gpu_ranks_resume_on_one() {
-    if two_gpus() {
-        resume_across_world_sizes(On::Cuda, "2to1-cuda", 2, 1);
-    }
-}
-
-#[cfg(feature = "gpu")]
-#[test]
-fn one_gpu_rank_resumes_on_two() {
-    if two_gpus() {
-        resume_across_world_sizes(On::Cuda, "1to2-cuda", 0, 2);
-    }
-}
-
-#[test]
-fn bench_scaling_measures_each_world_size() {
-    bench_scaling(On::Cpu);
-}
-
-#[cfg(feature = "gpu")]
-#[test]
-fn bench_scaling_measures_each_world_size_on_gpus() {
-    if two_gpus() {
-        bench_scaling(On::Cuda);
-    }
-}
+cpu_and_gpu_tests!(bench_scaling_measures_each_world_size, bench_scaling_measures_each_world_size_on_gpus, bench_scaling);
 
 fn bench_scaling(on: On) {
     let model = ["--preset", "vit-micro-4-28", "--batch", "4", "--iters", "2", "--json"];
@@ -335,18 +283,7 @@ fn bench_scaling(on: On) {
     assert!(report["gradient_mbytes"].as_f64().unwrap() > 0.0);
 }
 
-#[test]
-fn bench_all_reduce_checks_and_times_each_world_size() {
-    bench_all_reduce(On::Cpu);
-}
-
-#[cfg(feature = "gpu")]
-#[test]
-fn bench_all_reduce_checks_and_times_each_world_size_over_nccl() {
-    if two_gpus() {
-        bench_all_reduce(On::Cuda);
-    }
-}
+cpu_and_gpu_tests!(bench_all_reduce_checks_and_times_each_world_size, bench_all_reduce_checks_and_times_each_world_size_over_nccl, bench_all_reduce);
 
 fn bench_all_reduce(on: On) {
     let o = run_on(on, 2, &["bench", "all-reduce", "--mbytes", "4", "--iters", "3", "--warmup", "1", "--json"]);
@@ -362,18 +299,7 @@ fn bench_all_reduce(on: On) {
     assert!((bus - alg).abs() <= 1e-12 * alg, "{report}");
 }
 
-#[test]
-fn two_ranks_pretrain_what_one_process_pretrains() {
-    pretrain_equivalence(On::Cpu, "pretrain");
-}
-
-#[cfg(feature = "gpu")]
-#[test]
-fn two_gpu_ranks_pretrain_what_one_gpu_pretrains() {
-    if two_gpus() {
-        pretrain_equivalence(On::Cuda, "pretrain-cuda");
-    }
-}
+cpu_and_gpu_tests!(two_ranks_pretrain_what_one_process_pretrains, two_gpu_ranks_pretrain_what_one_gpu_pretrains, pretrain_equivalence, "pretrain");
 
 fn pretrain_equivalence(on: On, name: &str) {
     let d = dir(name);
