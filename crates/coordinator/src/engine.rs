@@ -353,22 +353,15 @@ fn device_failure(failure: Option<String>, comm: &dyn Comm) -> TrainError {
     let mut failed = vec![0.0f32; comm.world()];
     failed[comm.rank()] = failure.is_some() as u8 as f32;
     let first = comm.all_reduce(&mut failed, Reduce::Sum).ok().and_then(|_| failed.iter().position(|&f| f > 0.0));
-    let message = match (failure, first) {
-        (Some(own), _) => {
-            if first.is_some_and(|r| r == comm.rank()) {
-                let _ = comm.broadcast(&mut own.clone().into_bytes(), comm.rank());
-            } else if let Some(r) = first {
-                let _ = comm.broadcast(&mut Vec::new(), r);
-            }
-            own
-        }
-        (None, Some(r)) => {
-            let mut relayed = Vec::new();
-            match comm.broadcast(&mut relayed, r) {
-                Ok(()) => format!("rank {r}: {}", String::from_utf8_lossy(&relayed)),
-                Err(_) => format!("rank {r}'s device failed (its error names the cause)"),
-            }
-        }
+    // The first failed rank broadcasts its message; every rank takes part.
+    let relayed = first.map(|r| {
+        let mut bytes = if r == comm.rank() { failure.clone().unwrap_or_default().into_bytes() } else { Vec::new() };
+        (r, comm.broadcast(&mut bytes, r).map(|_| bytes))
+    });
+    let message = match (failure, relayed) {
+        (Some(own), _) => own,
+        (None, Some((r, Ok(bytes)))) => format!("rank {r}: {}", String::from_utf8_lossy(&bytes)),
+        (None, Some((r, Err(_)))) => format!("rank {r}'s device failed (its error names the cause)"),
         (None, None) => "another rank's device failed (its error names the cause)".into(),
     };
     TrainError::Device { rank: comm.rank(), message }
