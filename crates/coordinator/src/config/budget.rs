@@ -19,11 +19,15 @@ pub struct BudgetSection {
     /// Also evaluate every this many optimizer steps inside a time step (0: only at its end),
     /// the grid on which `rekindle speedup` finds the first iteration reaching a target.
     pub eval_every: usize,
+    /// Also write a resumable checkpoint (model and optimizer) every this many optimizer steps
+    /// inside a time step (0: only at its end), so a job stopped late in a long time step loses
+    /// at most this many steps; `--resume` continues it exactly.
+    pub checkpoint_every: usize,
 }
 
 impl Default for BudgetSection {
     fn default() -> BudgetSection {
-        BudgetSection { steps: 500, effective_batch: 1024, micro_batch: 256, stage_split: StageSplit::Ratio(0.8), eval_every: 0 }
+        BudgetSection { steps: 500, effective_batch: 1024, micro_batch: 256, stage_split: StageSplit::Ratio(0.8), eval_every: 0, checkpoint_every: 0 }
     }
 }
 

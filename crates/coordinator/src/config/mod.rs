@@ -8,6 +8,7 @@
 mod augment;
 mod budget;
 mod check;
+mod checkpoint;
 mod ckca;
 mod continuous;
 mod data;
@@ -21,6 +22,7 @@ mod stream;
 
 pub use augment::{AugmentSection, CurrentSmoothing};
 pub use budget::BudgetSection;
+pub use checkpoint::CheckpointSection;
 pub use ckca::{CkcaSection, KdWeighting};
 pub use continuous::{ContinuousSection, InitLever, L2Reference};
 pub use data::{DataSection, SyntheticSection};
@@ -53,6 +55,8 @@ pub struct TrainConfig {
     pub continuous: ContinuousSection,
     /// MAE pre-training (`rekindle pretrain`) on the held-out part of `data.train`.
     pub pretrain: PretrainSection,
+    /// Which checkpoints a run keeps on disk.
+    pub checkpoint: CheckpointSection,
     /// CPU worker threads for the model (0: one per core).
     pub threads: usize,
 }
@@ -88,6 +92,7 @@ impl TrainConfig {
         self.augment.check()?;
         self.ckca.check()?;
         self.continuous.check()?;
+        self.checkpoint.check()?;
         self.pretrain.check()
     }
 }
