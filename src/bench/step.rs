@@ -6,6 +6,7 @@ use super::workload::{bf16_peak_tflops, StepSettings, Task, Workload};
 use anyhow::Result;
 use rekindle_tensor::OpTime;
 use serde::Serialize;
+use std::io::IsTerminal;
 use std::time::Instant;
 
 #[derive(clap::Args)]
@@ -43,6 +44,8 @@ pub fn run(step_args: &StepArgs) -> Result<()> {
     let mut work = Workload::new(be, &args.model, args.task, args.batch)?;
     let mut times = Vec::with_capacity(args.iters);
     let mut loss = f32::NAN;
+    // On a terminal the progress rewrites one line; in a log (a pipe, a file) each step is a line.
+    let in_place = std::io::stderr().is_terminal();
     for i in 0..args.warmup + args.iters {
         let start = Instant::now();
         loss = work.forward_backward(be, i);
@@ -54,11 +57,13 @@ pub fn run(step_args: &StepArgs) -> Result<()> {
         if i + 1 == args.warmup && step_args.profile {
             be.start_profile();
         }
-        if !args.json {
+        if !args.json && in_place {
             eprint!("\rstep {}/{}", i + 1, args.warmup + args.iters);
+        } else if !args.json {
+            eprintln!("step {}/{}", i + 1, args.warmup + args.iters);
         }
     }
-    if !args.json {
+    if !args.json && in_place {
         eprintln!();
     }
     let per_image = work.flops_per_step() / args.batch as f64;
