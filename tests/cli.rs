@@ -198,3 +198,75 @@ fn report_aggregates_the_seeds_of_each_setting() {
     assert!(image::open(&png).is_ok(), "the plot is a PNG");
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// A fresh scratch directory for one test.
+fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("rekindle-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// configs/quickstart.yaml, wherever the test runs.
+fn quickstart() -> String {
+    format!("{}/configs/quickstart.yaml", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A value of the wrong type names its full key path (three keys are called `steps`) and its line.
+#[test]
+fn a_config_type_error_names_the_key_path_and_the_line() {
+    let dir = scratch("config-type");
+    let config = dir.join("x.yaml");
+    std::fs::write(&config, "seed: 1\nbudget:\n  steps: two hundred\n").unwrap();
+    let out = dir.join("run");
+    let want = format!("{} line 3: budget.steps: invalid type: string \"two hundred\", expected usize", config.display());
+    assert_fails(&["train", config.to_str().unwrap(), "--out", out.to_str().unwrap()], &[&want]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A typo in `--set` is the override's, not the config file's.
+#[test]
+fn a_set_typo_names_the_override_not_the_file() {
+    let out = scratch("set-typo").join("run");
+    let config = quickstart();
+    let args = ["train", &config, "--set", "budget.stepz=3", "--out", out.to_str().unwrap()];
+    assert_fails(&args, &["--set budget.stepz=3: unknown key budget.stepz (budget has: steps, effective_batch, micro_batch,"]);
+    let err = stderr(&rekindle(&args));
+    assert!(!err.contains("quickstart.yaml"), "the file is not to blame: {err}");
+    assert_fails(&["train", &config, "--set", "budget.steps=many", "--out", out.to_str().unwrap()], &["--set budget.steps=many: budget.steps: invalid type: string \"many\", expected usize"]);
+    assert_fails(&["train", &config, "--set", "budget.steps", "--out", out.to_str().unwrap()], &["--set budget.steps: an override is KEY=VALUE"]);
+}
+
+/// A file that cannot be read or written is named once, with the OS's reason once (anyhow's `{:#}`
+/// prints an error's `source()` after its message: one that held both printed the reason twice).
+#[test]
+fn an_os_error_names_the_path_and_the_reason_once() {
+    let dir = scratch("os-error");
+    let missing = |name: &str| dir.join("absent").join(name).display().to_string();
+    let shard = dir.join("s.shard");
+    let made = rekindle(&["data", "prepare", "--from", "synthetic", "--classes", "2", "--per-class", "2", "--size", "8", "--out", shard.to_str().unwrap()]);
+    assert!(made.status.success(), "{}", stderr(&made));
+    let a_file = dir.join("a-file");
+    std::fs::write(&a_file, "").unwrap();
+    let under_a_file = a_file.join("run").display().to_string();
+    let (config, data, ckpt, info, run) = (missing("x.yaml"), missing("train.shard"), missing("c.safetensors"), missing("i.shard"), missing("run"));
+    let data_train = format!("data.train={data}");
+    let out = dir.join("out").display().to_string();
+    let quickstart = quickstart();
+    let cases: [(Vec<&str>, &str, &str); 6] = [
+        (vec!["train", &config], &config, "No such file or directory (os error 2)"),
+        (vec!["train", &quickstart, "--set", &data_train, "--out", &out], &data, "No such file or directory (os error 2)"),
+        (vec!["eval", "--checkpoint", &ckpt, "--data", shard.to_str().unwrap()], &ckpt, "No such file or directory (os error 2)"),
+        (vec!["data", "info", &info], &info, "No such file or directory (os error 2)"),
+        (vec!["speedup", "--scratch", &run, "--runs", &run], &run, "No such file or directory (os error 2)"),
+        (vec!["train", &quickstart, "--out", &under_a_file], &under_a_file, "Not a directory (os error 20)"),
+    ];
+    for (args, path, reason) in cases {
+        let out = rekindle(&args);
+        let err = stderr(&out);
+        assert!(!out.status.success(), "{args:?} should fail");
+        assert_eq!(err.matches(reason).count(), 1, "{args:?}: the OS's reason once:\n{err}");
+        assert_eq!(err.matches(path).count(), 1, "{args:?}: the path once:\n{err}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

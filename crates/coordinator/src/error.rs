@@ -18,9 +18,10 @@ pub enum TrainError {
     Model(#[from] ModelError),
     #[error(transparent)]
     Comm(#[from] CommError),
-    /// A file of the run directory could not be read or written.
-    #[error("cannot {action} {}: {source}", path.display())]
-    Io { action: &'static str, path: PathBuf, source: std::io::Error },
+    /// A file of the run directory could not be read or written. The OS's reason is part of the
+    /// message and not a `source()` as well, or `{:#}` would print it twice.
+    #[error("cannot {action} {}: {error}", path.display())]
+    Io { action: &'static str, path: PathBuf, error: std::io::Error },
     /// A run directory's `state.json` (or another of its records) does not parse.
     #[error("{} is not a run record rekindle wrote ({reason}); resume from a run directory that `rekindle train` or `rekindle pretrain` wrote", path.display())]
     State { path: PathBuf, reason: String },
@@ -41,6 +42,6 @@ impl TrainError {
     /// An IO error on `path` while trying to `action` it ("read", "write", "create", …).
     pub fn io(action: &'static str, path: &std::path::Path) -> impl FnOnce(std::io::Error) -> TrainError {
         let path = path.to_path_buf();
-        move |source| TrainError::Io { action, path, source }
+        move |error| TrainError::Io { action, path, error }
     }
 }

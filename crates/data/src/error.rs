@@ -5,8 +5,10 @@ use thiserror::Error;
 pub enum DataError {
     #[error("{path}: {problem}")]
     Invalid { path: String, problem: String },
-    #[error("{path}")]
-    Io { path: String, source: std::io::Error },
+    /// The OS's reason is part of the message and not a `source()` as well, or `{:#}` would
+    /// print it twice.
+    #[error("{path}: {error}")]
+    Io { path: String, error: std::io::Error },
     #[error("invalid data config: `{key}`: {reason}")]
     Config { key: String, reason: String },
 }
@@ -17,6 +19,6 @@ impl DataError {
     }
     pub fn io(path: impl std::fmt::Display) -> impl FnOnce(std::io::Error) -> DataError {
         let path = path.to_string();
-        move |source| DataError::Io { path, source }
+        move |error| DataError::Io { path, error }
     }
 }

@@ -61,7 +61,7 @@ pub fn save_parts(be: &mut dyn Backend, vit: &Vit, path: &Path, parts: &[Part], 
 /// Writes named f32 tensors to a safetensors file atomically: temp file, fsync, rename, so a
 /// crash never leaves a half-written file under `path`.
 pub fn write_tensors(path: &Path, tensors: &[(&str, &[usize], &[f32])], metadata: HashMap<String, String>) -> Result<(), ModelError> {
-    let io = |source| ModelError::Io { path: path.display().to_string(), source };
+    let io = |error| ModelError::Io { path: path.display().to_string(), error };
     let views: Vec<(String, TensorView)> = tensors
         .iter()
         .map(|(name, shape, values)| {
@@ -81,7 +81,7 @@ pub fn write_tensors(path: &Path, tensors: &[(&str, &[usize], &[f32])], metadata
 /// One named tensor of a safetensors file, as f32.
 pub fn read_tensor(path: &Path, name: &str) -> Result<Vec<f32>, ModelError> {
     let p = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|source| ModelError::Io { path: p.clone(), source })?;
+    let bytes = std::fs::read(path).map_err(|error| ModelError::Io { path: p.clone(), error })?;
     let file = SafeTensors::deserialize(&bytes)
         .map_err(|e| ModelError::Checkpoint { path: p.clone(), reason: format!("not a valid safetensors file: {e}") })?;
     let t = file.tensor(name).map_err(|_| ModelError::MissingTensor { path: p.clone(), tensor: name.into(), expected: vec![] })?;
@@ -91,7 +91,7 @@ pub fn read_tensor(path: &Path, name: &str) -> Result<Vec<f32>, ModelError> {
 /// The string metadata of a safetensors file (empty when it has none).
 pub fn read_metadata(path: &Path) -> Result<HashMap<String, String>, ModelError> {
     let p = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|source| ModelError::Io { path: p.clone(), source })?;
+    let bytes = std::fs::read(path).map_err(|error| ModelError::Io { path: p.clone(), error })?;
     let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(|e| ModelError::Checkpoint { path: p, reason: format!("not a valid safetensors file: {e}") })?;
     Ok(meta.metadata().clone().unwrap_or_default())
 }
@@ -105,7 +105,7 @@ pub fn load_checkpoint(be: &mut dyn Backend, vit: &Vit, path: &Path) -> Result<L
 /// the file holds (a stream starts from a pretrained body with a fresh head).
 pub fn load_parts(be: &mut dyn Backend, vit: &Vit, path: &Path, parts: &[Part]) -> Result<LoadReport, ModelError> {
     let p = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|source| ModelError::Io { path: p.clone(), source })?;
+    let bytes = std::fs::read(path).map_err(|error| ModelError::Io { path: p.clone(), error })?;
     let file = SafeTensors::deserialize(&bytes)
         .map_err(|e| ModelError::Checkpoint { path: p.clone(), reason: format!("not a valid safetensors file: {e}") })?;
     let names: Vec<String> = file.names().into_iter().map(|s| s.to_string()).collect();

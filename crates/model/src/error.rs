@@ -11,6 +11,8 @@ pub enum ModelError {
     ShapeMismatch { path: String, tensor: String, expected: Vec<usize>, found: Vec<usize> },
     #[error("checkpoint {path}: {reason}")]
     Checkpoint { path: String, reason: String },
-    #[error("{path}")]
-    Io { path: String, source: std::io::Error },
+    /// The OS's reason is part of the message and not a `source()` as well, or `{:#}` would
+    /// print it twice.
+    #[error("{path}: {error}")]
+    Io { path: String, error: std::io::Error },
 }

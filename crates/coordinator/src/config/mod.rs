@@ -62,16 +62,26 @@ pub struct TrainConfig {
 }
 
 impl TrainConfig {
-    /// Parses YAML text, applies `key.path=value` overrides, and validates.
+    /// Parses YAML text, applies `key.path=value` overrides, and validates. An error of the file
+    /// names `source`, the key path and the line; one that an override brings names the override.
     pub fn from_yaml(source: &str, text: &str, overrides: &[String]) -> Result<TrainConfig, ConfigError> {
-        let parse = |reason: String| ConfigError::Parse { path: source.into(), reason };
-        let mut doc: serde_yaml_ng::Value = if text.trim().is_empty() {
-            serde_yaml_ng::Value::Mapping(Default::default())
-        } else {
-            serde_yaml_ng::from_str(text).map_err(|e| parse(e.to_string()))?
-        };
-        overrides::apply(&mut doc, overrides)?;
-        let config: TrainConfig = serde_yaml_ng::from_value(doc).map_err(|e| parse(e.to_string()))?;
+        // The YAML first, so that a syntax error is told as one rather than as the wrong type
+        // the parser saw first; then the schema, from the text, so that its errors have a line.
+        let mut doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).map_err(|e| error::in_file(source, &e))?;
+        let mut config: TrainConfig = serde_path_to_error::deserialize(serde_yaml_ng::Deserializer::from_str(text)).map_err(|e| error::in_file_at(source, &e))?;
+        if !overrides.is_empty() {
+            if doc.is_null() {
+                doc = serde_yaml_ng::Value::Mapping(Default::default());
+            }
+            // Each override on the document the ones before it left, which parses: what goes
+            // wrong is that override's.
+            doc.apply_merge().map_err(|e| error::in_file(source, &e))?;
+            serde_path_to_error::deserialize::<_, TrainConfig>(doc.clone()).map_err(|e| error::in_file_at(source, &e))?;
+            for set in overrides {
+                overrides::apply(&mut doc, set).map_err(|reason| ConfigError::Override { set: set.clone(), reason })?;
+                config = serde_path_to_error::deserialize(doc.clone()).map_err(|e| error::in_override(set, &e))?;
+            }
+        }
         config.validate()?;
         Ok(config)
     }

@@ -1,9 +1,7 @@
 //! `--set key.path=value`: overrides applied to the YAML document before it is parsed.
 
-use super::error::{invalid, ConfigError};
-
 /// Sets `doc[a][b][c] = value` for the dotted key `a.b.c`, creating mappings on the way.
-fn set_path(doc: &mut serde_yaml_ng::Value, key: &str, value: serde_yaml_ng::Value) -> Result<(), ConfigError> {
+fn set_path(doc: &mut serde_yaml_ng::Value, key: &str, value: serde_yaml_ng::Value) -> Result<(), String> {
     let mut node = doc;
     let parts: Vec<&str> = key.split('.').collect();
     for (i, part) in parts.iter().enumerate() {
@@ -11,7 +9,7 @@ fn set_path(doc: &mut serde_yaml_ng::Value, key: &str, value: serde_yaml_ng::Val
             if node.is_null() {
                 *node = serde_yaml_ng::Value::Mapping(Default::default());
             } else {
-                return Err(invalid(key, format!("`{}` is not a section", parts[..i].join("."))));
+                return Err(format!("`{}` is not a section", parts[..i].join(".")));
             }
         }
         let map = node.as_mapping_mut().expect("mapping");
@@ -25,12 +23,13 @@ fn set_path(doc: &mut serde_yaml_ng::Value, key: &str, value: serde_yaml_ng::Val
     Ok(())
 }
 
-/// Applies every `KEY=VALUE` of `overrides` to `doc`, the value parsed as YAML.
-pub fn apply(doc: &mut serde_yaml_ng::Value, overrides: &[String]) -> Result<(), ConfigError> {
-    for o in overrides {
-        let (key, value) = o.split_once('=').ok_or_else(|| invalid(o, "an override is KEY=VALUE, e.g. budget.steps=100"))?;
-        let value: serde_yaml_ng::Value = serde_yaml_ng::from_str(value).map_err(|e| invalid(key, e.to_string()))?;
-        set_path(doc, key, value)?;
+/// Applies one `KEY=VALUE` to `doc`, the value parsed as YAML; the error says why it cannot (the
+/// caller names the override).
+pub fn apply(doc: &mut serde_yaml_ng::Value, set: &str) -> Result<(), String> {
+    let (key, value) = set.split_once('=').ok_or("an override is KEY=VALUE, e.g. budget.steps=100")?;
+    if key.is_empty() || key.split('.').any(str::is_empty) {
+        return Err(format!("`{key}` is not a key path, e.g. budget.steps"));
     }
-    Ok(())
+    let value: serde_yaml_ng::Value = serde_yaml_ng::from_str(value).map_err(|e| format!("the value is not YAML: {}", super::error::unlocated(&e).1))?;
+    set_path(doc, key, value)
 }
