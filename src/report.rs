@@ -6,6 +6,7 @@
 
 use crate::plot::Series;
 use anyhow::{Context, Result};
+use rekindle_coordinator::config::flat_keys;
 use rekindle_coordinator::{RunDir, Summary};
 use serde_yaml_ng::Value;
 use std::collections::BTreeMap;
@@ -69,8 +70,7 @@ fn load_run(dir: &Path) -> Result<Run, String> {
     }
     let summary = run.read_summary::<Summary>().map_err(|e| format!("summary.json does not read as a run's summary: {e}"))?;
     let doc: Value = serde_yaml_ng::from_str(&text).map_err(|e| format!("config.yaml is not YAML: {e}"))?;
-    let mut config = BTreeMap::new();
-    flatten("", &doc, &mut config);
+    let mut config = flat_keys(&doc);
     let seed = config.remove("seed");
     config.remove("threads");
     Ok(Run { name: dir.display().to_string(), seed, config, summary })
@@ -96,20 +96,6 @@ fn finished_runs(dirs: &[PathBuf]) -> Vec<Run> {
         }
     }
     runs
-}
-
-fn flatten(prefix: &str, value: &Value, out: &mut BTreeMap<String, String>) {
-    match value {
-        Value::Mapping(map) => {
-            for (k, v) in map {
-                let key = k.as_str().map_or_else(|| format!("{k:?}"), str::to_string);
-                flatten(&if prefix.is_empty() { key } else { format!("{prefix}.{key}") }, v, out);
-            }
-        }
-        other => {
-            out.insert(prefix.to_string(), serde_yaml_ng::to_string(other).unwrap_or_default().trim().to_string());
-        }
-    }
 }
 
 /// Mean and sample standard deviation (0 for one value).
@@ -198,6 +184,10 @@ pub fn run(args: &ReportArgs) -> Result<()> {
     rows.iter().for_each(|r| println!("{}", line(r)));
     for (g, label) in groups.iter().zip(&labels).filter(|(g, _)| g.runs.len() > 1) {
         println!("{label}: {}", g.runs.iter().map(|r| r.name.as_str()).collect::<Vec<_>>().join(", "));
+    }
+    // A run resumed with --resume-with-changes is not a run of one config: say so.
+    for r in groups.iter().flat_map(|g| &g.runs).filter(|r| !r.summary.changed_on_resume.is_empty()) {
+        println!("{}: resumed with changed keys: {}", r.name, r.summary.changed_on_resume.join(", "));
     }
     if let Some(path) = &args.markdown {
         let mut md = format!("| {} |\n|{}\n", header.join(" | "), " --- |".repeat(header.len()));

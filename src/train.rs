@@ -1,9 +1,10 @@
 //! `rekindle train CONFIG.yaml`: runs a stream and writes the run directory. Under `mpirun` or
 //! `srun` every rank runs this; rank 0 alone writes files and draws progress.
 
+use crate::progress_bar::Progress as Bar;
+use crate::run_claim::{claim, conclude, this_start, Claim};
 use anyhow::{Context, Result};
-use indicatif::{ProgressBar, ProgressStyle};
-use rekindle_coordinator::{train, MetricsLog, Progress, RunDir, TrainConfig, TrainError};
+use rekindle_coordinator::{train, MetricsLog, Place, Progress, Resumed, RunDir, TrainConfig, TrainError};
 use rekindle_comm::{Comm, Launch};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -21,14 +22,21 @@ pub struct TrainArgs {
     /// Run directory (default: runs/CONFIG_NAME).
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Continue the run in DIR from its last completed time step (a killed run ends with the
-    /// same metrics as an uninterrupted one).
+    /// Continue the run in DIR from its last checkpoint (a killed run ends with the same
+    /// metrics as an uninterrupted one). CONFIG and --set may be left out; if given, they must
+    /// match the run's config in every key that changes results (see --resume-with-changes).
     #[arg(long, value_name = "DIR")]
     pub resume: Option<PathBuf>,
+    /// With --resume: accept changes to keys that change results only slightly
+    /// (budget.micro_batch, pretrain.micro_batch, data.eval_batch, budget.eval_every); they are
+    /// recorded in run.json, summary.json and `rekindle report`. Other keys (strategy, data,
+    /// model, budget.steps, seed, stream, optim, ...) can never change on a resume.
+    #[arg(long, requires = "resume")]
+    pub resume_with_changes: bool,
     /// Replace the run already in the output directory (its files are deleted first). Without
     /// it, a directory that holds a run is refused: one directory is one run.
     #[arg(long, conflicts_with = "resume")]
-    overwrite: bool,
+    pub overwrite: bool,
     /// With several ranks: a rank that waits this long in one collective (all-reduce, barrier)
     /// decides another rank has died or hangs, and exits with status 75 instead of waiting forever.
     #[arg(long, value_name = "SECS", default_value_t = 300)]
@@ -38,6 +46,10 @@ pub struct TrainArgs {
     /// `mpirun` or `srun --mpi=pmix` leave it out: MPI hands out NCCL's id.
     #[arg(long, value_name = "file:DIR", value_parser = parse_rendezvous)]
     rendezvous: Option<PathBuf>,
+    /// Without a terminal (a Slurm log, `tee`), print a progress line (stage, iteration, loss,
+    /// img/s, ETA) every SECS seconds; on a terminal a progress bar is drawn instead.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub progress_every: u64,
     #[command(flatten)]
     device: crate::device::DeviceArgs,
 }
@@ -99,6 +111,9 @@ pub fn on_ranks(args: &TrainArgs, body: impl FnOnce(&TrainArgs, &Launch, Box<dyn
         // SAFETY: the handler only stores to two atomics, which is async-signal-safe.
         unsafe { libc::signal(signal, stop_on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t) };
     }
+    // A closed stdout must not end a training run (see `print_results`).
+    // SAFETY: SIG_IGN is always a valid disposition.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
     let launch = Launch::from_env()?;
     let comm: Box<dyn Comm> = match &args.rendezvous {
         // NCCL needs the GPU's stream: the ranks join it once the backend is open.
@@ -131,12 +146,16 @@ fn exit_on_panic(rank: usize) {
 }
 
 /// What a rank of `train` or `pretrain` runs with: the config, the run directory (`--resume`,
-/// `--out`, or `runs/` + the config's name + `suffix`), the backend and the communicator.
+/// `--out`, or `runs/` + the config's name + `suffix`) and its run id, the backend and the
+/// communicator; on rank 0, the claim on the directory.
 pub struct Session {
     pub config: TrainConfig,
     pub out: PathBuf,
+    pub run_id: String,
     pub backend: Box<dyn rekindle_tensor::Backend>,
     pub comm: Box<dyn Comm>,
+    claim: Option<Claim>,
+    pub resumed: bool,
 }
 
 impl Session {
@@ -153,6 +172,7 @@ impl Session {
         };
         let text = std::fs::read_to_string(&config_path).with_context(|| format!("cannot read {}", config_path.display()))?;
         let config = TrainConfig::from_yaml(&config_path.display().to_string(), &text, &args.overrides)?;
+        let origin = std::iter::once(config_path.display().to_string()).chain(args.overrides.iter().map(|o| format!("--set {o}"))).collect::<Vec<_>>().join(" ");
         let name = config_path.file_stem().map_or("run".into(), |s| s.to_string_lossy().into_owned());
         let out = args.resume.clone().or_else(|| args.out.clone()).unwrap_or_else(|| PathBuf::from("runs").join(name + suffix));
         let threads = if config.threads == 0 { launch.threads_per_rank() } else { config.threads };
@@ -161,50 +181,49 @@ impl Session {
             eprintln!("{} on {}, launched by {}", comm.describe(), backend.name(), launch.source);
         }
         // Rank 0 writes the directory, so it decides, and every rank hears the verdict (a check
-        // on each rank could see rank 0's first files).
-        let mut refusal = if comm.rank() == 0 { claim_out(args, &out).err().map(|e| format!("{e:#}")).unwrap_or_default().into_bytes() } else { Vec::new() };
-        comm.broadcast(&mut refusal, 0)?;
-        if !refusal.is_empty() {
-            anyhow::bail!("{}", String::from_utf8_lossy(&refusal));
+        // on each rank could see rank 0's first files) and the run id.
+        let mut claimed = None;
+        let mut verdict = if comm.rank() == 0 {
+            match claim(args, &config, &out, &origin, this_start(backend.name(), comm.world())) {
+                Ok(c) => format!("ok {}", claimed.insert(c).run_id),
+                Err(e) => format!("refused {e:#}"),
+            }
+            .into_bytes()
+        } else {
+            Vec::new()
+        };
+        comm.broadcast(&mut verdict, 0)?;
+        let run_id = match String::from_utf8_lossy(&verdict).split_once(' ') {
+            Some(("ok", id)) => id.to_string(),
+            Some((_, refusal)) => anyhow::bail!("{refusal}"),
+            None => anyhow::bail!("rank 0 sent no verdict on {}", out.display()),
+        };
+        Ok(Session { config, out, run_id, backend, comm, claim: claimed, resumed: args.resume.is_some() })
+    }
+
+    /// Records how the run ended (rank 0) and passes `result` on.
+    pub fn conclude<T>(&self, result: Result<T>) -> Result<T> {
+        if let Some(claim) = &self.claim {
+            conclude(&result, &self.out, claim, self.resumed);
         }
-        Ok(Session { config, out, backend, comm })
+        result
     }
 
-}
+    /// Config keys a resume changed with `--resume-with-changes` over the run's life (rank 0).
+    pub fn changed_on_resume(&self) -> Vec<String> {
+        self.claim.as_ref().map(|c| c.changed_on_resume.clone()).unwrap_or_default()
+    }
 
-/// Makes `out` this run's: a resumed run is already there; a fresh one needs an empty or missing
-/// directory, or `--overwrite` of a directory that holds a run (it is deleted first).
-fn claim_out(args: &TrainArgs, out: &Path) -> Result<()> {
-    if args.resume.is_some() {
-        return Ok(());
+    /// On rank 0: opens `metrics.jsonl`: a fresh run's starts with a line naming the run; a
+    /// resumed run keeps the lines of the work its last checkpoint holds.
+    pub fn start_metrics(&self, kind: Resumed) -> Result<(RunDir, MetricsLog)> {
+        let dir = RunDir::create(&self.out)?;
+        let mut metrics = dir.metrics(self.resumed.then_some(kind))?;
+        if !self.resumed {
+            metrics.write(serde_json::json!({ "type": "run", "id": self.run_id }));
+        }
+        Ok((dir, metrics))
     }
-    let Ok(mut entries) = std::fs::read_dir(out) else { return Ok(()) };
-    if entries.next().is_none() {
-        return Ok(());
-    }
-    let holds_run = RunDir::open(out).config_path().exists();
-    match (holds_run, args.overwrite) {
-        (true, true) => std::fs::remove_dir_all(out).with_context(|| format!("--overwrite: cannot delete {}", out.display())),
-        (true, false) => anyhow::bail!(
-            "{} already holds a run; continue it with --resume {0}, write this one elsewhere with --out DIR, or replace it with --overwrite",
-            out.display()
-        ),
-        (false, _) => anyhow::bail!("{} is not empty and holds no run (no config.yaml); choose another --out", out.display()),
-    }
-}
-
-/// On rank 0: creates the run directory `out`, records the config (a resumed run keeps its own;
-/// overrides given to the resume are printed instead), and opens `metrics.jsonl` with the lines
-/// a resumed run keeps: those whose `line_key` is below `state.json`'s `state_key`.
-pub fn start_metrics(args: &TrainArgs, config: &TrainConfig, out: &Path, state_key: &str, line_key: &str) -> Result<(RunDir, MetricsLog)> {
-    let dir = RunDir::create(out)?;
-    if args.resume.is_none() {
-        dir.write_config(config)?;
-    } else if !args.overrides.is_empty() {
-        eprintln!("resuming {} with overrides: {}", out.display(), args.overrides.join(" "));
-    }
-    let metrics = dir.metrics(args.resume.is_some(), state_key, line_key)?;
-    Ok((dir, metrics))
 }
 
 /// An interruption's error, with the command that continues the run.
@@ -219,16 +238,23 @@ pub fn resume_hint<T>(result: Result<T, TrainError>, command: &str, out: &Path) 
 }
 
 fn run_rank(args: &TrainArgs, launch: &Launch, comm: Box<dyn Comm>) -> Result<()> {
-    let Session { config, out, mut backend, comm } = Session::open(args, launch, comm, "")?;
-    let (be, comm) = (backend.as_mut(), comm.as_ref());
-    if comm.rank() != 0 {
-        resume_hint(train(&config, be, comm, Some(&out), args.resume.is_some(), |_| {}), "train", &out)?;
-        return Ok(());
-    }
-    let (dir, mut metrics) = start_metrics(args, &config, &out, "completed_steps", "step")?;
+    let mut session = Session::open(args, launch, comm, "")?;
+    let result = train_rank(args, &mut session);
+    session.conclude(result)
+}
 
-    let bar = ProgressBar::hidden();
-    let summary = train(&config, be, comm, Some(&out), args.resume.is_some(), |p| {
+fn train_rank(args: &TrainArgs, session: &mut Session) -> Result<()> {
+    let opened = if session.comm.rank() == 0 { Some(session.start_metrics(Resumed::Train)?) } else { None };
+    let changed_on_resume = session.changed_on_resume();
+    let Session { config, out, run_id, backend, comm, resumed, .. } = session;
+    let place = Place { dir: Some(out), resume: *resumed, run_id };
+    let (be, comm) = (backend.as_mut(), comm.as_ref());
+    let Some((dir, mut metrics)) = opened else {
+        resume_hint(train(config, be, comm, place, |_| {}), "train", out)?;
+        return Ok(());
+    };
+    let mut bar = Bar::new(Duration::from_secs(args.progress_every));
+    let summary = train(config, be, comm, place, |p| {
         let line = match p {
             Progress::Step { step, steps, revealed, labelled, mae_images, buffer, stages } => {
                 let plan: Vec<String> = stages
@@ -248,23 +274,15 @@ fn run_rank(args: &TrainArgs, launch: &Launch, comm: Box<dyn Comm>) -> Result<()
                         format!("{} {} steps of [{}]", s.name, s.steps, parts.join(" + "))
                     })
                     .collect();
-                bar.suspend(|| {
-                    eprintln!("step {}/{steps}: {revealed} images, {labelled} labelled, {mae_images} for MAE; buffer {buffer}; {}", step + 1, plan.join(", then "))
-                });
+                bar.println(format!("step {}/{steps}: {revealed} images, {labelled} labelled, {mae_images} for MAE; buffer {buffer}; {}", step + 1, plan.join(", then ")));
                 None
             }
             Progress::Stage { step, steps, stage, iterations } => {
-                bar.finish_and_clear();
-                bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
-                bar.reset();
-                bar.set_length(iterations as u64);
-                bar.set_style(ProgressStyle::with_template("{prefix} {bar:30} {pos}/{len} {msg} eta {eta}").unwrap());
-                bar.set_prefix(format!("step {}/{} {stage:<8}", step + 1, steps));
+                bar.stage(format!("step {}/{} {stage:<8}", step + 1, steps), iterations as u64, 0);
                 None
             }
             Progress::Iteration { step, stage, iteration, losses, lr, images_per_sec } => {
-                bar.set_position(iteration as u64 + 1);
-                bar.set_message(format!("loss {:.4} {:.0} img/s", losses.total, images_per_sec));
+                bar.update(iteration as u64 + 1, format!("loss {:.4} {:.0} img/s", losses.total, images_per_sec));
                 Some(serde_json::json!({
                     "type": "train", "step": step, "stage": stage, "iteration": iteration, "lr": lr,
                     "loss": losses.total, "loss_mae": nan_to_null(losses.mae), "loss_current": nan_to_null(losses.current),
@@ -282,8 +300,8 @@ fn run_rank(args: &TrainArgs, launch: &Launch, comm: Box<dyn Comm>) -> Result<()
                 Some(serde_json::json!({ "type": "selection", "step": step, "kept": kept, "old": old }))
             }
             Progress::Evaluated(e) => {
-                bar.finish_and_clear();
-                eprintln!("step {}: A(t) = {:.4}  a[t][·] = {:?}", e.step + 1, e.accuracy, e.row.iter().map(|a| format!("{a:.3}")).collect::<Vec<_>>());
+                bar.clear();
+                bar.println(format!("step {}: A(t) = {:.4}  a[t][·] = {:?}", e.step + 1, e.accuracy, e.row.iter().map(|a| format!("{a:.3}")).collect::<Vec<_>>()));
                 Some(serde_json::json!({ "type": "eval", "step": e.step, "accuracy": e.accuracy, "row": e.row }))
             }
         };
@@ -291,9 +309,10 @@ fn run_rank(args: &TrainArgs, launch: &Launch, comm: Box<dyn Comm>) -> Result<()
             metrics.write(line);
         }
     });
-    bar.finish_and_clear();
+    bar.clear();
     metrics.finish()?;
-    let summary = resume_hint(summary, "train", &out)?;
+    let mut summary = resume_hint(summary, "train", out)?;
+    (summary.run_id, summary.changed_on_resume) = (run_id.clone(), changed_on_resume);
     dir.write_summary(&summary)?;
     let plot = out.join("accuracy.png");
     let title = format!("{} on {}", summary.strategy, config.data.train);
@@ -301,12 +320,12 @@ fn run_rank(args: &TrainArgs, launch: &Launch, comm: Box<dyn Comm>) -> Result<()
     if let Err(e) = crate::plot::accuracy(&plot, &title, &[series]) {
         eprintln!("warning: no {}: {e:#}", plot.display());
     }
-    println!("{:>6} {:>10}   accuracy row a[t][i]", "step", "A(t)");
+    let mut table = format!("{:>6} {:>10}   accuracy row a[t][i]\n", "step", "A(t)");
     for (t, (a, row)) in summary.accuracy_per_step.iter().zip(&summary.accuracy_matrix).enumerate() {
-        println!("{:>6} {:>10.4}   {}", t + 1, a, row.iter().map(|v| format!("{v:.3}")).collect::<Vec<_>>().join(" "));
+        table += &format!("{:>6} {:>10.4}   {}\n", t + 1, a, row.iter().map(|v| format!("{v:.3}")).collect::<Vec<_>>().join(" "));
     }
-    println!(
-        "final A(T-1) {:.4}, average {:.4}, forgetting {:.4}; {} optimizer steps, {:.3e} FLOPs, {:.1} s -> {}",
+    table += &format!(
+        "final A(T-1) {:.4}, average {:.4}, forgetting {:.4}; {} optimizer steps, {:.3e} FLOPs, {:.1} s -> {}\n",
         summary.final_accuracy,
         summary.average_accuracy,
         summary.forgetting,
@@ -315,7 +334,16 @@ fn run_rank(args: &TrainArgs, launch: &Launch, comm: Box<dyn Comm>) -> Result<()
         summary.wall_seconds,
         out.display()
     );
+    print_results(&table);
     Ok(())
+}
+
+/// Prints a finished run's results on stdout. A reader that closed it early (`train … | head
+/// -1`) loses the rest of the text, not the run: its files are written and its status is
+/// recorded either way (`on_ranks` ignores SIGPIPE for this).
+pub fn print_results(text: &str) {
+    use std::io::Write;
+    let _ = std::io::stdout().write_all(text.as_bytes());
 }
 
 pub fn nan_to_null(v: f32) -> serde_json::Value {

@@ -1,7 +1,8 @@
 //! Exact resume everywhere: a run killed at a named point (`REKINDLE_FAULT`, an abort as abrupt
 //! as SIGKILL) inside a stage, between stages, during the closing evaluation or halfway through a
 //! checkpoint, then resumed, ends with the uninterrupted run's whole `summary.json` (wall time
-//! aside) and the same training lines — for DietCL, ER and a CKCA round run.
+//! aside) and the same training lines — for DietCL, ER and a CKCA round run; and with
+//! `budget.checkpoint_every`, from the checkpoint inside the stage (two points per stage).
 
 mod common;
 
@@ -37,6 +38,12 @@ fn train(args: &[&str], fault: Option<&str>) -> Output {
 
 /// Runs `sets` whole, then once per fault point killed there and resumed; each must match.
 fn resumes_exactly(name: &str, sets: &[&str], points: &[&str]) {
+    resumes_exactly_from(name, sets, &points.iter().map(|p| (*p, None)).collect::<Vec<_>>());
+}
+
+/// [`resumes_exactly`], where each point may name the checkpoint inside a time step that the
+/// resume must start from (`state.json`'s `inside.checkpoint`).
+fn resumes_exactly_from(name: &str, sets: &[&str], points: &[(&str, Option<&str>)]) {
     let d = dir(name);
     let cfg = d.join("tiny.yaml");
     std::fs::write(&cfg, TINY).unwrap();
@@ -47,12 +54,15 @@ fn resumes_exactly(name: &str, sets: &[&str], points: &[&str]) {
     let o = train(&with_out(&whole).iter().map(String::as_str).collect::<Vec<_>>(), None);
     assert!(o.status.success(), "{name}: {}", String::from_utf8_lossy(&o.stderr));
     let expected = (summary_without_wall(&whole), train_lines(&whole));
-    for point in points {
+    for &(point, inside) in points {
         let run = d.join(point.replace(':', "-"));
         let o = train(&with_out(&run).iter().map(String::as_str).collect::<Vec<_>>(), Some(point));
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(!o.status.success() && err.contains(&format!("aborting at {point}")), "{name}: the fault {point} never fired: {err}");
         assert!(!run.join("summary.json").exists());
+        // (No state.json at all when the first checkpoint was cut short.)
+        let state: serde_json::Value = std::fs::read_to_string(run.join("state.json")).map_or(serde_json::Value::Null, |t| serde_json::from_str(&t).unwrap());
+        assert_eq!(state["inside"]["checkpoint"].as_str(), inside, "{name}: the checkpoint a kill at {point} resumes from");
         let o = train(&["--resume", run.to_str().unwrap()], None);
         assert!(o.status.success(), "{name} resumed after {point}: {}", String::from_utf8_lossy(&o.stderr));
         let got = (summary_without_wall(&run), train_lines(&run));
@@ -78,4 +88,23 @@ fn er_resumes_exactly_from_any_point() {
 fn a_ckca_round_run_resumes_exactly_from_any_point() {
     let rounds = ["strategy.name=ckca", "stream.scenario=data-incremental", "stream.label_rate=1", "strategy.round_data=new", "optim.warmup_fraction=0.1"];
     resumes_exactly("ckca", &rounds, &["train:1:round:5", "train:2:round:0", "eval:1", "checkpoint:1"]);
+}
+
+#[test]
+fn dietcl_resumes_exactly_from_checkpoints_inside_a_stage() {
+    // Every 5 optimizer steps: after 5 and 10 of the 12 joint steps, and after 15 (3 into the
+    // buffer stage), then after 5 again in the next time step.
+    let points = [
+        ("train:1:joint:7", Some("step-1-iter-5")),
+        ("train:1:joint:11", Some("step-1-iter-10")),
+        ("train:1:buffer:3", Some("step-1-iter-15")),
+        ("eval:2", Some("step-2-iter-15")),
+    ];
+    resumes_exactly_from("dietcl-inside", &["budget.checkpoint_every=5"], &points);
+}
+
+#[test]
+fn er_resumes_exactly_from_checkpoints_inside_a_stage() {
+    let points = [("train:1:replay:6", Some("step-1-iter-5")), ("train:1:replay:13", Some("step-1-iter-10")), ("train:2:replay:0", None)];
+    resumes_exactly_from("er-inside", &["strategy.name=er", "budget.checkpoint_every=5"], &points);
 }

@@ -150,6 +150,8 @@ fn a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint() {
     assert!(err.contains("non-finite loss") && err.contains("time step 1, stage `buffer`, iteration"), "{err}");
     let state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("state.json")).unwrap()).unwrap();
     assert_eq!(state["completed_steps"], 1, "the state still points at the last good step");
+    let record: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
+    assert!(record["status"] == "failed" && record["error"].as_str().is_some_and(|e| e.contains("non-finite loss")), "{record}");
     assert!(!out.join("checkpoints/step-1.safetensors").exists());
     let ckpt = out.join("checkpoints/step-0.safetensors");
     let o = run(&["bench", "step", "--preset", "vit-micro-4-28", "--set", "image_size=16", "--set", "channels=3", "--set", "depth=2", "--set", "dim=32", "--set", "heads=2", "--set", "decoder_dim=32", "--set", "classes=2", "--init", ckpt.to_str().unwrap(), "--batch", "2", "--iters", "1", "--warmup", "0"]);
@@ -342,6 +344,15 @@ fn a_directory_that_holds_a_run_is_refused_unless_overwritten() {
     assert!(replaced.status.success(), "{}", String::from_utf8_lossy(&replaced.stderr));
     assert_eq!(summary(&x)["optimizer_steps"], 6, "2 time steps of 3 optimizer steps: the second run's");
     assert!(std::fs::read_to_string(x.join("config.yaml")).unwrap().contains("seed: 0"), "the second run's config");
+    // Every file that names a run names the second one.
+    let record: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(x.join("run.json")).unwrap()).unwrap();
+    let id = record["id"].as_str().unwrap().to_string();
+    assert_eq!(summary(&x)["run_id"], id.as_str());
+    assert!(std::fs::read_to_string(x.join("config.yaml")).unwrap().starts_with(&format!("# run {id}")));
+    for t in 0..2 {
+        let meta = rekindle_model::read_metadata(&x.join(format!("checkpoints/step-{t}.safetensors"))).unwrap();
+        assert_eq!(meta["rekindle.run_id"], id, "step {t}'s checkpoint is the second run's");
+    }
     // A directory of something else is never deleted.
     let other = d.join("other");
     std::fs::create_dir_all(&other).unwrap();
@@ -382,9 +393,15 @@ fn sigterm_and_sigusr1_stop_after_the_step_with_their_status_and_the_run_resumes
         let name = format!("stopped by SIG{}", signal.trim_start_matches('-'));
         assert!(err.contains(&name) && err.contains(&format!("rekindle train --resume {}", out.display())), "{err}");
         assert!(!out.join("summary.json").exists(), "stopped before the end");
+        // The stop wrote a checkpoint after the step it finished, inside time step 1.
+        let state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("state.json")).unwrap()).unwrap();
+        assert!(state["completed_steps"] == 1 && state["inside"]["step_iteration"].as_u64().is_some_and(|k| k > 5), "{state}");
+        let record: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
+        assert_eq!(record["status"], "stopped");
         let resumed = run(&["train", "--resume", out.to_str().unwrap()]);
         assert!(resumed.status.success(), "{}", String::from_utf8_lossy(&resumed.stderr));
         assert_eq!(summary_without_wall(&out), summary_without_wall(&whole), "{signal}: the resumed run ends as the uninterrupted one");
+        assert!(train_lines(&out) == train_lines(&whole), "{signal}: the resumed run's training lines are the uninterrupted one's");
     }
 }
 

@@ -119,7 +119,10 @@ pub fn config(d: &Path, text: &str) -> String {
 /// A run's `summary.json` without its wall time, the one field two equal runs may differ in.
 pub fn summary_without_wall(run: &Path) -> serde_json::Value {
     let mut s: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
-    s.as_object_mut().unwrap().remove("wall_seconds");
+    let fields = s.as_object_mut().unwrap();
+    fields.remove("wall_seconds");
+    // Every run has its own id; the results are what must match.
+    assert!(fields.remove("run_id").is_some_and(|id| id.as_str().is_some_and(|id| !id.is_empty())), "{}: summary.json names its run", run.display());
     s
 }
 

@@ -46,6 +46,13 @@ pub struct Summary {
     /// the end of each step (what `rekindle speedup` reads).
     #[serde(default)]
     pub curve: Vec<CurvePoint>,
+    /// The run these results are of (its `run.json` id).
+    #[serde(default)]
+    pub run_id: String,
+    /// Config keys that a resume changed with `--resume-with-changes` (`key: old -> new`): these
+    /// results are not those of one config.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changed_on_resume: Vec<String>,
 }
 
 impl Summary {
@@ -62,6 +69,8 @@ impl Summary {
             flops: 0.0,
             wall_seconds: 0.0,
             curve: Vec::new(),
+            run_id: String::new(),
+            changed_on_resume: Vec::new(),
         }
     }
 

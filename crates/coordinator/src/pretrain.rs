@@ -15,7 +15,8 @@ use crate::config::{ConfigError, TrainConfig};
 use crate::engine::{Engine, EngineSettings, Pools, Regularizers, Sources, StepSpec};
 use crate::error::TrainError;
 use crate::inputs::{check_images, check_ranks, loader_threads, open_data};
-use crate::run_dir::{Checkpoint, RunDir, META_PRETRAIN_HOLDOUT, META_PRETRAIN_SOURCE};
+use crate::run_dir::{filter_lines, Checkpoint, RunDir, META_PRETRAIN_HOLDOUT, META_PRETRAIN_SOURCE, META_RUN_ID};
+use crate::trainer::Place;
 use crate::schedule::{scaled_lr, Cosine};
 use crate::targets::ClassMap;
 use rekindle_comm::Comm;
@@ -49,11 +50,15 @@ pub struct PretrainSummary {
     pub wall_seconds: f64,
     /// The pretrained encoder and decoder, for `model.init`.
     pub checkpoint: PathBuf,
+    /// The run these results are of (its `run.json` id).
+    #[serde(default)]
+    pub run_id: String,
 }
 
 /// What a resumed pre-training run needs besides tensors (`state.json`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 struct PretrainState {
+    run_id: String,
     iteration: usize,
     optimizer_step: u32,
     checkpoint: String,
@@ -81,9 +86,17 @@ pub fn pretrain_images(config: &TrainConfig) -> Result<(Arc<Shard>, Vec<u32>, St
     Ok((Arc::new(shard), held, config.data.train.clone()))
 }
 
-/// Runs MAE pre-training on `comm`'s ranks into `dir` (rank 0 writes; with `resume`, every rank
-/// first continues from `dir`'s last checkpoint). Every rank returns the same summary.
-pub fn pretrain(config: &TrainConfig, be: &mut dyn Backend, comm: &dyn Comm, dir: &Path, resume: bool, mut report: impl FnMut(PretrainProgress)) -> Result<PretrainSummary, TrainError> {
+/// The lines of a pre-training run's old `metrics.jsonl` (`text`) that its last checkpoint holds.
+pub(crate) fn kept_lines(dir: &RunDir, text: &str) -> Result<String, TrainError> {
+    let done = dir.load_state::<PretrainState>()?.map_or(0, |s| s.iteration);
+    Ok(filter_lines(text, |line| line["iteration"].as_u64().is_some_and(|i| (i as usize) < done)))
+}
+
+/// Runs MAE pre-training on `comm`'s ranks into `place.dir` (rank 0 writes; with `place.resume`,
+/// every rank first continues from its last checkpoint). Every rank returns the same summary.
+/// A checkpoint is written every `pretrain.checkpoint_every` steps and when a stop is requested.
+pub fn pretrain(config: &TrainConfig, be: &mut dyn Backend, comm: &dyn Comm, place: Place, mut report: impl FnMut(PretrainProgress)) -> Result<PretrainSummary, TrainError> {
+    let dir = place.dir.expect("pre-training writes into a run directory");
     let start = Instant::now();
     let model_config = config.model_config()?;
     let p = &config.pretrain;
@@ -91,18 +104,17 @@ pub fn pretrain(config: &TrainConfig, be: &mut dyn Backend, comm: &dyn Comm, dir
     let (shard, images, source) = pretrain_images(config)?;
     check_images(&shard, &model_config, &config.model.preset)?;
     let run_dir = RunDir::create(dir)?;
-    let saved: Option<PretrainState> = if resume { run_dir.load_state()? } else { None };
+    let saved: Option<PretrainState> = if place.resume { run_dir.load_state()? } else { None };
 
     let vit = Vit::new(be, &model_config, config.seed)?;
     let optimizer = Optimizer::new(be, &vit, &p.optim().optimizer());
     let settings = EngineSettings { micro_batch: p.micro_batch, mae_weight: 1.0, label_smoothing: 0.0, augment: config.augment.enabled, mixing: config.augment.mixing, seed: config.seed };
     let mut engine = Engine::new(settings, optimizer);
     let (mut iteration, mut flops, mut wall_before, mut last_loss) = (0, 0.0, 0.0, f32::NAN);
-    let mut checkpoint = None;
     if let Some(s) = saved {
-        rekindle_model::load_parts(be, &vit, &run_dir.model_path(&s.checkpoint), &BODY)?;
+        run_dir.load_model(be, &vit, &s.checkpoint, &BODY, place.run_id)?;
         run_dir.restore_optimizer(be, &mut engine.optimizer, &s.checkpoint, s.optimizer_step)?;
-        (iteration, flops, wall_before, last_loss, checkpoint) = (s.iteration, s.flops, s.wall_seconds, s.last_loss, Some(s.checkpoint));
+        (iteration, flops, wall_before, last_loss) = (s.iteration, s.flops, s.wall_seconds, s.last_loss);
     }
     let loader = Loader::new(shard.clone(), model_config.image_size, Normalize::default_for(model_config.channels), loader_threads(), 4);
     let no_buffer = ReplayBuffer::new(Balance::Uniform, None, config.seed);
@@ -131,23 +143,22 @@ pub fn pretrain(config: &TrainConfig, be: &mut dyn Backend, comm: &dyn Comm, dir
         if !losses.mae.is_finite() || !losses.grad_norm.is_finite() {
             return Err(TrainError::NonFinite { step: 0, stage: "pretrain".into(), iteration, loss: losses.mae });
         }
-        if losses.stop {
-            return Err(TrainError::Interrupted { step: 0, iteration });
-        }
         iteration += 1;
         flops += losses.flops;
         last_loss = losses.mae;
         let images_per_sec = p.effective_batch as f64 / started.elapsed().as_secs_f64();
         report(PretrainProgress::Iteration { iteration: iteration - 1, loss: losses.mae, lr, grad_norm: losses.grad_norm, images_per_sec });
-        if lead && p.checkpoint_every > 0 && iteration % p.checkpoint_every == 0 && iteration < p.steps {
+        let due = p.checkpoint_every > 0 && iteration % p.checkpoint_every == 0 && iteration < p.steps;
+        if lead && (due || losses.stop) {
             let name = format!("pretrain-{iteration}");
-            let state = PretrainState { iteration, optimizer_step: engine.optimizer.step_count(), checkpoint: name.clone(), flops, wall_seconds: wall(&start), last_loss };
-            run_dir.save_checkpoint(be, &vit, &engine.optimizer, Checkpoint { name: &name, parts: &BODY, meta: HashMap::new() }, &state)?;
-            // The new checkpoint is complete (state.json points at it), so the older one can go.
-            if let Some(old) = checkpoint.replace(name.clone()) {
-                run_dir.remove(&old);
-            }
+            let state = PretrainState { run_id: place.run_id.into(), iteration, optimizer_step: engine.optimizer.step_count(), checkpoint: name.clone(), flops, wall_seconds: wall(&start), last_loss };
+            let meta = HashMap::from([(META_RUN_ID.to_string(), place.run_id.to_string())]);
+            let checkpoint = Checkpoint { name: &name, parts: &BODY, meta, optimizer: Some(&engine.optimizer) };
+            run_dir.save_checkpoint(be, &vit, checkpoint, &state, &config.checkpoint)?;
             report(PretrainProgress::Checkpoint { iteration, path: &run_dir.model_path(&name) });
+        }
+        if losses.stop {
+            return Err(TrainError::Interrupted { step: 0, iteration: iteration - 1 });
         }
     }
     let out = run_dir.mae_path();
@@ -167,5 +178,6 @@ pub fn pretrain(config: &TrainConfig, be: &mut dyn Backend, comm: &dyn Comm, dir
         flops,
         wall_seconds: wall(&start),
         checkpoint: out,
+        run_id: place.run_id.into(),
     })
 }

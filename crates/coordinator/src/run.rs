@@ -12,14 +12,13 @@ use crate::strategy::Strategy;
 use crate::trainer::{Place, StepData, Trainer};
 use rekindle_comm::Comm;
 use rekindle_tensor::Backend;
-use std::path::Path;
 
-/// Trains the whole stream on `comm`'s ranks. With `run_dir`, rank 0 checkpoints every time step
-/// there; with `resume`, every rank first continues from that directory's last completed time
-/// step, whatever world size wrote it. Every rank returns the same summary.
-pub fn train(config: &TrainConfig, be: &mut dyn Backend, comm: &dyn Comm, run_dir: Option<&Path>, resume: bool, mut report: impl FnMut(Progress)) -> Result<Summary, TrainError> {
+/// Trains the whole stream on `comm`'s ranks. With a run directory, rank 0 checkpoints there at
+/// every time step's end (and inside steps, `budget.checkpoint_every`); with `place.resume`,
+/// every rank first continues from that directory's last checkpoint, whatever world size wrote
+/// it. Every rank returns the same summary.
+pub fn train(config: &TrainConfig, be: &mut dyn Backend, comm: &dyn Comm, place: Place, mut report: impl FnMut(Progress)) -> Result<Summary, TrainError> {
     let mut strategy = strategies::build(config);
-    let place = Place { dir: run_dir, resume };
     let mut trainer = Trainer::open(config, be, comm, place, strategy.buffer_balance(config), &mut report)?;
     for t in trainer.first_step..trainer.stream.steps.len() {
         time_step(&mut trainer, strategy.as_mut(), t)?;
@@ -39,8 +38,10 @@ pub fn time_step(trainer: &mut Trainer, strategy: &mut dyn Strategy, t: usize) -
     let data = StepData { mae_images: mae_images(step, config.strategy.mae_source), labelled, current_mask, current_spread, seen_mask: trainer.map.mask(&seen) };
     let stages = strategy.plan(config, t);
     trainer.announce(t, &data, &stages);
-    for (index, stage) in stages.iter().enumerate() {
-        trainer.run_stage(t, index, stage, &data, &mut strategy.regularizers())?;
+    let (first_stage, first_iteration) = trainer.resume_position()?;
+    for (index, stage) in stages.iter().enumerate().skip(first_stage) {
+        let from = if index == first_stage { first_iteration } else { 0 };
+        trainer.run_stage(t, index, stage, from, &data, &mut strategy.regularizers())?;
     }
     trainer.end_step(t)
 }

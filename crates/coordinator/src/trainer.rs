@@ -3,7 +3,8 @@
 //! loaders and the stream; `run::train` drives it through each time step:
 //! [`Trainer::begin_step`], the strategy's set-up, [`Trainer::run_stage`] per stage, then
 //! [`Trainer::end_step`] (evaluation and checkpoint). What a resume needs is a projection of
-//! it, [`RunState`].
+//! it, [`RunState`], written at every time step's end and, inside one, every
+//! `budget.checkpoint_every` optimizer steps and when a signal stops the run.
 
 use crate::config::{BufferCut, TrainConfig};
 use crate::engine::{check_devices, gather_parts, Engine, EngineSettings, Pools, Regularizers, Sources, StepSpec};
@@ -12,13 +13,13 @@ use crate::init::{initial_model, restart};
 use crate::inputs::{check_images, check_ranks, loader_threads, open_data};
 use crate::metrics::{step_accuracy, CurvePoint, Summary};
 use crate::progress::Progress;
-use crate::run_dir::{Checkpoint, RunDir, META_CLASSES, META_TIME_STEP};
+use crate::run_dir::{filter_lines, Checkpoint, RunDir, META_CLASSES, META_RUN_ID, META_TIME_STEP};
 use crate::selection::sample_losses;
 use crate::stage::StagePlan;
 use crate::targets::ClassMap;
 use rekindle_comm::Comm;
 use rekindle_data::{holdout, Balance, Loader, Normalize, ReplayBuffer, Shard, Stream, StreamConfig};
-use rekindle_model::{load_checkpoint, Flops, Optimizer, Vit, ALL_PARTS};
+use rekindle_model::{Flops, Optimizer, Vit, ALL_PARTS};
 use rekindle_tensor::Backend;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -27,8 +28,15 @@ use std::sync::Arc;
 use std::time::Instant;
 
 /// Everything besides tensors that a resumed run needs to continue exactly (`state.json`).
+///
+/// A checkpoint inside time step `completed_steps` (`inside`) keeps the class map and buffer as
+/// that step began: a resume loads the previous step's model, begins the step and sets it up
+/// again as the uninterrupted run did (teacher, anchor, data selection, re-init), and only then
+/// loads the checkpoint's model and optimizer and skips the optimizer steps already taken.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunState {
+    /// The run this state belongs to (its `run.json` id).
+    pub run_id: String,
     /// Time steps finished (trained and evaluated).
     pub completed_steps: usize,
     /// Global optimizer iteration (it seeds draws, masks and augmentation).
@@ -36,13 +44,64 @@ pub struct RunState {
     pub classes: ClassMap,
     pub buffer: ReplayBuffer,
     pub summary: Summary,
-    pub optimizer_step: u32,
+    pub inside: Option<InsideStep>,
 }
 
-/// Where a run keeps its checkpoints, and whether it continues from them.
+/// Where inside time step `completed_steps` a checkpoint was written.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InsideStep {
+    /// Its model and optimizer files (`checkpoints/NAME.*`).
+    pub checkpoint: String,
+    /// The next optimizer step to take: stage index (past the last: only the evaluation is
+    /// left) and iteration within it.
+    pub stage: usize,
+    pub stage_iteration: usize,
+    /// Optimizer steps taken in the time step, of `step_iterations`.
+    pub step_iteration: usize,
+    pub step_iterations: usize,
+    pub optimizer_step: u32,
+    /// The summary's FLOPs when the time step began.
+    pub flops_at_step: f64,
+}
+
+impl RunState {
+    /// Whether `line` of `metrics.jsonl` records work this state holds. Inside a time step:
+    /// its selection (set-up is not reported again), its first `step_iteration` training lines
+    /// (`seen_train` counts the ones before this line) and the curve points among them.
+    fn holds_line(&self, line: &serde_json::Value, seen_train: usize) -> bool {
+        let Some(step) = line["step"].as_u64().map(|s| s as usize) else { return false };
+        match &self.inside {
+            _ if step < self.completed_steps => true,
+            Some(inside) if step == self.completed_steps => match line["type"].as_str() {
+                Some("selection") => true,
+                Some("train") => seen_train < inside.step_iteration,
+                Some("curve") => line["iteration"].as_u64().is_some_and(|i| (i as usize) <= inside.step_iteration && (i as usize) < inside.step_iterations),
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+}
+
+/// The lines of a training run's old `metrics.jsonl` (`text`) that its last checkpoint holds.
+pub(crate) fn kept_lines(dir: &RunDir, text: &str) -> Result<String, TrainError> {
+    let Some(state) = dir.load_state::<RunState>()? else { return Ok(filter_lines(text, |_| false)) };
+    let mut train_lines_in_step = 0;
+    Ok(filter_lines(text, |line| {
+        let held = state.holds_line(line, train_lines_in_step);
+        if line["type"] == "train" && line["step"].as_u64() == Some(state.completed_steps as u64) {
+            train_lines_in_step += 1;
+        }
+        held
+    }))
+}
+
+/// Where a run keeps its checkpoints, whether it continues from them, and its id (which every
+/// checkpoint carries and a resume checks).
 pub struct Place<'p> {
     pub dir: Option<&'p Path>,
     pub resume: bool,
+    pub run_id: &'p str,
 }
 
 /// What one time step trains on, besides the buffer: the images of the MAE term, the labelled
@@ -82,6 +141,13 @@ pub struct Trainer<'t> {
     /// Optimizer steps taken in the current time step, and how many it plans.
     step_iteration: usize,
     step_iterations: usize,
+    /// The class map and buffer as the current time step began (what a checkpoint inside it
+    /// records).
+    step_start: (ClassMap, ReplayBuffer),
+    /// A checkpoint inside the first time step to train, loaded once that step is set up again,
+    /// with the summary as it was written.
+    resume_inside: Option<(InsideStep, Summary)>,
+    run_id: String,
     report: &'t mut dyn FnMut(Progress),
 }
 
@@ -114,7 +180,12 @@ impl<'t> Trainer<'t> {
         model_config.classes = map.len();
         let vit = initial_model(be, config, &model_config, config.seed)?;
         if let (Some(s), Some(d)) = (&saved, &dir) {
-            load_checkpoint(be, &vit, &d.model_path(&RunDir::step_name(s.completed_steps - 1)))?;
+            if s.run_id != place.run_id {
+                return Err(TrainError::State { path: d.root().join("state.json"), reason: format!("it belongs to run {}, not to this directory's run {}", s.run_id, place.run_id) });
+            }
+            if s.completed_steps > 0 {
+                d.load_model(be, &vit, &RunDir::step_name(s.completed_steps - 1), &ALL_PARTS, place.run_id)?;
+            }
         }
         let size = model_config.image_size;
         let norm = Normalize::default_for(model_config.channels);
@@ -148,17 +219,38 @@ impl<'t> Trainer<'t> {
             flops_at_step: 0.0,
             step_iteration: 0,
             step_iterations: 0,
+            step_start: (ClassMap::default(), ReplayBuffer::new(balance, None, 0)),
+            resume_inside: None,
+            run_id: place.run_id.to_string(),
             report,
         };
-        if let (Some(s), Some(d)) = (saved, &trainer.dir) {
-            d.restore_optimizer(trainer.be, &mut trainer.engine.optimizer, &RunDir::step_name(s.completed_steps - 1), s.optimizer_step)?;
+        if let Some(s) = saved {
+            trainer.resume_inside = s.inside.map(|inside| (inside, s.summary.clone()));
             (trainer.first_step, trainer.iteration, trainer.buffer, trainer.summary) = (s.completed_steps, s.iteration, s.buffer, s.summary);
         }
         Ok(trainer)
     }
 
+    /// Passes `progress` on, but not a selection made again while a time step is set up anew
+    /// for a resume inside it (its line was kept).
     pub fn report(&mut self, progress: Progress) {
-        (self.report)(progress)
+        if !(self.resume_inside.is_some() && matches!(progress, Progress::Selected { .. })) {
+            (self.report)(progress)
+        }
+    }
+
+    /// After the first time step to train is set up: with a checkpoint inside it, loads its
+    /// model, optimizer and summary, and returns where its optimizer steps continue (stage,
+    /// iteration); otherwise (0, 0).
+    pub fn resume_position(&mut self) -> Result<(usize, usize), TrainError> {
+        let Some((inside, summary)) = self.resume_inside.take() else { return Ok((0, 0)) };
+        let dir = self.dir.as_ref().expect("a resume has a run directory");
+        dir.load_model(self.be, &self.vit, &inside.checkpoint, &ALL_PARTS, &self.run_id)?;
+        // Sized for the head as the step began it, then filled.
+        self.engine.optimizer.reset(self.be, &self.vit);
+        dir.restore_optimizer(self.be, &mut self.engine.optimizer, &inside.checkpoint, inside.optimizer_step)?;
+        (self.summary, self.flops_at_step, self.step_iteration) = (summary, inside.flops_at_step, inside.step_iteration);
+        Ok((inside.stage, inside.stage_iteration))
     }
 
     /// Begins time step `t`: grows the head for its new classes, adds its labels to the buffer,
@@ -166,6 +258,7 @@ impl<'t> Trainer<'t> {
     /// Returns the number of classes the model knew before.
     pub fn begin_step(&mut self, t: usize, restarts: bool) -> Result<usize, TrainError> {
         let step = &self.stream.steps[t];
+        self.step_start = (self.map.clone(), self.buffer.clone());
         let old_classes = self.map.len();
         if self.map.add(&step.classes) > 0 {
             self.vit.grow_head(self.be, self.map.len(), self.config.seed ^ (t as u64 + 1))?;
@@ -190,17 +283,19 @@ impl<'t> Trainer<'t> {
         self.report(Progress::Step { step: t, steps, revealed, labelled, mae_images: data.mae_images.len(), buffer, stages });
     }
 
-    /// Trains one stage of time step `t` (the `index`-th): a fresh optimizer state where the
-    /// config asks for one, then `stage.steps` optimizer steps, with evaluations every
-    /// `budget.eval_every` steps.
-    pub fn run_stage(&mut self, t: usize, index: usize, stage: &StagePlan, data: &StepData, extra: &mut Regularizers) -> Result<(), TrainError> {
+    /// Trains one stage of time step `t` (the `index`-th) from its iteration `from` (0, or
+    /// where a resumed checkpoint left it): a fresh optimizer state where the config asks for
+    /// one, then the stage's optimizer steps, with evaluations every `budget.eval_every` steps and
+    /// checkpoints every `budget.checkpoint_every`. A stop request ends it after the step in
+    /// progress, with a checkpoint.
+    pub fn run_stage(&mut self, t: usize, index: usize, stage: &StagePlan, from: usize, data: &StepData, extra: &mut Regularizers) -> Result<(), TrainError> {
         let config = self.config;
-        if index == 0 || config.optim.fresh_per_stage {
+        if from == 0 && (index == 0 || config.optim.fresh_per_stage) {
             self.engine.optimizer.reset(self.be, &self.vit);
         }
         self.report(Progress::Stage { step: t, steps: self.stream.steps.len(), stage: stage.name, iterations: stage.steps });
         let counts = stage.mix.counts(config.budget.effective_batch);
-        for i in 0..stage.steps {
+        for i in from..stage.steps {
             crate::fault::at(|| format!("train:{t}:{}:{i}", stage.name));
             let started = Instant::now();
             let lr = stage.lr.lr(i);
@@ -221,9 +316,6 @@ impl<'t> Trainer<'t> {
             if !losses.total.is_finite() || !losses.grad_norm.is_finite() {
                 return Err(TrainError::NonFinite { step: t, stage: stage.name.into(), iteration: i, loss: losses.total });
             }
-            if losses.stop {
-                return Err(TrainError::Interrupted { step: t, iteration: i });
-            }
             self.summary.count_step(losses.flops);
             let images_per_sec = config.budget.effective_batch as f64 / started.elapsed().as_secs_f64();
             self.report(Progress::Iteration { step: t, stage: stage.name, iteration: i, losses: &losses, lr, images_per_sec });
@@ -233,6 +325,15 @@ impl<'t> Trainer<'t> {
             if k > 0 && self.step_iteration.is_multiple_of(k) && self.step_iteration < self.step_iterations {
                 let row = self.evaluate(t)?;
                 self.curve_point(t, step_accuracy(&row, t, config.stream.scenario));
+            }
+            let next = if i + 1 < stage.steps { (index, i + 1) } else { (index + 1, 0) };
+            if losses.stop {
+                self.checkpoint_inside(t, next)?;
+                return Err(TrainError::Interrupted { step: t, iteration: i });
+            }
+            let every = config.budget.checkpoint_every;
+            if every > 0 && self.step_iteration.is_multiple_of(every) && self.step_iteration < self.step_iterations {
+                self.checkpoint_inside(t, next)?;
             }
         }
         Ok(())
@@ -289,30 +390,53 @@ impl<'t> Trainer<'t> {
         Ok(losses)
     }
 
-    /// What a resume after time step `t` needs.
-    pub fn state(&self, t: usize) -> RunState {
-        RunState {
+    /// Rank 0 writes time step `t`'s checkpoint (the model alone: the next step restarts the
+    /// optimizer) into the run directory, when there is one.
+    fn checkpoint(&mut self, t: usize) -> Result<(), TrainError> {
+        let state = RunState {
+            run_id: self.run_id.clone(),
             completed_steps: t + 1,
             iteration: self.iteration,
             classes: self.map.clone(),
             buffer: self.buffer.clone(),
             summary: self.summary.clone(),
-            optimizer_step: self.engine.optimizer.step_count(),
-        }
+            inside: None,
+        };
+        self.write_checkpoint(t, &RunDir::step_name(t), state, false)
     }
 
-    /// Rank 0 writes time step `t`'s checkpoint into the run directory, when there is one.
-    fn checkpoint(&mut self, t: usize) -> Result<(), TrainError> {
+    /// Rank 0 writes a checkpoint inside time step `t` (model and optimizer), whose optimizer
+    /// steps continue at `next` (stage, iteration).
+    fn checkpoint_inside(&mut self, t: usize, next: (usize, usize)) -> Result<(), TrainError> {
+        let name = RunDir::inside_name(t, self.step_iteration);
+        let inside = InsideStep {
+            checkpoint: name.clone(),
+            stage: next.0,
+            stage_iteration: next.1,
+            step_iteration: self.step_iteration,
+            step_iterations: self.step_iterations,
+            optimizer_step: self.engine.optimizer.step_count(),
+            flops_at_step: self.flops_at_step,
+        };
+        let (classes, buffer) = self.step_start.clone();
+        let state = RunState { run_id: self.run_id.clone(), completed_steps: t, iteration: self.iteration, classes, buffer, summary: self.summary.clone(), inside: Some(inside) };
+        self.write_checkpoint(t, &name, state, true)
+    }
+
+    /// Rank 0 writes checkpoint `name` of time step `t` with `state` (its summary's wall time
+    /// brought up to now), with the optimizer when `with_optimizer`.
+    fn write_checkpoint(&mut self, t: usize, name: &str, mut state: RunState, with_optimizer: bool) -> Result<(), TrainError> {
         let Some(dir) = (self.comm.rank() == 0).then_some(self.dir.as_ref()).flatten() else { return Ok(()) };
         let elapsed = self.started.elapsed().as_secs_f64();
         self.summary.wall_seconds += elapsed - self.wall_saved;
         self.wall_saved = elapsed;
+        state.summary.wall_seconds = self.summary.wall_seconds;
         // The head's row order, so `rekindle eval` can map predictions back to class ids.
         let classes = serde_json::to_string(&self.map).expect("class map serialises");
-        let meta = HashMap::from([(META_TIME_STEP.to_string(), t.to_string()), (META_CLASSES.to_string(), classes)]);
-        let checkpoint = Checkpoint { name: &RunDir::step_name(t), parts: &ALL_PARTS, meta };
-        let state = self.state(t);
-        dir.save_checkpoint(self.be, &self.vit, &self.engine.optimizer, checkpoint, &state)
+        let meta = HashMap::from([(META_TIME_STEP.to_string(), t.to_string()), (META_CLASSES.to_string(), classes), (META_RUN_ID.to_string(), self.run_id.clone())]);
+        let optimizer = with_optimizer.then_some(&self.engine.optimizer);
+        let checkpoint = Checkpoint { name, parts: &ALL_PARTS, meta, optimizer };
+        dir.save_checkpoint(self.be, &self.vit, checkpoint, &state, &self.config.checkpoint)
     }
 
     /// The final summary (every rank returns the same).

@@ -2,7 +2,7 @@
 //! same parameters as one micro-batch of 32 (relative error ≤ 1e-5), for plain fine-tuning and
 //! for DietCL's three-source steps, with crops, flips and MAE masks on.
 
-use rekindle_coordinator::{train, TrainConfig};
+use rekindle_coordinator::{train, Place, TrainConfig};
 use rekindle_model::Vit;
 use rekindle_tensor::{relative_error, CpuBackend};
 
@@ -28,7 +28,7 @@ fn trained(strategy: &str, micro_batch: usize, seed: u64) -> Vec<f32> {
     let config = config(strategy, micro_batch, seed);
     let dir = std::env::temp_dir().join(format!("rekindle-accumulation-{}-{strategy}-{micro_batch}-{seed}", std::process::id()));
     let mut be = CpuBackend::new(1);
-    train(&config, &mut be, &rekindle_comm::Single, Some(&dir), false, |_| {}).unwrap();
+    train(&config, &mut be, &rekindle_comm::Single, Place { dir: Some(&dir), resume: false, run_id: "" }, |_| {}).unwrap();
     let mut model = config.model_config().unwrap();
     model.classes = 4;
     let vit = Vit::new(&mut be, &model, 0).unwrap();

@@ -8,7 +8,7 @@ use rekindle_coordinator::config::{CkcaSection, KdWeighting};
 use rekindle_coordinator::distill::{terms, Distiller, Outputs};
 use rekindle_coordinator::selection::select_old;
 use rekindle_coordinator::speedup::{first_reaching, smallest_fraction, speedup};
-use rekindle_coordinator::{train, CurvePoint, Summary, TrainConfig};
+use rekindle_coordinator::{train, CurvePoint, Place, Summary, TrainConfig};
 use rekindle_model::{ClassifyPass, L2Anchor, ModelConfig, Vit};
 use rekindle_tensor::{Backend, CpuBackend};
 
@@ -254,7 +254,7 @@ fn weights(config: &TrainConfig, dir: &std::path::Path) -> Vec<f32> {
 
 fn run(config: &TrainConfig, dir: &std::path::Path) -> Summary {
     let mut be = CpuBackend::new(2);
-    train(config, &mut be, &rekindle_comm::Single, Some(dir), false, |_| {}).unwrap()
+    train(config, &mut be, &rekindle_comm::Single, Place { dir: Some(dir), resume: false, run_id: "" }, |_| {}).unwrap()
 }
 
 #[test]

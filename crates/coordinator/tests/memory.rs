@@ -31,7 +31,7 @@ fn bytes_per_step(config: &TrainConfig) -> Vec<usize> {
     let mut be = CpuBackend::new(1);
     let mut strategy = build_strategy(config);
     let mut quiet = |_: Progress| {};
-    let place = Place { dir: None, resume: false };
+    let place = Place { dir: None, resume: false, run_id: "" };
     let mut trainer = Trainer::open(config, &mut be, &rekindle_comm::Single, place, strategy.buffer_balance(config), &mut quiet).unwrap();
     (0..STEPS)
         .map(|t| {

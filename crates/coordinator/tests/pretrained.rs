@@ -4,7 +4,7 @@
 use rekindle_coordinator::config::{CurrentSmoothing, MaeSource};
 use rekindle_coordinator::pretrain::{pretrain, PretrainProgress};
 use rekindle_coordinator::targets::{current_rows, soft_targets, ClassMap};
-use rekindle_coordinator::{draw, initial_model, mae_images, restart, Pools, TrainConfig};
+use rekindle_coordinator::{draw, initial_model, mae_images, restart, Place, Pools, TrainConfig};
 use rekindle_data::{Balance, ReplayBuffer, Scenario, Stream, StreamConfig};
 use rekindle_comm::Single;
 use rekindle_model::{read_tensor, Part, Vit};
@@ -29,7 +29,7 @@ threads: 2
 fn run_pretrain(config: &TrainConfig, dir: &Path, resume: bool) -> Vec<f32> {
     let mut be = CpuBackend::new(2);
     let mut losses = Vec::new();
-    pretrain(config, &mut be, &Single, dir, resume, |p| {
+    pretrain(config, &mut be, &Single, Place { dir: Some(dir), resume, run_id: "" }, |p| {
         if let PretrainProgress::Iteration { loss, .. } = p {
             losses.push(loss)
         }
@@ -68,7 +68,7 @@ fn pretrain_loss_falls_and_resumes_bit_for_bit() {
     let resumed = run_pretrain(&config, &dir, true);
     assert_eq!(resumed, losses[30..].to_vec(), "the resumed steps have the same losses");
     assert!(tensors(&file) == once, "the resumed run writes the same weights, bit for bit");
-    assert!(!dir.join("checkpoints/pretrain-10.safetensors").exists(), "older checkpoints are replaced");
+    assert!(!dir.join("checkpoints/pretrain-10.safetensors").exists(), "older checkpoints go (checkpoint.keep: 1)");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -41,7 +41,7 @@ struct Seen {
 fn run(config: &TrainConfig) -> (Summary, Vec<Seen>) {
     let mut be = CpuBackend::new(1);
     let mut seen = Vec::new();
-    let summary = train(config, &mut be, &rekindle_comm::Single, None, false, |p| {
+    let summary = train(config, &mut be, &rekindle_comm::Single, Place { dir: None, resume: false, run_id: "" }, |p| {
         if let Progress::Iteration { step, stage, iteration, losses, .. } = p {
             seen.push(Seen { step, stage: stage.to_string(), iteration, mae: !losses.mae.is_nan(), current: !losses.current.is_nan(), buffer: !losses.buffer.is_nan() });
         }
@@ -104,7 +104,7 @@ fn perturbed_after_first_step(config: &TrainConfig) -> Summary {
     let mut be = CpuBackend::new(1);
     let mut strategy = build_strategy(config);
     let mut quiet = |_: Progress| {};
-    let place = Place { dir: None, resume: false };
+    let place = Place { dir: None, resume: false, run_id: "" };
     let mut trainer = Trainer::open(config, &mut be, &rekindle_comm::Single, place, strategy.buffer_balance(config), &mut quiet).unwrap();
     time_step(&mut trainer, strategy.as_mut(), 0).unwrap();
     let classes = trainer.vit.config.classes;

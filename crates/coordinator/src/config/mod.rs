@@ -7,6 +7,7 @@
 
 mod augment;
 mod budget;
+mod changes;
 mod check;
 mod checkpoint;
 mod ckca;
@@ -22,6 +23,7 @@ mod stream;
 
 pub use augment::{AugmentSection, CurrentSmoothing};
 pub use budget::BudgetSection;
+pub use changes::{changes, flat_keys, Changes};
 pub use checkpoint::CheckpointSection;
 pub use ckca::{CkcaSection, KdWeighting};
 pub use continuous::{ContinuousSection, InitLever, L2Reference};

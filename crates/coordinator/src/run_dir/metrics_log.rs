@@ -13,24 +13,38 @@ pub struct MetricsLog {
     error: Option<std::io::Error>,
 }
 
+/// What a resumed run's `metrics.jsonl` belongs to, which decides the lines it keeps.
+pub enum Resumed {
+    Train,
+    Pretrain,
+}
+
 impl RunDir {
-    /// Opens `metrics.jsonl` afresh; with `resume`, it keeps the lines of the work the last
-    /// checkpoint holds (those whose `line_key` is below `state.json`'s `state_key`) and drops the
-    /// rest, since that work runs again.
-    pub fn metrics(&self, resume: bool, state_key: &str, line_key: &str) -> Result<MetricsLog, TrainError> {
+    /// Opens `metrics.jsonl` afresh; a resumed run keeps the lines of the work its last
+    /// checkpoint holds and drops the rest, since that work runs again.
+    pub fn metrics(&self, resumed: Option<Resumed>) -> Result<MetricsLog, TrainError> {
         let path = self.root.join("metrics.jsonl");
-        let mut kept = String::new();
-        if resume {
-            let completed = self.saved_count(state_key)?;
-            let old = std::fs::read_to_string(&path).unwrap_or_default();
-            let keep = |l: &&str| serde_json::from_str::<serde_json::Value>(l).ok().and_then(|v| v[line_key].as_u64()).is_some_and(|s| s < completed);
-            kept = old.lines().filter(keep).map(|l| format!("{l}\n")).collect();
-        }
+        let kept = match resumed {
+            None => String::new(),
+            Some(kind) => {
+                let old = std::fs::read_to_string(&path).unwrap_or_default();
+                match kind {
+                    Resumed::Train => crate::trainer::kept_lines(self, &old)?,
+                    Resumed::Pretrain => crate::pretrain::kept_lines(self, &old)?,
+                }
+            }
+        };
         let file = std::fs::File::create(&path).map_err(TrainError::io("create", &path))?;
         let mut file = std::io::BufWriter::new(file);
         file.write_all(kept.as_bytes()).map_err(TrainError::io("write", &path))?;
         Ok(MetricsLog { file, path, error: None })
     }
+}
+
+/// The lines of `text` that `keep` accepts (given each line's JSON), each with its newline; a
+/// line cut off by a kill does not parse and goes.
+pub(crate) fn filter_lines(text: &str, mut keep: impl FnMut(&serde_json::Value) -> bool) -> String {
+    text.lines().filter(|l| serde_json::from_str::<serde_json::Value>(l).is_ok_and(|v| v["type"] == "run" || keep(&v))).map(|l| format!("{l}\n")).collect()
 }
 
 impl MetricsLog {

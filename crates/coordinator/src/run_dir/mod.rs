@@ -2,22 +2,32 @@
 //!
 //! ```text
 //! runs/NAME/
-//!   config.yaml        the resolved config (a resumed run keeps its own)
-//!   metrics.jsonl      one JSON line per optimizer step, evaluation, selection
-//!   summary.json       the final numbers (`Summary`, or `PretrainSummary`)
+//!   run.json           the run's id, status, and every start (version, commit, command line,
+//!                      host, device, world size, config keys a resume changed)
+//!   config.yaml        the resolved config, headed by the run id and the overrides
+//!   metrics.jsonl      a line naming the run, then one JSON line per optimizer step,
+//!                      evaluation, selection
+//!   summary.json       the final numbers (`Summary`, or `PretrainSummary`), with the run id
 //!   state.json         what a resume needs besides tensors; written last in each checkpoint
-//!   checkpoints/       step-T.safetensors (+ .optimizer.safetensors), pretrain-N.*
+//!   checkpoints/       step-T.safetensors (the model after time step T), step-T-iter-K.* and
+//!                      pretrain-N.* (model + optimizer inside a stage), NAME.state.json
 //!   mae.safetensors    `rekindle pretrain`'s encoder and decoder
 //! ```
+//!
+//! One directory holds one run: the CLI refuses to start a run in a directory that holds
+//! another, and every checkpoint and `state.json` carry the run id, checked on resume.
 //!
 //! Every command reads and writes these files through [`RunDir`], so their names, their
 //! metadata keys and their atomic writes are decided here only.
 
 mod checkpoint;
 mod metrics_log;
+mod record;
 
-pub use checkpoint::Checkpoint;
-pub use metrics_log::MetricsLog;
+pub use checkpoint::{Checkpoint, META_RUN_ID};
+pub(crate) use metrics_log::filter_lines;
+pub use metrics_log::{MetricsLog, Resumed};
+pub use record::{RunRecord, Start, Status};
 
 use crate::config::TrainConfig;
 use crate::error::TrainError;
@@ -74,8 +84,10 @@ impl RunDir {
         self.root.join("mae.safetensors")
     }
 
-    pub fn write_config(&self, config: &TrainConfig) -> Result<(), TrainError> {
-        let text = serde_yaml_ng::to_string(config).expect("config serialises");
+    /// Writes the resolved `config`, headed by comments naming the run and the config file and
+    /// overrides it was resolved from.
+    pub fn write_config(&self, config: &TrainConfig, run_id: &str, origin: &str) -> Result<(), TrainError> {
+        let text = format!("# run {run_id}\n# resolved from: {origin}\n{}", serde_yaml_ng::to_string(config).expect("config serialises"));
         write_atomically(&self.config_path(), text.as_bytes())
     }
 
@@ -119,12 +131,6 @@ impl RunDir {
         serde_json::from_str(&text).map(Some).map_err(|e| TrainError::State { path, reason: e.to_string() })
     }
 
-    /// `key` of the last saved state as a count (0 when nothing was saved yet): how far a resumed
-    /// run's metrics are kept.
-    pub fn saved_count(&self, key: &str) -> Result<u64, TrainError> {
-        let Some(state) = self.load_state::<serde_json::Value>()? else { return Ok(0) };
-        state[key].as_u64().ok_or_else(|| TrainError::State { path: self.state_path(), reason: format!("no `{key}`") })
-    }
 }
 
 /// Writes `bytes` to a temporary file beside `path`, fsyncs it, then renames it over `path`, so a
