@@ -209,3 +209,54 @@ fn a_killed_task_ends_the_job_with_an_error_and_keeps_the_last_checkpoint() {
     assert!(!values.is_empty() && values.iter().all(|v| v.is_finite()));
     assert!(!job_dir.join("summary.json").exists() && !job_dir.join("checkpoints/step-1.safetensors").exists());
 }
+
+#[test]
+fn a_job_near_its_time_limit_checkpoints_inside_a_step_is_requeued_and_ends_as_an_uninterrupted_run() {
+    let Some(conf) = slurm() else { return };
+    let d = dir("requeue");
+    // About 30 s of training on 2 tasks here: longer than an incarnation gets before its warning.
+    let cfg = config(&d, &TINY.replace("steps: 8,", "steps: 2000,"));
+    let (one, job_dir) = (d.join("one"), d.join("job"));
+    let o = Command::new(env!("CARGO_BIN_EXE_rekindle")).args(["train", &cfg, "--out", one.to_str().unwrap()]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // A one-minute limit, and the warning 45 s before it (Slurm may send it up to a minute early).
+    let log = d.join("job-%j.out");
+    let args = ["--parsable", "--ntasks", "2", "--nodes", "1", "--ntasks-per-node", "2", "--cpus-per-task", "1", "--time", "1", "--signal", "B:USR1@45", "--output", log.to_str().unwrap()];
+    let run = [cfg.as_str(), "--out", job_dir.to_str().unwrap(), "--set", "budget.checkpoint_every=100"];
+    let o = output(client(conf, "sbatch", &[&args[..], &["scripts/slurm/train.sbatch"], &run[..]].concat()));
+    assert!(o.status.success(), "sbatch failed: {}", String::from_utf8_lossy(&o.stderr));
+    let id = String::from_utf8_lossy(&o.stdout).trim().split(';').next().unwrap().to_string();
+    let started = Instant::now();
+    let record = loop {
+        let record = job(conf, &id);
+        let field = |name: &str| record.split_whitespace().find_map(|f| f.strip_prefix(name)).unwrap_or("").to_string();
+        let (state, restarts) = (field("JobState="), field("Restarts="));
+        match state.as_str() {
+            "COMPLETED" | "FAILED" | "CANCELLED" | "TIMEOUT" | "NODE_FAIL" => break record,
+            // Slurm holds a requeued job back for about two minutes; start it now.
+            "PENDING" if restarts != "0" => drop(output(client(conf, "scontrol", &["update", &format!("JobId={id}"), "StartTime=now"]))),
+            _ => {}
+        }
+        if started.elapsed() > Duration::from_secs(420) {
+            let _ = output(client(conf, "scancel", &[&id]));
+            panic!("job {id} still {state} after 420 s: {}", job_log(&d, &id));
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let log = job_log(&d, &id);
+    eprintln!("job {id} took {:.1} s; its output:\n{log}", started.elapsed().as_secs_f64());
+    assert!(record.contains("JobState=COMPLETED") && record.contains("ExitCode=0:0"), "{record}\n{log}");
+    assert!(log.contains("time limit near") && log.contains("stopped by SIGUSR1") && log.contains("requeued job") && log.contains("resuming"), "{log}");
+    // It stopped inside a time step, after the last checkpoint there, and resumed from it.
+    assert!(log.contains(&format!("rekindle train --resume {}", job_dir.display())), "{log}");
+    let record: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(job_dir.join("run.json")).unwrap()).unwrap();
+    assert!(record["status"] == "finished" && record["starts"].as_array().unwrap().len() >= 2, "{record}");
+    assert!(record["starts"].as_array().unwrap().iter().all(|s| s["world"] == 2), "{record}");
+    assert_eq!(common::summary_without_wall(&job_dir), common::summary_without_wall(&one), "every field but wall time");
+    // One training line per optimizer step, none lost or repeated across the stops (their loss
+    // sums are reduced over 2 ranks, so they differ from one process's in the last bits).
+    let position = |d: &Path| -> Vec<(serde_json::Value, serde_json::Value, serde_json::Value, serde_json::Value)> {
+        common::train_lines(d).into_iter().map(|l| (l["step"].clone(), l["stage"].clone(), l["iteration"].clone(), l["lr"].clone())).collect()
+    };
+    assert!(position(&job_dir) == position(&one), "the same training lines, in order");
+}
