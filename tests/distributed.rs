@@ -243,10 +243,12 @@ fn resume_across_world_sizes(on: On, name: &str, first: usize, then: usize) {
     let cfg = config(&d, &TINY.replace("steps: 8,", steps));
     let (whole, split) = (d.join("whole"), d.join("split"));
     run_on(on, 0, &["train", &cfg, "--out", whole.to_str().unwrap()]);
-    let mut child = rekindle_on(on, first, &["train", &cfg, "--out", split.to_str().unwrap()]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let args = ["train", &cfg, "--out", split.to_str().unwrap(), "--set", "budget.checkpoint_every=25"];
+    let mut child = rekindle_on(on, first, &args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
     // Waits for time step 0's checkpoint; the whole run takes seconds, so the stop lands in step 1.
     let started = Instant::now();
-    while !split.join("state.json").exists() {
+    let completed = |d: &Path| std::fs::read_to_string(d.join("state.json")).ok().and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok()).and_then(|s| s["completed_steps"].as_u64());
+    while completed(&split).is_none_or(|c| c < 1) {
         assert!(started.elapsed() < Duration::from_secs(120), "time step 0 never finished");
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -254,6 +256,9 @@ fn resume_across_world_sizes(on: On, name: &str, first: usize, then: usize) {
     signal(child.id() as i32, "-TERM");
     child.wait().unwrap();
     assert!(!split.join("summary.json").exists(), "stopped before it finished");
+    // The stop wrote a checkpoint inside time step 1, which the resume continues from.
+    let state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(split.join("state.json")).unwrap()).unwrap();
+    assert!(state["completed_steps"] == 1 && state["inside"]["step_iteration"].as_u64().is_some(), "{state}");
     run_on(on, then, &["train", "--resume", split.to_str().unwrap()]);
     let what = format!("{} then {} vs 1 process", ranks(first), ranks(then));
     assert_same_params(&split.join("checkpoints/step-2.safetensors"), &whole.join("checkpoints/step-2.safetensors"), &what);
@@ -311,6 +316,32 @@ fn pretrain_equivalence(on: On, name: &str) {
     let (a, b) = (common::params(&one.join("mae.safetensors")), common::params(&two.join("mae.safetensors")));
     let e = rekindle_tensor::relative_error(&a, &b);
     eprintln!("MAE pre-training, 2 ranks vs 1 process: relative parameter error {e:.3e} over {} values", a.len());
+    assert!(e <= 1e-5, "relative error {e:.3e}");
+}
+
+#[test]
+fn two_ranks_pretraining_stopped_inside_resume_on_one() {
+    let d = dir("pretrain-2to1");
+    let text = TINY.replace("data: {synthetic:", "data: {holdout: 0.5, synthetic:") + "pretrain: {steps: 400, effective_batch: 32, micro_batch: 8, checkpoint_every: 20}\n";
+    let cfg = config(&d, &text);
+    let (whole, split) = (d.join("whole"), d.join("split"));
+    run_on(On::Cpu, 0, &["pretrain", &cfg, "--out", whole.to_str().unwrap()]);
+    let mut child = rekindle_on(On::Cpu, 2, &["pretrain", &cfg, "--out", split.to_str().unwrap()]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let started = Instant::now();
+    while !split.join("state.json").exists() {
+        assert!(started.elapsed() < Duration::from_secs(120), "no checkpoint was ever written");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    signal(child.id() as i32, "-TERM");
+    child.wait().unwrap();
+    assert!(!split.join("mae.safetensors").exists(), "stopped before it finished");
+    let state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(split.join("state.json")).unwrap()).unwrap();
+    let stopped_at = state["iteration"].as_u64().unwrap();
+    assert!(stopped_at % 20 != 0 || stopped_at > 20, "the stop's own checkpoint: {state}");
+    run_on(On::Cpu, 1, &["pretrain", "--resume", split.to_str().unwrap()]);
+    let (a, b) = (common::params(&whole.join("mae.safetensors")), common::params(&split.join("mae.safetensors")));
+    let e = rekindle_tensor::relative_error(&a, &b);
+    eprintln!("MAE pre-training stopped at iteration {stopped_at} on 2 ranks, resumed on 1, vs 1 process: relative parameter error {e:.3e}");
     assert!(e <= 1e-5, "relative error {e:.3e}");
 }
 
