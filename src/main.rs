@@ -36,7 +36,7 @@ enum Command {
     /// Train a model over a continual stream (DietCL, CKCA, continuous training and baselines), e.g. `rekindle train configs/quickstart.yaml`.
     Train(train::TrainArgs),
     /// MAE pre-training of encoder and decoder on the images the stream never sees (`data.holdout`
-    /// or `pretrain.data`), the shared start of every strategy, e.g. `rekindle pretrain configs/fashion-mnist/pretrained.yaml`.
+    /// or `pretrain.data`), the shared start of every strategy, e.g. `rekindle pretrain configs/fashion-mnist/pretrained/dietcl.yaml`.
     Pretrain(train::TrainArgs),
     /// Top-1 accuracy of a checkpoint on a shard, overall and per class.
     Eval(eval::EvalArgs),

@@ -19,7 +19,8 @@ pub struct TrainArgs {
     /// Override a config key, e.g. `--set budget.steps=100 --set strategy.name=er` (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     overrides: Vec<String>,
-    /// Run directory (default: runs/CONFIG_NAME).
+    /// Run directory (default: runs/CONFIG_NAME for train, runs/CONFIG_NAME-pretrain for
+    /// pretrain). It must be empty or missing: one directory holds one run.
     #[arg(long)]
     out: Option<PathBuf>,
     /// Continue the run in DIR from its last checkpoint (a killed run ends with the same

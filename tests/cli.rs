@@ -193,8 +193,8 @@ fn report_aggregates_the_seeds_of_each_setting() {
     let rows: Vec<&str> = table.lines().skip(2).collect();
     assert_eq!(rows.len(), 2, "two settings: {table}");
     // ER: finals 0.5, 0.6, 0.7 -> mean 0.6, sample std 0.1; wall 2, 3, 4 -> 3.0 ± 1.0.
-    assert!(rows[0].starts_with("| name=er | 3 | 0.6000 ± 0.1000 |") && rows[0].contains("3.0 ± 1.0"), "{}", rows[0]);
-    assert!(rows[1].starts_with("| name=dietcl | 1 | 0.4000 |"), "{}", rows[1]);
+    assert!(rows[0].starts_with("| strategy.name=er | 3 | 0.6000 ± 0.1000 |") && rows[0].contains("3.0 ± 1.0"), "{}", rows[0]);
+    assert!(rows[1].starts_with("| strategy.name=dietcl | 1 | 0.4000 |"), "{}", rows[1]);
     assert!(image::open(&png).is_ok(), "the plot is a PNG");
     let _ = std::fs::remove_dir_all(&d);
 }
@@ -269,4 +269,30 @@ fn an_os_error_names_the_path_and_the_reason_once() {
         assert_eq!(err.matches(path).count(), 1, "{args:?}: the path once:\n{err}");
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn help_names_only_files_that_exist_and_the_defaults_it_has() {
+    // `pretrain --help` named configs/fashion-mnist/pretrained.yaml (no such file) and a default
+    // --out of runs/CONFIG_NAME (it is runs/CONFIG_NAME-pretrain).
+    let mut texts = Vec::new();
+    for command in [&[][..], &["train"], &["pretrain"], &["eval"], &["report"], &["speedup"], &["bench", "step"], &["data", "prepare"]] {
+        let o = rekindle(&[command, &["--help"]].concat());
+        assert!(o.status.success(), "{command:?} --help");
+        texts.push(String::from_utf8_lossy(&o.stdout).into_owned());
+    }
+    let all = texts.join("\n");
+    for word in all.split(|c: char| c.is_whitespace() || "`(),;".contains(c)) {
+        if word.starts_with("configs/") && word.trim_end_matches('.').ends_with(".yaml") {
+            let path = word.trim_end_matches('.');
+            assert!(std::path::Path::new(path).exists(), "--help names {path}, which does not exist");
+        }
+    }
+    assert!(texts[2].contains("runs/CONFIG_NAME-pretrain"), "{}", texts[2]);
+    assert!(!texts[2].contains("last completed time step"), "a resume continues from the last checkpoint: {}", texts[2]);
+    // The commands the README says take --preset take it.
+    for command in [["bench", "step"], ["bench", "kernels"], ["bench", "scaling"]] {
+        let o = rekindle(&[&command[..], &["--help"]].concat());
+        assert!(String::from_utf8_lossy(&o.stdout).contains("--preset"), "{command:?}");
+    }
 }
