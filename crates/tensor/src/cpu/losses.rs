@@ -54,7 +54,8 @@ pub fn mae_loss(
     let masked: f64 = mask[..samples * patches].iter().map(|&m| m as f64).sum();
     let pred_rows = (patches + 1) * patch_len;
     let coef = 2.0 * grad_scale as f64 / (patch_len as f64 * masked);
-    let total: f64 = dpred[..samples * pred_rows]
+    // Per-sample losses, added in sample order: a parallel sum's order would follow the threads.
+    let sample_losses: Vec<f64> = dpred[..samples * pred_rows]
         .par_chunks_mut(pred_rows)
         .enumerate()
         .map(|(s, dp)| {
@@ -82,6 +83,6 @@ pub fn mae_loss(
             }
             sample_loss
         })
-        .sum();
-    loss[0] = (total / masked) as f32;
+        .collect();
+    loss[0] = (sample_losses.iter().sum::<f64>() / masked) as f32;
 }

@@ -13,10 +13,14 @@ const PARALLEL_MACS: usize = 1 << 18;
 const TASKS_PER_THREAD: usize = 2;
 
 /// Large products are split into row blocks of C (or column blocks when C is wide and short), one
-/// single-threaded product per task. Each output element keeps its whole k-reduction in one task,
-/// so results are bitwise identical for any thread count; and on tall-skinny ViT shapes this beats
-/// letting `gemm` split the work itself. The bias is written into (or added to) each task's block
-/// just before its product, which then accumulates onto it: no separate pass over C.
+/// single-threaded product per task: on tall-skinny ViT shapes this beats letting `gemm` split the
+/// work itself. The bias is written into (or added to) each task's block just before its product,
+/// which then accumulates onto it: no separate pass over C.
+///
+/// The blocks depend on the thread count, the arithmetic does not: each output element keeps its
+/// whole k-reduction in one task, `block` cuts k into the same pieces whatever the block, and no
+/// block is small enough for `gemm` to take another kernel (see `min_block`), so results are
+/// bitwise identical for any thread count.
 pub fn gemm(g: &Gemm, a: &[f32], b: &[f32], c: &mut [f32], bias: Option<&[f32]>, threads: usize) {
     let c_ptr = SendPtr(c.as_mut_ptr());
     let run = |i: usize, rows: Range<usize>, cols: Range<usize>| {
@@ -45,11 +49,17 @@ pub fn gemm(g: &Gemm, a: &[f32], b: &[f32], c: &mut [f32], bias: Option<&[f32]>,
     } else {
         let tasks = if g.m * g.n * g.k < PARALLEL_MACS { 1 } else { threads * TASKS_PER_THREAD };
         let split_rows = g.m >= g.n;
-        let extent = if split_rows { g.m } else { g.n };
+        let (extent, across) = if split_rows { (g.m, g.n) } else { (g.n, g.m) };
         // Blocks are multiples of 16 (the microkernel's tile) so no task gets ragged edges.
-        let step = extent.div_ceil(tasks).next_multiple_of(16);
-        (0..extent.div_ceil(step)).into_par_iter().for_each(|t| {
-            let span = t * step..((t + 1) * step).min(extent);
+        let least = min_block(across);
+        let step = extent.div_ceil(tasks).next_multiple_of(16).max(least);
+        let mut blocks = extent.div_ceil(step);
+        // A last block too small for the usual kernels joins the one before it.
+        if blocks > 1 && extent - (blocks - 1) * step < least {
+            blocks -= 1;
+        }
+        (0..blocks).into_par_iter().for_each(|t| {
+            let span = t * step..if t + 1 == blocks { extent } else { (t + 1) * step };
             if split_rows {
                 run(0, span, 0..g.n)
             } else {
@@ -59,8 +69,23 @@ pub fn gemm(g: &Gemm, a: &[f32], b: &[f32], c: &mut [f32], bias: Option<&[f32]>,
     }
 }
 
+/// The deepest k-reduction one `gemm` call gets. `gemm` cuts a deeper one into pieces whose size
+/// depends on the block's shape (512 deep for blocks up to 64×64; for larger ones, even pieces of
+/// at most a depth set by the L1 cache, never under 512), and each piece is summed apart before
+/// it is added to C. So `block` cuts k itself, into even pieces set by k alone, each of which
+/// `gemm` takes in one pass.
+const MAX_DEPTH: usize = 512;
+
+/// The fewest rows (or columns) of a block that is `across` wide (or high), so that `gemm` runs
+/// every block through its usual microkernels: a block of at most 16×16 outputs takes its
+/// dot-product kernels, and one of a single row or column its matrix-vector ones, either of which
+/// sums in another order. Smaller products are a single block whatever the thread count.
+fn min_block(across: usize) -> usize {
+    (16 * 16 / across.max(1) + 1).next_multiple_of(16)
+}
+
 /// The block `rows × cols` of one product at raw pointers: row-major C `[m, n]`, A and B
-/// row-major unless transposed.
+/// row-major unless transposed; k in pieces of at most `MAX_DEPTH`, of sizes set by k alone.
 unsafe fn block(g: &Gemm, a: *const f32, b: *const f32, c: *mut f32, rows: Range<usize>, cols: Range<usize>, read_c: bool) {
     // (column stride, row stride) of op(A) [m, k] and op(B) [k, n].
     let (a_cs, a_rs) = if g.trans_a { (g.m as isize, 1) } else { (1, g.k as isize) };
@@ -68,11 +93,17 @@ unsafe fn block(g: &Gemm, a: *const f32, b: *const f32, c: *mut f32, rows: Range
     let a = a.offset(rows.start as isize * a_rs);
     let b = b.offset(cols.start as isize * b_cs);
     let c = c.add(rows.start * g.n + cols.start);
-    // gemm computes dst = alpha·dst + beta·lhs·rhs, reading dst only when asked to.
-    gemm::gemm(
-        rows.len(), cols.len(), g.k, c, 1, g.n as isize, read_c, a, a_cs, a_rs, b, b_cs, b_rs, 1.0, g.alpha,
-        false, false, false, Parallelism::None,
-    );
+    let pieces = g.k.div_ceil(MAX_DEPTH).max(1);
+    let mut depth = 0;
+    for piece in 0..pieces {
+        let kb = g.k / pieces + usize::from(piece < g.k % pieces);
+        // gemm computes dst = alpha·dst + beta·lhs·rhs, reading dst only when asked to.
+        gemm::gemm(
+            rows.len(), cols.len(), kb, c, 1, g.n as isize, read_c || piece > 0, a.offset(depth as isize * a_cs), a_cs, a_rs,
+            b.offset(depth as isize * b_rs), b_cs, b_rs, 1.0, g.alpha, false, false, false, Parallelism::None,
+        );
+        depth += kb;
+    }
 }
 
 /// `dbias[j] += Σ_i dout[i, j]`, split over column blocks so threads never share an output.
