@@ -282,10 +282,10 @@ fn train_rank(args: &TrainArgs, session: &mut Session) -> Result<()> {
                 bar.stage(format!("step {}/{} {stage:<8}", step + 1, steps), iterations as u64, 0);
                 None
             }
-            Progress::Iteration { step, stage, iteration, losses, lr, images_per_sec } => {
+            Progress::Iteration { step, stage, iteration, optimizer_step, flops, losses, lr, images_per_sec } => {
                 bar.update(iteration as u64 + 1, format!("loss {:.4} {:.0} img/s", losses.total, images_per_sec));
                 Some(serde_json::json!({
-                    "type": "train", "step": step, "stage": stage, "iteration": iteration, "lr": lr,
+                    "type": "train", "step": step, "stage": stage, "iteration": iteration, "optimizer_step": optimizer_step, "flops": flops, "lr": lr,
                     "loss": losses.total, "loss_mae": nan_to_null(losses.mae), "loss_current": nan_to_null(losses.current),
                     "loss_buffer": nan_to_null(losses.buffer), "loss_feat": nan_to_null(losses.feat), "loss_kd": nan_to_null(losses.kd),
                     "loss_l2": nan_to_null(losses.l2), "grad_norm": losses.grad_norm, "images_per_sec": images_per_sec,

@@ -318,8 +318,9 @@ impl<'t> Trainer<'t> {
             }
             self.summary.count_step(losses.flops);
             let images_per_sec = config.budget.effective_batch as f64 / started.elapsed().as_secs_f64();
-            self.report(Progress::Iteration { step: t, stage: stage.name, iteration: i, losses: &losses, lr, images_per_sec });
             self.iteration += 1;
+            let (optimizer_step, flops) = (self.iteration, self.summary.flops);
+            self.report(Progress::Iteration { step: t, stage: stage.name, iteration: i, optimizer_step, flops, losses: &losses, lr, images_per_sec });
             self.step_iteration += 1;
             let k = config.budget.eval_every;
             if k > 0 && self.step_iteration.is_multiple_of(k) && self.step_iteration < self.step_iterations {
