@@ -303,7 +303,7 @@ fn train_rank(args: &TrainArgs, session: &mut Session) -> Result<()> {
             Progress::Evaluated(e) => {
                 bar.clear();
                 bar.println(format!("step {}: A(t) = {:.4}  a[t][·] = {:?}", e.step + 1, e.accuracy, e.row.iter().map(|a| format!("{a:.3}")).collect::<Vec<_>>()));
-                Some(serde_json::json!({ "type": "eval", "step": e.step, "accuracy": e.accuracy, "row": e.row }))
+                Some(serde_json::json!({ "type": "eval", "step": e.step, "accuracy": e.accuracy, "row": e.row, "per_class": e.per_class }))
             }
         };
         if let Some(line) = line {

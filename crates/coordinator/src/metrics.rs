@@ -4,6 +4,7 @@
 use crate::config::TrainConfig;
 use rekindle_data::Scenario;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// The evaluation after time step `step`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -13,6 +14,8 @@ pub struct Evaluation {
     pub accuracy: f64,
     /// `a[t][i]` for `i ≤ t`.
     pub row: Vec<f64>,
+    /// Accuracy on each class's test images among those `A(t)` evaluates, by class id.
+    pub per_class: BTreeMap<u32, f64>,
 }
 
 /// One evaluation on the compute axis: after `iteration` optimizer steps of time step (round)
@@ -46,6 +49,9 @@ pub struct Summary {
     /// the end of each step (what `rekindle speedup` reads).
     #[serde(default)]
     pub curve: Vec<CurvePoint>,
+    /// Per time step, the accuracy of each class seen so far (class id → accuracy).
+    #[serde(default)]
+    pub per_class: Vec<BTreeMap<u32, f64>>,
     /// The run these results are of (its `run.json` id).
     #[serde(default)]
     pub run_id: String,
@@ -69,6 +75,7 @@ impl Summary {
             flops: 0.0,
             wall_seconds: 0.0,
             curve: Vec::new(),
+            per_class: Vec::new(),
             run_id: String::new(),
             changed_on_resume: Vec::new(),
         }
@@ -84,12 +91,14 @@ impl Summary {
         self.flops += flops;
     }
 
-    /// Records `a[t][·]` and returns the evaluation with `A(t)` (see [`step_accuracy`]).
-    pub fn record_eval(&mut self, t: usize, row: Vec<f64>, scenario: Scenario) -> Evaluation {
+    /// Records `a[t][·]` and the per-class accuracy, and returns the evaluation with `A(t)` (see
+    /// [`step_accuracy`]).
+    pub fn record_eval(&mut self, t: usize, row: Vec<f64>, per_class: BTreeMap<u32, f64>, scenario: Scenario) -> Evaluation {
         let accuracy = step_accuracy(&row, t, scenario);
         self.accuracy_per_step.push(accuracy);
         self.accuracy_matrix.push(row.clone());
-        Evaluation { step: t, accuracy, row }
+        self.per_class.push(per_class.clone());
+        Evaluation { step: t, accuracy, row, per_class }
     }
 
     /// Final numbers; `wall_seconds` adds to the time of earlier (resumed-from) runs.

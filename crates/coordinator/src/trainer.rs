@@ -22,7 +22,7 @@ use rekindle_data::{holdout, Balance, Loader, Normalize, ReplayBuffer, Shard, St
 use rekindle_model::{Flops, Optimizer, Vit, ALL_PARTS};
 use rekindle_tensor::Backend;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
@@ -324,7 +324,7 @@ impl<'t> Trainer<'t> {
             self.step_iteration += 1;
             let k = config.budget.eval_every;
             if k > 0 && self.step_iteration.is_multiple_of(k) && self.step_iteration < self.step_iterations {
-                let row = self.evaluate(t)?;
+                let (row, _) = self.evaluate(t)?;
                 self.curve_point(t, step_accuracy(&row, t, config.stream.scenario));
             }
             let next = if i + 1 < stage.steps { (index, i + 1) } else { (index + 1, 0) };
@@ -344,10 +344,10 @@ impl<'t> Trainer<'t> {
     /// with a run directory) writes the checkpoint.
     pub fn end_step(&mut self, t: usize) -> Result<(), TrainError> {
         crate::fault::at(|| format!("eval:{t}"));
-        let row = self.evaluate(t)?;
+        let (row, per_class) = self.evaluate(t)?;
         // A device that failed during the evaluation computed nothing: no record, no checkpoint.
         check_devices(self.be, self.comm)?;
-        let evaluation = self.summary.record_eval(t, row, self.config.stream.scenario);
+        let evaluation = self.summary.record_eval(t, row, per_class, self.config.stream.scenario);
         self.curve_point(t, evaluation.accuracy);
         self.report(Progress::Evaluated(&evaluation));
         self.checkpoint(t)
@@ -359,8 +359,9 @@ impl<'t> Trainer<'t> {
         self.report(Progress::Curve(&point));
     }
 
-    /// `a[t][·]`: the accuracy on each step's test set so far; each rank predicts its part.
-    pub fn evaluate(&mut self, t: usize) -> Result<Vec<f64>, TrainError> {
+    /// `a[t][·]`, the accuracy on each step's test set so far, and the accuracy of each class
+    /// on the test images those sets hold; each rank predicts its part.
+    pub fn evaluate(&mut self, t: usize) -> Result<(Vec<f64>, BTreeMap<u32, f64>), TrainError> {
         let (be, vit, engine, loader, test, map) = (&mut *self.be, &self.vit, &mut self.engine, &self.test_loader, &self.test, &self.map);
         let batch = self.config.data.eval_batch;
         let correct = gather_parts(self.comm, test.len(), |part| {
@@ -368,12 +369,19 @@ impl<'t> Trainer<'t> {
             let rows = engine.predict(be, vit, loader, &images, batch);
             rows.iter().zip(&images).map(|(&r, &i)| (map.class(r) == test.labels()[i as usize]) as u8 as f32).collect()
         })?;
-        Ok((0..=t)
-            .map(|i| {
-                let subset = self.stream.test_images(i, test.labels(), test.timestamps());
-                subset.iter().filter(|&&j| correct[j as usize] > 0.5).count() as f64 / subset.len().max(1) as f64
-            })
-            .collect())
+        let subsets: Vec<Vec<u32>> = (0..=t).map(|i| self.stream.test_images(i, test.labels(), test.timestamps())).collect();
+        let row = subsets.iter().map(|subset| subset.iter().filter(|&&j| correct[j as usize] > 0.5).count() as f64 / subset.len().max(1) as f64).collect();
+        let mut evaluated: Vec<u32> = subsets.concat();
+        evaluated.sort_unstable();
+        evaluated.dedup();
+        // (right, seen) per class.
+        let mut counts: BTreeMap<u32, (usize, usize)> = BTreeMap::new();
+        for &j in &evaluated {
+            let c = counts.entry(test.labels()[j as usize]).or_default();
+            c.0 += (correct[j as usize] > 0.5) as usize;
+            c.1 += 1;
+        }
+        Ok((row, counts.into_iter().map(|(class, (right, seen))| (class, right as f64 / seen as f64)).collect()))
     }
 
     /// The current model's loss on each of `images` over the head rows of `classes` (each rank
