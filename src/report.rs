@@ -3,8 +3,11 @@
 //! A(t) per setting with error bars. Directories that hold no finished run are skipped, each
 //! with its reason on stderr; a directory given twice counts once, and a run that repeats the
 //! seed of another run of its setting is named and left out rather than counted as a seed.
+//! Beside the table: a plot of A(t) with each setting's per-class accuracy as a heat map, a plot
+//! of the training loss against optimizer steps and FLOPs, and with `--per-class` a table of
+//! each class's accuracy per time step.
 
-use crate::plot::Series;
+use crate::plot::{ClassGrid, LossPoint, LossSeries, Series};
 use anyhow::{Context, Result};
 use rekindle_coordinator::config::flat_keys;
 use rekindle_coordinator::{RunDir, Summary};
@@ -27,6 +30,9 @@ pub struct ReportArgs {
     /// Also write the table as Markdown to this file.
     #[arg(long, value_name = "FILE")]
     markdown: Option<PathBuf>,
+    /// Also print each setting's accuracy per class at every time step (mean over seeds).
+    #[arg(long)]
+    per_class: bool,
 }
 
 /// The `summary.json` of a finished run directory.
@@ -121,6 +127,57 @@ impl Group {
         let steps = self.runs.iter().map(|r| r.summary.accuracy_per_step.len()).min().unwrap_or(0);
         (0..steps).map(|t| self.stat(|s| s.accuracy_per_step[t])).unzip()
     }
+
+    fn class_grid(&self, name: &str) -> ClassGrid {
+        class_grid(name, &self.runs.iter().map(|r| &r.summary).collect::<Vec<_>>())
+    }
+
+    /// The training loss at each optimizer step, mean and std across seeds.
+    fn loss(&self, name: &str) -> LossSeries {
+        let curves: Vec<Vec<(f64, f64, f64)>> = self.runs.iter().map(|r| loss_curve(Path::new(&r.name))).collect();
+        let steps = curves.iter().map(Vec::len).min().unwrap_or(0);
+        let points = (0..steps)
+            .map(|i| {
+                let (mean, std) = mean_std(&curves.iter().map(|c| c[i].2).collect::<Vec<_>>());
+                LossPoint { optimizer_step: curves[0][i].0, flops: curves[0][i].1, mean, std }
+            })
+            .collect();
+        LossSeries { name: name.into(), points }
+    }
+}
+
+/// Each class's accuracy at each time step, averaged over `summaries` (runs of one setting).
+pub fn class_grid(name: &str, summaries: &[&Summary]) -> ClassGrid {
+    let classes: std::collections::BTreeSet<u32> = summaries.iter().flat_map(|s| s.per_class.iter().flat_map(|t| t.keys().copied())).collect();
+    let steps = summaries.iter().map(|s| s.per_class.len()).min().unwrap_or(0);
+    let rows = classes
+        .iter()
+        .map(|c| {
+            (0..steps)
+                .map(|t| {
+                    let seen: Vec<f64> = summaries.iter().filter_map(|s| s.per_class[t].get(c).copied()).collect();
+                    (!seen.is_empty()).then(|| seen.iter().sum::<f64>() / seen.len() as f64)
+                })
+                .collect()
+        })
+        .collect();
+    ClassGrid { name: name.into(), classes: classes.iter().map(u32::to_string).collect(), rows }
+}
+
+/// (optimizer step, FLOPs so far, loss) of every training line of the run in `dir`.
+pub fn loss_curve(dir: &Path) -> Vec<(f64, f64, f64)> {
+    let text = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["type"] == "train")
+        .filter_map(|v| Some((v["optimizer_step"].as_f64()?, v["flops"].as_f64()?, v["loss"].as_f64()?)))
+        .collect()
+}
+
+/// `path` with `-suffix` added to its file stem (`report.png` → `report-loss.png`).
+pub fn beside(path: &Path, suffix: &str) -> PathBuf {
+    let stem = path.file_stem().map_or("plot".into(), |s| s.to_string_lossy().into_owned());
+    path.with_file_name(format!("{stem}-{suffix}.png"))
 }
 
 /// `runs` by setting. A run with the seed of an earlier run of its setting repeats it rather
@@ -203,11 +260,33 @@ pub fn run(args: &ReportArgs) -> Result<()> {
             Series { name: format!("{label} (n={})", g.runs.len()), mean, std }
         })
         .collect();
-    match crate::plot::accuracy(&args.plot, "A(t) per setting (mean ± std across seeds)", &series) {
+    let grids: Vec<ClassGrid> = groups.iter().zip(&labels).map(|(g, label)| g.class_grid(label)).collect();
+    match crate::plot::accuracy(&args.plot, "A(t) per setting (mean ± std across seeds)", &series, &grids) {
         Ok(()) => println!("plot: {}", args.plot.display()),
         Err(e) => eprintln!("warning: no {}: {e:#}", args.plot.display()),
     }
+    let loss_plot = beside(&args.plot, "loss");
+    let losses: Vec<LossSeries> = groups.iter().zip(&labels).map(|(g, label)| g.loss(label)).collect();
+    match crate::plot::losses(&loss_plot, "training loss per setting (mean ± std across seeds)", &losses) {
+        Ok(()) => println!("plot: {}", loss_plot.display()),
+        Err(e) => eprintln!("warning: no {}: {e:#}", loss_plot.display()),
+    }
+    if args.per_class {
+        for grid in &grids {
+            print_class_grid(grid);
+        }
+    }
     Ok(())
+}
+
+/// `grid` as a table: a row per class, a column per time step ("-" before the class was seen).
+fn print_class_grid(grid: &ClassGrid) {
+    let steps = grid.rows.iter().map(Vec::len).max().unwrap_or(0);
+    println!("\naccuracy per class, {}", grid.name);
+    println!("{:>8} {}", "class", (1..=steps).map(|t| format!("{:>7}", format!("t={t}"))).collect::<String>());
+    for (class, row) in grid.classes.iter().zip(&grid.rows) {
+        println!("{class:>8} {}", row.iter().map(|a| a.map_or(format!("{:>7}", "-"), |a| format!("{a:>7.3}"))).collect::<String>());
+    }
 }
 
 /// A name per setting: the config keys whose values differ between settings, as `key=value`

@@ -318,8 +318,14 @@ fn train_rank(args: &TrainArgs, session: &mut Session) -> Result<()> {
     let plot = out.join("accuracy.png");
     let title = format!("{} on {}", summary.strategy, config.data.train);
     let series = crate::plot::Series { name: "A(t)".into(), mean: summary.accuracy_per_step.clone(), std: Vec::new() };
-    if let Err(e) = crate::plot::accuracy(&plot, &title, &[series]) {
+    let grid = crate::report::class_grid(&summary.strategy, &[&summary]);
+    if let Err(e) = crate::plot::accuracy(&plot, &title, &[series], &[grid]) {
         eprintln!("warning: no {}: {e:#}", plot.display());
+    }
+    let loss_plot = out.join("loss.png");
+    let points = crate::report::loss_curve(out).into_iter().map(|(optimizer_step, flops, mean)| crate::plot::LossPoint { optimizer_step, flops, mean, std: 0.0 }).collect();
+    if let Err(e) = crate::plot::losses(&loss_plot, &title, &[crate::plot::LossSeries { name: summary.strategy.clone(), points }]) {
+        eprintln!("warning: no {}: {e:#}", loss_plot.display());
     }
     let mut table = format!("{:>6} {:>10}   accuracy row a[t][i]\n", "step", "A(t)");
     for (t, (a, row)) in summary.accuracy_per_step.iter().zip(&summary.accuracy_matrix).enumerate() {

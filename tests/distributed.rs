@@ -256,9 +256,10 @@ fn resume_across_world_sizes(on: On, name: &str, first: usize, then: usize) {
     signal(child.id() as i32, "-TERM");
     child.wait().unwrap();
     assert!(!split.join("summary.json").exists(), "stopped before it finished");
-    // The stop wrote a checkpoint inside time step 1, which the resume continues from.
+    // The stop wrote a checkpoint inside a time step (step 1, or 2 on a busy machine), which the
+    // resume continues from.
     let state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(split.join("state.json")).unwrap()).unwrap();
-    assert!(state["completed_steps"] == 1 && state["inside"]["step_iteration"].as_u64().is_some(), "{state}");
+    assert!(state["completed_steps"].as_u64().is_some_and(|c| (1..3).contains(&c)) && state["inside"]["step_iteration"].as_u64().is_some(), "{state}");
     run_on(on, then, &["train", "--resume", split.to_str().unwrap()]);
     let what = format!("{} then {} vs 1 process", ranks(first), ranks(then));
     assert_same_params(&split.join("checkpoints/step-2.safetensors"), &whole.join("checkpoints/step-2.safetensors"), &what);

@@ -156,3 +156,44 @@ fn bench_step_writes_no_carriage_returns_into_a_log() {
     assert!(err.contains("step 1/3\nstep 2/3\nstep 3/3\n"), "{err:?}");
     assert!(out.contains("images/s"), "{out}");
 }
+
+#[test]
+fn per_class_accuracy_agrees_with_the_accuracy_matrix() {
+    // Class-incremental with equal test images per class: a[t][i] is the mean of the per-class
+    // accuracies of the classes step i brought, at every t.
+    let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(runs().join("seed1/summary.json")).unwrap()).unwrap();
+    let (matrix, per_class) = (summary["accuracy_matrix"].as_array().unwrap(), summary["per_class"].as_array().unwrap());
+    assert_eq!(per_class.len(), matrix.len(), "one per-class record per time step");
+    let classes_at = |t: usize| -> Vec<String> { per_class[t].as_object().unwrap().keys().cloned().collect() };
+    for (t, row) in matrix.iter().enumerate() {
+        for (i, a) in row.as_array().unwrap().iter().enumerate() {
+            let brought: Vec<String> = classes_at(i).into_iter().filter(|c| i == 0 || !classes_at(i - 1).contains(c)).collect();
+            let mean = brought.iter().map(|c| per_class[t][c].as_f64().unwrap()).sum::<f64>() / brought.len() as f64;
+            assert!((mean - a.as_f64().unwrap()).abs() < 1e-12, "a[{t}][{i}] = {a} but its classes {brought:?} average {mean}");
+        }
+    }
+    // The eval lines of metrics.jsonl carry the same numbers.
+    let metrics = std::fs::read_to_string(runs().join("seed1/metrics.jsonl")).unwrap();
+    let evals: Vec<serde_json::Value> = metrics.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()).filter(|v| v["type"] == "eval").collect();
+    assert!(evals.iter().zip(per_class).all(|(e, p)| &e["per_class"] == p));
+}
+
+#[test]
+fn report_prints_per_class_accuracy_and_draws_loss_curves() {
+    let d = common::dir("report", "per-class");
+    let (plot, loss) = (d.join("r.png"), d.join("r-loss.png"));
+    let o = rekindle(&["report", &run("seed0"), &run("seed1"), &run("steps9"), "--per-class", "--plot", plot.to_str().unwrap()]).output().unwrap();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let out = text(&o.stdout);
+    // One table per setting: a row per class (6 in the tiny stream), a column per time step.
+    assert_eq!(out.matches("accuracy per class, ").count(), 2, "{out}");
+    assert!(out.contains("t=1") && out.contains("t=3"), "{out}");
+    for path in [&plot, &loss] {
+        let image = image::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert!(image.width() > 800, "{}", path.display());
+    }
+    // `train` draws its own: accuracy with the heat map, and the loss.
+    for file in ["accuracy.png", "loss.png"] {
+        assert!(image::open(runs().join("seed0").join(file)).is_ok(), "{file}");
+    }
+}
