@@ -4,7 +4,7 @@
 //! same arguments, launchers and devices as `train`.
 
 use crate::progress_bar::Progress as Bar;
-use crate::train::{nan_to_null, on_ranks, print_results, resume_hint, Session, TrainArgs};
+use crate::train::{nan_to_null, on_ranks, print_results, resume_hint, Mfu, Session, TrainArgs};
 use anyhow::Result;
 use rekindle_coordinator::{Place, Resumed};
 use std::time::Duration;
@@ -32,17 +32,34 @@ fn pretrain_rank(args: &TrainArgs, session: &mut Session) -> Result<()> {
         return Ok(());
     };
     let mut bar = Bar::new(Duration::from_secs(args.progress_every));
+    let mfu = Mfu::of(&be.name(), comm.world());
+    // The images the pictures along the way show: those of the final one.
+    let (shard, images, _) = pretrain_images(config)?;
+    let shown = &images[..images.len().min(8)];
     let summary = pretrain(config, be, comm, place, |p| match p {
         PretrainProgress::Begin { steps, images, first } => {
             bar.println(format!("MAE pre-training on {images} images, {steps} optimizer steps of {}", config.pretrain.effective_batch));
             bar.stage("pretrain".into(), steps as u64, first as u64);
         }
-        PretrainProgress::Iteration { iteration, loss, lr, grad_norm, images_per_sec } => {
+        PretrainProgress::Iteration { iteration, loss, lr, grad_norm, images_per_sec, step_flops, flops } => {
             bar.update(iteration as u64 + 1, format!("loss {loss:.4} {images_per_sec:.0} img/s"));
-            metrics.write(serde_json::json!({
-                "type": "pretrain", "iteration": iteration, "lr": lr, "loss_mae": nan_to_null(loss),
-                "grad_norm": grad_norm, "images_per_sec": images_per_sec,
-            }));
+            let mut line = serde_json::json!({
+                "type": "pretrain", "iteration": iteration, "optimizer_step": iteration + 1, "flops": flops, "lr": lr,
+                "loss_mae": nan_to_null(loss), "grad_norm": grad_norm, "images_per_sec": images_per_sec,
+            });
+            mfu.add_to(&mut line, step_flops, config.pretrain.effective_batch, images_per_sec);
+            metrics.write(line);
+        }
+        PretrainProgress::Model { steps, be, vit } => {
+            // Beside the run's other files, so that a resume writes it to TensorBoard again.
+            let path = format!("reconstructions/pretrain-{steps}.png");
+            let picture = crate::reconstruct::picture(be, vit, shard.clone(), shown, config.seed);
+            match picture.and_then(|p| crate::reconstruct::save_png(&p.image, &out.join(&path))) {
+                Ok(()) => metrics.write(serde_json::json!({
+                    "type": "image", "iteration": steps - 1, "optimizer_step": steps, "tag": "pretrain/reconstruction", "path": path,
+                })),
+                Err(e) => bar.println(format!("warning: no reconstruction after {steps} steps: {e:#}")),
+            }
         }
         PretrainProgress::Checkpoint { iteration, path } => bar.println(format!("iteration {iteration}: checkpoint {}", path.display())),
     });
@@ -52,11 +69,10 @@ fn pretrain_rank(args: &TrainArgs, session: &mut Session) -> Result<()> {
     dir.write_summary(&summary)?;
 
     // What the decoder makes of eight pre-training images, from the file just written.
-    let (shard, images, _) = pretrain_images(config)?;
     let vit = Vit::new(be, &config.model_config()?, config.seed)?;
     load_parts(be, &vit, &summary.checkpoint, &BODY)?;
     let picture = out.join("reconstruction.png");
-    crate::reconstruct::draw(be, &vit, shard, &images[..images.len().min(8)], config.seed, &picture)?;
+    crate::reconstruct::draw(be, &vit, shard, shown, config.seed, &picture)?;
     print_results(&format!(
         "final MAE loss {:.4}; {} optimizer steps on {} images, {:.3e} FLOPs, {:.1} s -> {}\nstart a stream from it with: rekindle train CONFIG.yaml --set model.init={}\n",
         summary.final_loss,

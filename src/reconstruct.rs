@@ -40,6 +40,35 @@ pub fn run(args: &ReconstructArgs) -> Result<()> {
 /// Writes `out` (a PNG: a row per image of `images`, original | masked | reconstruction under a
 /// random mask from `seed`) and, beside it, the mask and predicted patches as safetensors.
 pub fn draw(be: &mut dyn Backend, vit: &Vit, shard: Arc<Shard>, images: &[u32], seed: u64, out: &Path) -> Result<()> {
+    let Picture { image, mask, pred } = picture(be, vit, shard, images, seed)?;
+    save_png(&image, out)?;
+    let c = &vit.config;
+    let (n, l, p) = (images.len(), c.patches(), c.patch_len());
+    let tensors_path = out.with_extension("safetensors");
+    write_tensors(&tensors_path, &[("mask", &[n, l], &mask), ("pred", &[n, l, p], &pred)], HashMap::new())?;
+    println!("{} (original | masked | reconstruction), mask and predicted patches in {}", out.display(), tensors_path.display());
+    Ok(())
+}
+
+/// What the decoder makes of some images: the picture, the mask (1: hidden patch) and the
+/// predicted patches, `[n, patches]` and `[n, patches, patch_len]`.
+pub struct Picture {
+    pub image: image::RgbImage,
+    pub mask: Vec<f32>,
+    pub pred: Vec<f32>,
+}
+
+/// Writes `image` as a PNG at `path`, creating its folder.
+pub fn save_png(image: &image::RgbImage, path: &Path) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    image.save(path).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// [`Picture`] of `images` (a row each: original | masked | reconstruction) under a random mask
+/// from `seed`. Every buffer it takes on the backend is returned, so training can go on after.
+pub fn picture(be: &mut dyn Backend, vit: &Vit, shard: Arc<Shard>, images: &[u32], seed: u64) -> Result<Picture> {
     let c = vit.config.clone();
     let n = images.len();
     let norm = Normalize::default_for(c.channels);
@@ -79,6 +108,9 @@ pub fn draw(be: &mut dyn Backend, vit: &Vit, shard: Arc<Shard>, images: &[u32], 
         be.unpatchify(images, patches, shape, PatchOrder::RowColChannel);
         panels.push(be.download_vec(images));
     }
+    be.free(images);
+    be.free(patches);
+    pass.free(be);
 
     let (s, ch, gap) = (c.image_size, c.channels, 2);
     let mut img = image::RgbImage::from_pixel((3 * (s + gap) + gap) as u32, (n * (s + gap) + gap) as u32, image::Rgb([255, 255, 255]));
@@ -96,9 +128,5 @@ pub fn draw(be: &mut dyn Backend, vit: &Vit, shard: Arc<Shard>, images: &[u32], 
             }
         }
     }
-    img.save(&out).with_context(|| format!("cannot write {}", out.display()))?;
-    let tensors_path = out.with_extension("safetensors");
-    write_tensors(&tensors_path, &[("mask", &[n, l], &ids.mask), ("pred", &[n, l, p], &pred)], HashMap::new())?;
-    println!("{} (original | masked | reconstruction), mask and predicted patches in {}", out.display(), tensors_path.display());
-    Ok(())
+    Ok(Picture { image: img, mask: ids.mask, pred })
 }

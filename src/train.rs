@@ -219,7 +219,7 @@ impl Session {
     /// resumed run keeps the lines of the work its last checkpoint holds.
     pub fn start_metrics(&self, kind: Resumed) -> Result<(RunDir, MetricsLog)> {
         let dir = RunDir::create(&self.out)?;
-        let mut metrics = dir.metrics(self.resumed.then_some(kind))?;
+        let mut metrics = dir.metrics(self.resumed.then_some(kind), &self.config.logging)?;
         if !self.resumed {
             metrics.write(serde_json::json!({ "type": "run", "id": self.run_id }));
         }
@@ -255,6 +255,7 @@ fn train_rank(args: &TrainArgs, session: &mut Session) -> Result<()> {
         return Ok(());
     };
     let mut bar = Bar::new(Duration::from_secs(args.progress_every));
+    let mfu = Mfu::of(&be.name(), comm.world());
     let summary = train(config, be, comm, place, |p| {
         let line = match p {
             Progress::Step { step, steps, revealed, labelled, mae_images, buffer, stages } => {
@@ -284,14 +285,16 @@ fn train_rank(args: &TrainArgs, session: &mut Session) -> Result<()> {
             }
             Progress::Iteration { step, stage, iteration, optimizer_step, flops, losses, lr, images_per_sec } => {
                 bar.update(iteration as u64 + 1, format!("loss {:.4} {:.0} img/s", losses.total, images_per_sec));
-                Some(serde_json::json!({
+                let mut line = serde_json::json!({
                     "type": "train", "step": step, "stage": stage, "iteration": iteration, "optimizer_step": optimizer_step, "flops": flops, "lr": lr,
                     "loss": losses.total, "loss_mae": nan_to_null(losses.mae), "loss_current": nan_to_null(losses.current),
                     "loss_buffer": nan_to_null(losses.buffer), "loss_feat": nan_to_null(losses.feat), "loss_kd": nan_to_null(losses.kd),
                     "loss_l2": nan_to_null(losses.l2), "grad_norm": losses.grad_norm, "images_per_sec": images_per_sec,
                     "encoder_norm_mae": nan_to_null(losses.encoder_norms[0]), "encoder_norm_current": nan_to_null(losses.encoder_norms[1]),
                     "encoder_norm_buffer": nan_to_null(losses.encoder_norms[2]),
-                }))
+                });
+                mfu.add_to(&mut line, losses.flops, config.budget.effective_batch, images_per_sec);
+                Some(line)
             }
             Progress::Curve(p) => Some(serde_json::json!({
                 "type": "curve", "step": p.step, "iteration": p.iteration, "round_flops": p.round_flops, "accuracy": p.accuracy,
@@ -351,6 +354,26 @@ fn train_rank(args: &TrainArgs, session: &mut Session) -> Result<()> {
 pub fn print_results(text: &str) {
     use std::io::Write;
     let _ = std::io::stdout().write_all(text.as_bytes());
+}
+
+/// Model FLOPs utilisation: the FLOP/s of optimizer steps against the dense bf16 peak of the
+/// ranks' GPUs, where it is known (on a GPU `bench` has the peak of; never on a CPU).
+pub struct Mfu {
+    peak_flops: Option<f64>,
+}
+
+impl Mfu {
+    /// For `ranks` devices like `device` (a backend's name).
+    pub fn of(device: &str, ranks: usize) -> Mfu {
+        Mfu { peak_flops: crate::bench::bf16_peak_tflops(device).map(|tflops| tflops * 1e12 * ranks as f64) }
+    }
+
+    /// Adds `mfu` to a step's `line`, for a step of `flops` over `batch` images at `images_per_sec`.
+    pub fn add_to(&self, line: &mut serde_json::Value, flops: f64, batch: usize, images_per_sec: f64) {
+        if let Some(peak) = self.peak_flops {
+            line["mfu"] = serde_json::json!(flops * images_per_sec / batch as f64 / peak);
+        }
+    }
 }
 
 pub fn nan_to_null(v: f32) -> serde_json::Value {

@@ -5,6 +5,7 @@
 
 mod common;
 
+use common::rekindle;
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -12,16 +13,6 @@ use std::process::{Command, Output};
 /// buffer).
 fn tiny() -> String {
     common::TINY_RANKS.replace("budget: {steps: 8,", "budget: {steps: 20,")
-}
-
-fn rekindle(args: &[&str], fault: Option<&str>) -> Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_rekindle"));
-    c.args(args);
-    match fault {
-        Some(f) => c.env("REKINDLE_FAULT", f),
-        None => c.env_remove("REKINDLE_FAULT"),
-    };
-    c.output().expect("run rekindle")
 }
 
 fn json(path: &Path) -> serde_json::Value {

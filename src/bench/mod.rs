@@ -11,6 +11,9 @@ mod scaling;
 mod step;
 mod workload;
 
+/// The MFU denominator, which training lines share with `bench step`.
+pub(crate) use workload::bf16_peak_tflops;
+
 use anyhow::Result;
 
 #[derive(clap::Subcommand)]

@@ -101,6 +101,18 @@ augment: {mixing: {prob: 0}}
 threads: 1
 ";
 
+/// Runs the binary with `args`, aborting at the named point when `fault` is given
+/// (`REKINDLE_FAULT`, see crates/coordinator/src/fault.rs).
+pub fn rekindle(args: &[&str], fault: Option<&str>) -> std::process::Output {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_rekindle"));
+    c.args(args);
+    match fault {
+        Some(f) => c.env("REKINDLE_FAULT", f),
+        None => c.env_remove("REKINDLE_FAULT"),
+    };
+    c.output().expect("run rekindle")
+}
+
 /// A fresh temporary directory for test `name` of suite `suite`.
 pub fn dir(suite: &str, name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("rekindle-{suite}-{}-{name}", std::process::id()));

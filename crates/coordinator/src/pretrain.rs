@@ -32,8 +32,13 @@ use std::time::Instant;
 /// What pre-training reports as it goes.
 pub enum PretrainProgress<'a> {
     Begin { steps: usize, images: usize, first: usize },
-    Iteration { iteration: usize, loss: f32, lr: f64, grad_norm: f32, images_per_sec: f64 },
+    /// One optimizer step, of `step_flops`; `flops` is the run's so far.
+    Iteration { iteration: usize, loss: f32, lr: f64, grad_norm: f32, images_per_sec: f64, step_flops: f64, flops: f64 },
     Checkpoint { iteration: usize, path: &'a Path },
+    /// On rank 0, every `logging.image_every` optimizer steps and after the last: the model
+    /// after `steps` steps, to draw what it reconstructs (with the backend; the other ranks wait
+    /// at the next step).
+    Model { steps: usize, be: &'a mut dyn Backend, vit: &'a Vit },
 }
 
 /// `summary.json` of a pre-training run.
@@ -147,7 +152,11 @@ pub fn pretrain(config: &TrainConfig, be: &mut dyn Backend, comm: &dyn Comm, pla
         flops += losses.flops;
         last_loss = losses.mae;
         let images_per_sec = p.effective_batch as f64 / started.elapsed().as_secs_f64();
-        report(PretrainProgress::Iteration { iteration: iteration - 1, loss: losses.mae, lr, grad_norm: losses.grad_norm, images_per_sec });
+        report(PretrainProgress::Iteration { iteration: iteration - 1, loss: losses.mae, lr, grad_norm: losses.grad_norm, images_per_sec, step_flops: losses.flops, flops });
+        let every = config.logging.image_every;
+        if lead && every > 0 && (iteration.is_multiple_of(every) || iteration == p.steps) {
+            report(PretrainProgress::Model { steps: iteration, be: &mut *be, vit: &vit });
+        }
         let due = p.checkpoint_every > 0 && iteration % p.checkpoint_every == 0 && iteration < p.steps;
         if lead && (due || losses.stop) {
             let name = format!("pretrain-{iteration}");

@@ -5,8 +5,17 @@ use super::TrainConfig;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Keys that cannot change a run's results: CPU threads (whole runs are bitwise identical at
-/// any thread count, `tests/train.rs`) and which checkpoints are written and kept.
-const WITHOUT_EFFECT: &[&str] = &["threads", "budget.checkpoint_every", "pretrain.checkpoint_every", "checkpoint.keep", "checkpoint.keep_all"];
+/// any thread count, `tests/train.rs`), which checkpoints are written and kept, and the loggers.
+const WITHOUT_EFFECT: &[&str] = &[
+    "threads",
+    "budget.checkpoint_every",
+    "pretrain.checkpoint_every",
+    "checkpoint.keep",
+    "checkpoint.keep_all",
+    "logging.tensorboard",
+    "logging.csv",
+    "logging.image_every",
+];
 
 /// Keys a resume may change, on request (`--resume-with-changes`), though they change results:
 /// how the effective batch is cut into micro-batches (the rounding of gradient sums), the

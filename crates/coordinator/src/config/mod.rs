@@ -14,6 +14,7 @@ mod ckca;
 mod continuous;
 mod data;
 mod error;
+mod logging;
 mod model;
 mod optim;
 mod overrides;
@@ -29,6 +30,7 @@ pub use ckca::{CkcaSection, KdWeighting};
 pub use continuous::{ContinuousSection, InitLever, L2Reference};
 pub use data::{DataSection, SyntheticSection};
 pub use error::ConfigError;
+pub use logging::LoggingSection;
 pub use model::ModelSection;
 pub use optim::OptimSection;
 pub use pretrain::PretrainSection;
@@ -61,6 +63,8 @@ pub struct TrainConfig {
     pub checkpoint: CheckpointSection,
     /// CPU worker threads for the model (0: one per core).
     pub threads: usize,
+    /// TensorBoard and CSV logs beside `metrics.jsonl`.
+    pub logging: LoggingSection,
 }
 
 impl TrainConfig {
@@ -105,6 +109,7 @@ impl TrainConfig {
         self.ckca.check()?;
         self.continuous.check()?;
         self.checkpoint.check()?;
+        self.logging.check()?;
         self.pretrain.check()
     }
 }

@@ -12,6 +12,9 @@
 //!   checkpoints/       step-T.safetensors (the model after time step T), step-T-iter-K.* and
 //!                      pretrain-N.* (model + optimizer inside a stage), NAME.state.json
 //!   mae.safetensors    `rekindle pretrain`'s encoder and decoder
+//!   tensorboard/       the lines of metrics.jsonl as TensorBoard events (`logging.tensorboard`)
+//!   csv/               the lines of metrics.jsonl as CSV tables, one per kind (`logging.csv`)
+//!   reconstructions/   `rekindle pretrain`'s pictures every `logging.image_every` steps
 //! ```
 //!
 //! One directory holds one run: the CLI refuses to start a run in a directory that holds
@@ -21,8 +24,11 @@
 //! metadata keys and their atomic writes are decided here only.
 
 mod checkpoint;
+mod columns;
+mod csv_log;
 mod metrics_log;
 mod record;
+mod tensorboard;
 
 pub use checkpoint::{Checkpoint, META_RUN_ID};
 pub(crate) use metrics_log::filter_lines;
