@@ -16,6 +16,7 @@ mod reconstruct;
 mod run_claim;
 mod report;
 mod speedup;
+mod sweep;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -38,6 +39,9 @@ enum Command {
     /// MAE pre-training of encoder and decoder on the images the stream never sees (`data.holdout`
     /// or `pretrain.data`), the shared start of every strategy, e.g. `rekindle pretrain configs/fashion-mnist/pretrained/dietcl.yaml`.
     Pretrain(train::TrainArgs),
+    /// Train every point of a cross product of config values, each in its own run directory and
+    /// resumably, then report them, e.g. `rekindle sweep configs/quickstart.yaml --set seed=0,1,2 --set strategy.name=dietcl,er`.
+    Sweep(sweep::SweepArgs),
     /// Top-1 accuracy of a checkpoint on a shard, overall and per class.
     Eval(eval::EvalArgs),
     /// MAE reconstructions of a shard's first images: original | masked | reconstruction (PNG).
@@ -73,6 +77,7 @@ fn main() {
     let result = match cli.command {
         Command::Train(args) => train::run(&args),
         Command::Pretrain(args) => pretrain::run(&args),
+        Command::Sweep(args) => sweep::run(&args),
         Command::Eval(args) => eval::run(&args),
         Command::Report(args) => report::run(&args),
         Command::Speedup(args) => speedup::run(&args),
