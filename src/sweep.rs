@@ -447,10 +447,11 @@ fn outcome(status: ExitStatus) -> Outcome {
     }
 }
 
-/// The last `error:` line of a point's log, as `: MESSAGE`, or nothing.
+/// The last `error:` line of a point's log since its latest start, as `: MESSAGE`, or nothing.
 fn last_error(log: &Path) -> String {
     let text = std::fs::read_to_string(log).unwrap_or_default();
-    text.lines().rev().find(|l| l.starts_with("error:") || l.contains("REKINDLE_FAULT")).map_or(String::new(), |l| format!(": {}", l.trim()))
+    let latest = text.rfind("==== ").map_or(text.as_str(), |at| &text[at..]);
+    latest.lines().rev().find(|l| l.starts_with("error:") || l.contains("REKINDLE_FAULT")).map_or(String::new(), |l| format!(": {}", l.trim()))
 }
 
 /// `rekindle report` over the points (those unfinished are skipped with a note), writing
