@@ -6,7 +6,8 @@
 use crate::progress_bar::Progress as Bar;
 use crate::train::{nan_to_null, on_ranks, print_results, resume_hint, Mfu, Session, TrainArgs};
 use anyhow::Result;
-use rekindle_coordinator::{Place, Resumed};
+use rekindle_coordinator::pretrain::kept_lines;
+use rekindle_coordinator::Place;
 use std::time::Duration;
 use rekindle_coordinator::pretrain::{pretrain, pretrain_images, PretrainProgress};
 use rekindle_comm::{Comm, Launch};
@@ -23,7 +24,7 @@ fn run_rank(args: &TrainArgs, launch: &Launch, comm: Box<dyn Comm>) -> Result<()
 }
 
 fn pretrain_rank(args: &TrainArgs, session: &mut Session) -> Result<()> {
-    let opened = if session.comm.rank() == 0 { Some(session.start_metrics(Resumed::Pretrain)?) } else { None };
+    let opened = if session.comm.rank() == 0 { Some(session.start_metrics(kept_lines)?) } else { None };
     let Session { config, out, run_id, backend, comm, resumed, .. } = session;
     let place = Place { dir: Some(out), resume: *resumed, run_id };
     let (be, comm) = (backend.as_mut(), comm.as_ref());

@@ -4,11 +4,18 @@
 //! given in every key that changes results; at the end the run's status is written, and a run
 //! that failed before its first checkpoint leaves no stub behind.
 
-use crate::train::TrainArgs;
 use anyhow::{bail, Context, Result};
 use rekindle_coordinator::config::changes;
 use rekindle_coordinator::{RunDir, RunRecord, Start, Status, TrainConfig, TrainError};
 use std::path::Path;
+
+/// What the command line asks of the run directory: to resume its run (else start one), to
+/// delete a run already there first, to accept changes that change results on a resume.
+pub struct Intent {
+    pub resume: bool,
+    pub overwrite: bool,
+    pub resume_with_changes: bool,
+}
 
 /// What a claim decided, on rank 0: the run id, whether the directory was made for this run, and
 /// the config keys a resume changed with `--resume-with-changes` over the run's life.
@@ -44,13 +51,13 @@ fn host_name() -> String {
 
 /// Makes `out` this run's (rank 0 only): see the module's doc. `config` is the one this run
 /// trains with; `origin` says where it came from (for config.yaml's header).
-pub fn claim(args: &TrainArgs, config: &TrainConfig, out: &Path, origin: &str, start: Start) -> Result<Claim> {
+pub fn claim(intent: &Intent, config: &TrainConfig, out: &Path, origin: &str, start: Start) -> Result<Claim> {
     let dir = RunDir::open(out);
-    if args.resume.is_some() {
-        return resume(args, config, &dir, start);
+    if intent.resume {
+        return resume(intent, config, &dir, start);
     }
     let created = !out.exists();
-    clear(args, out)?;
+    clear(intent, out)?;
     let dir = RunDir::create(out)?;
     let record = RunRecord::new(start);
     dir.write_record(&record)?;
@@ -59,13 +66,13 @@ pub fn claim(args: &TrainArgs, config: &TrainConfig, out: &Path, origin: &str, s
 }
 
 /// A fresh run needs an empty or missing directory, or `--overwrite` of one that holds a run.
-fn clear(args: &TrainArgs, out: &Path) -> Result<()> {
+fn clear(intent: &Intent, out: &Path) -> Result<()> {
     let Ok(mut entries) = std::fs::read_dir(out) else { return Ok(()) };
     if entries.next().is_none() {
         return Ok(());
     }
     let holds_run = RunDir::open(out).config_path().exists();
-    match (holds_run, args.overwrite) {
+    match (holds_run, intent.overwrite) {
         (true, true) => std::fs::remove_dir_all(out).with_context(|| format!("--overwrite: cannot delete {}", out.display())),
         (true, false) => bail!("{} already holds a run; continue it with --resume {0}, write this one elsewhere with --out DIR, or replace it with --overwrite", out.display()),
         (false, _) => bail!("{} is not empty and holds no run (no config.yaml); choose another --out", out.display()),
@@ -74,7 +81,7 @@ fn clear(args: &TrainArgs, out: &Path) -> Result<()> {
 
 /// A resume: the run must be there and unfinished, and `config` must match its config in every
 /// key that changes results (or in those `--resume-with-changes` allows).
-fn resume(args: &TrainArgs, config: &TrainConfig, dir: &RunDir, mut start: Start) -> Result<Claim> {
+fn resume(intent: &Intent, config: &TrainConfig, dir: &RunDir, mut start: Start) -> Result<Claim> {
     let shown = dir.root().display();
     let Some(mut record) = dir.read_record()? else {
         bail!("--resume {shown}: no run there (no run.json); start one with --out {shown}");
@@ -93,7 +100,7 @@ fn resume(args: &TrainArgs, config: &TrainConfig, dir: &RunDir, mut start: Start
             diff.refused.join("\n  ")
         );
     }
-    if !diff.with_effect.is_empty() && !args.resume_with_changes {
+    if !diff.with_effect.is_empty() && !intent.resume_with_changes {
         bail!(
             "--resume {shown}: the config differs from the run's in keys that change its results:\n  {}\nto continue with them anyway, add --resume-with-changes (they are recorded in run.json, summary.json and report)",
             diff.with_effect.join("\n  ")

@@ -2,9 +2,9 @@
 //! `srun` every rank runs this; rank 0 alone writes files and draws progress.
 
 use crate::progress_bar::Progress as Bar;
-use crate::run_claim::{claim, conclude, this_start, Claim};
+use crate::run_claim::{claim, conclude, this_start, Claim, Intent};
 use anyhow::{Context, Result};
-use rekindle_coordinator::{train, MetricsLog, Place, Progress, Resumed, RunDir, TrainConfig, TrainError};
+use rekindle_coordinator::{train, KeptLines, MetricsLog, Place, Progress, RunDir, RunState, TrainConfig, TrainError};
 use rekindle_comm::{Comm, Launch};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -33,11 +33,11 @@ pub struct TrainArgs {
     /// recorded in run.json, summary.json and `rekindle report`. Other keys (strategy, data,
     /// model, budget.steps, seed, stream, optim, ...) can never change on a resume.
     #[arg(long, requires = "resume")]
-    pub resume_with_changes: bool,
+    resume_with_changes: bool,
     /// Replace the run already in the output directory (its files are deleted first). Without
     /// it, a directory that holds a run is refused: one directory is one run.
     #[arg(long, conflicts_with = "resume")]
-    pub overwrite: bool,
+    overwrite: bool,
     /// With several ranks: a rank that waits this long in one collective (all-reduce, barrier)
     /// decides another rank has died or hangs, and exits with status 75 instead of waiting forever.
     #[arg(long, value_name = "SECS", default_value_t = 300)]
@@ -185,7 +185,8 @@ impl Session {
         // on each rank could see rank 0's first files) and the run id.
         let mut claimed = None;
         let mut verdict = if comm.rank() == 0 {
-            match claim(args, &config, &out, &origin, this_start(backend.name(), comm.world())) {
+            let intent = Intent { resume: args.resume.is_some(), overwrite: args.overwrite, resume_with_changes: args.resume_with_changes };
+            match claim(&intent, &config, &out, &origin, this_start(backend.name(), comm.world())) {
                 Ok(c) => format!("ok {}", claimed.insert(c).run_id),
                 Err(e) => format!("refused {e:#}"),
             }
@@ -217,9 +218,9 @@ impl Session {
 
     /// On rank 0: opens `metrics.jsonl`: a fresh run's starts with a line naming the run; a
     /// resumed run keeps the lines of the work its last checkpoint holds.
-    pub fn start_metrics(&self, kind: Resumed) -> Result<(RunDir, MetricsLog)> {
+    pub fn start_metrics(&self, kept_lines: KeptLines) -> Result<(RunDir, MetricsLog)> {
         let dir = RunDir::create(&self.out)?;
-        let mut metrics = dir.metrics(self.resumed.then_some(kind), &self.config.logging)?;
+        let mut metrics = dir.metrics(self.resumed.then_some(kept_lines), &self.config.logging)?;
         if !self.resumed {
             metrics.write(serde_json::json!({ "type": "run", "id": self.run_id }));
         }
@@ -245,7 +246,7 @@ fn run_rank(args: &TrainArgs, launch: &Launch, comm: Box<dyn Comm>) -> Result<()
 }
 
 fn train_rank(args: &TrainArgs, session: &mut Session) -> Result<()> {
-    let opened = if session.comm.rank() == 0 { Some(session.start_metrics(Resumed::Train)?) } else { None };
+    let opened = if session.comm.rank() == 0 { Some(session.start_metrics(RunState::kept_lines)?) } else { None };
     let changed_on_resume = session.changed_on_resume();
     let Session { config, out, run_id, backend, comm, resumed, .. } = session;
     let place = Place { dir: Some(out), resume: *resumed, run_id };

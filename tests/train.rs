@@ -75,7 +75,10 @@ fn a_run_writes_its_directory() {
     assert_eq!(s["accuracy_matrix"][2].as_array().unwrap().len(), 3);
     assert!(out.join("config.yaml").exists());
     let plot = image::open(out.join("accuracy.png")).expect("accuracy.png (CI installs fonts-dejavu-core)");
-    assert_eq!((plot.width(), plot.height()), (800, 500));
+    // A(t) (800 wide), and the heat map of each class's accuracy beside it (420).
+    assert_eq!((plot.width(), plot.height()), (1220, 500));
+    let loss = image::open(out.join("loss.png")).expect("loss.png");
+    assert_eq!((loss.width(), loss.height()), (1300, 520));
     for t in 0..3 {
         assert!(out.join(format!("checkpoints/step-{t}.safetensors")).exists());
     }

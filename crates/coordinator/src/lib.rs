@@ -40,7 +40,7 @@ pub use predict::{logits, EvalPasses};
 pub use progress::Progress;
 pub use reduce::GradientSum;
 pub use run::{time_step, train};
-pub use run_dir::{Checkpoint, MetricsLog, Resumed, RunDir, RunRecord, Start, Status, META_RUN_ID, META_CLASSES, META_PRETRAIN_HOLDOUT, META_PRETRAIN_SOURCE, META_TIME_STEP};
+pub use run_dir::{Checkpoint, KeptLines, MetricsLog, RunDir, RunRecord, Start, Status, META_RUN_ID, META_CLASSES, META_PRETRAIN_HOLDOUT, META_PRETRAIN_SOURCE, META_TIME_STEP};
 pub use stage::StagePlan;
 pub use strategies::{build as build_strategy, plan};
 pub use strategy::Strategy;

@@ -92,7 +92,7 @@ pub fn pretrain_images(config: &TrainConfig) -> Result<(Arc<Shard>, Vec<u32>, St
 }
 
 /// The lines of a pre-training run's old `metrics.jsonl` (`text`) that its last checkpoint holds.
-pub(crate) fn kept_lines(dir: &RunDir, text: &str) -> Result<String, TrainError> {
+pub fn kept_lines(dir: &RunDir, text: &str) -> Result<String, TrainError> {
     let done = dir.load_state::<PretrainState>()?.map_or(0, |s| s.iteration);
     Ok(filter_lines(text, |line| line["iteration"].as_u64().is_some_and(|i| (i as usize) < done)))
 }

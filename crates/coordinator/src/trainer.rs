@@ -65,6 +65,20 @@ pub struct InsideStep {
 }
 
 impl RunState {
+    /// The lines of a training run's old `metrics.jsonl` (`text`) that its last checkpoint
+    /// holds.
+    pub fn kept_lines(dir: &RunDir, text: &str) -> Result<String, TrainError> {
+        let Some(state) = dir.load_state::<RunState>()? else { return Ok(filter_lines(text, |_| false)) };
+        let mut train_lines_in_step = 0;
+        Ok(filter_lines(text, |line| {
+            let held = state.holds_line(line, train_lines_in_step);
+            if line["type"] == "train" && line["step"].as_u64() == Some(state.completed_steps as u64) {
+                train_lines_in_step += 1;
+            }
+            held
+        }))
+    }
+
     /// Whether `line` of `metrics.jsonl` records work this state holds. Inside a time step:
     /// its selection (set-up is not reported again), its first `step_iteration` training lines
     /// (`seen_train` counts the ones before this line) and the curve points among them.
@@ -83,18 +97,6 @@ impl RunState {
     }
 }
 
-/// The lines of a training run's old `metrics.jsonl` (`text`) that its last checkpoint holds.
-pub(crate) fn kept_lines(dir: &RunDir, text: &str) -> Result<String, TrainError> {
-    let Some(state) = dir.load_state::<RunState>()? else { return Ok(filter_lines(text, |_| false)) };
-    let mut train_lines_in_step = 0;
-    Ok(filter_lines(text, |line| {
-        let held = state.holds_line(line, train_lines_in_step);
-        if line["type"] == "train" && line["step"].as_u64() == Some(state.completed_steps as u64) {
-            train_lines_in_step += 1;
-        }
-        held
-    }))
-}
 
 /// Where a run keeps its checkpoints, whether it continues from them, and its id (which every
 /// checkpoint carries and a resume checks).

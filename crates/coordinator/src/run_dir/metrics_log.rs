@@ -50,28 +50,21 @@ impl SoFar {
     }
 }
 
-/// What a resumed run's `metrics.jsonl` belongs to, which decides the lines it keeps.
-pub enum Resumed {
-    Train,
-    Pretrain,
-}
+/// How a resumed run finds the lines of its old `metrics.jsonl` (given whole) that its last
+/// checkpoint holds: [`crate::RunState::kept_lines`] for a stream,
+/// [`crate::pretrain::kept_lines`] for MAE pre-training.
+pub type KeptLines = fn(&RunDir, &str) -> Result<String, TrainError>;
 
 impl RunDir {
     /// Opens `metrics.jsonl` and the loggers `logging` turns on afresh; a resumed run keeps the
     /// lines of the work its last checkpoint holds and drops the rest, since that work runs
     /// again. The loggers are written anew from the kept lines (a logger turned off loses its
     /// files), so none holds a step twice.
-    pub fn metrics(&self, resumed: Option<Resumed>, logging: &LoggingSection) -> Result<MetricsLog, TrainError> {
+    pub fn metrics(&self, resumed: Option<KeptLines>, logging: &LoggingSection) -> Result<MetricsLog, TrainError> {
         let path = self.root.join("metrics.jsonl");
         let kept = match resumed {
             None => String::new(),
-            Some(kind) => {
-                let old = std::fs::read_to_string(&path).unwrap_or_default();
-                match kind {
-                    Resumed::Train => crate::trainer::kept_lines(self, &old)?,
-                    Resumed::Pretrain => crate::pretrain::kept_lines(self, &old)?,
-                }
-            }
+            Some(kept_lines) => kept_lines(self, &std::fs::read_to_string(&path).unwrap_or_default())?,
         };
         let file = std::fs::File::create(&path).map_err(TrainError::io("create", &path))?;
         let tensorboard = TensorBoard::open(&self.root, logging.tensorboard).map_err(TrainError::io("write", &self.root.join("tensorboard")))?;
@@ -88,7 +81,7 @@ impl RunDir {
 
 /// The lines of `text` that `keep` accepts (given each line's JSON), each with its newline; a
 /// line cut off by a kill does not parse and goes.
-pub(crate) fn filter_lines(text: &str, mut keep: impl FnMut(&serde_json::Value) -> bool) -> String {
+pub fn filter_lines(text: &str, mut keep: impl FnMut(&serde_json::Value) -> bool) -> String {
     text.lines().filter(|l| serde_json::from_str::<serde_json::Value>(l).is_ok_and(|v| v["type"] == "run" || keep(&v))).map(|l| format!("{l}\n")).collect()
 }
 

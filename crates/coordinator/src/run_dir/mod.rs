@@ -31,8 +31,7 @@ mod record;
 mod tensorboard;
 
 pub use checkpoint::{Checkpoint, META_RUN_ID};
-pub(crate) use metrics_log::filter_lines;
-pub use metrics_log::{MetricsLog, Resumed};
+pub use metrics_log::{filter_lines, KeptLines, MetricsLog};
 pub use record::{RunRecord, Start, Status};
 
 use crate::config::TrainConfig;
