@@ -68,7 +68,8 @@ fn a_resume_keeps_every_key_that_changes_results_and_records_what_it_changed() {
     assert_eq!(summary["changed_on_resume"], serde_json::json!(["budget.micro_batch: 8 -> 4"]));
     assert_eq!(summary["run_id"], record["id"]);
     assert!(std::fs::read_to_string(Path::new(&run).join("config.yaml")).unwrap().contains("micro_batch: 4"), "config.yaml holds the config the run ended with");
-    let report = rekindle(&["report", &run], None);
+    let plot = d.join("report.png");
+    let report = rekindle(&["report", &run, "--plot", plot.to_str().unwrap()], None);
     let table = String::from_utf8_lossy(&report.stdout);
     assert!(report.status.success() && table.contains("budget.micro_batch: 8 -> 4"), "report shows the change: {table}{}", stderr(&report));
 
