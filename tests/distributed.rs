@@ -239,7 +239,7 @@ fn hung_rank(on: On, name: &str) {
 fn resume_across_world_sizes(on: On, name: &str, first: usize, then: usize) {
     let d = dir(name);
     // The software GPU is slow: fewer steps per time step there still leave seconds to stop in.
-    let steps = if on == On::Cpu { "steps: 150," } else { "steps: 40," };
+    let steps = if on == On::Cpu { "steps: 400," } else { "steps: 40," };
     let cfg = config(&d, &TINY.replace("steps: 8,", steps));
     let (whole, split) = (d.join("whole"), d.join("split"));
     run_on(on, 0, &["train", &cfg, "--out", whole.to_str().unwrap()]);
