@@ -152,7 +152,7 @@ pub fn losses(path: &Path, title: &str, series: &[LossSeries]) -> Result<()> {
     let root = root.titled(title, ("sans-serif", 22))?;
     let points = || series.iter().flat_map(|s| &s.points);
     let y_max = points().map(|p| p.mean + p.std).filter(|v| v.is_finite()).fold(1e-9, f64::max) * 1.05;
-    let axes: [(&str, fn(&LossPoint) -> f64); 2] = [("optimizer steps", |p| p.optimizer_step), ("FLOPs", |p| p.flops)];
+    let axes: [Axis<LossPoint>; 2] = [("optimizer steps", |p| p.optimizer_step), ("FLOPs", |p| p.flops)];
     for (panel, (label, x_of)) in root.split_evenly((1, 2)).iter().zip(axes) {
         let x_max = points().map(x_of).fold(1.0, f64::max);
         let mut chart = ChartBuilder::on(panel).margin(15).x_label_area_size(40).y_label_area_size(55).build_cartesian_2d(0f64..x_max * 1.02, 0f64..y_max)?;
@@ -172,8 +172,8 @@ pub fn losses(path: &Path, title: &str, series: &[LossSeries]) -> Result<()> {
     Ok(())
 }
 
-/// An x axis: its label and what it reads from a curve point.
-type Axis = (&'static str, fn(&CurvePoint) -> f64);
+/// An x axis: its label and what it reads from a point of type `P`.
+type Axis<P> = (&'static str, fn(&P) -> f64);
 
 /// Accuracy against compute inside one time step: optimizer steps (left) and FLOPs (right),
 /// one line per run, with the target `A*` dashed.
@@ -183,7 +183,7 @@ pub fn compute_curves(path: &Path, title: &str, series: &[(String, Vec<CurvePoin
     root.fill(&WHITE)?;
     let root = root.titled(title, ("sans-serif", 22))?;
     let panels = root.split_evenly((1, 2));
-    let axes: [Axis; 2] = [("optimizer steps in the time step", |p| p.iteration as f64), ("FLOPs in the time step", |p| p.round_flops)];
+    let axes: [Axis<CurvePoint>; 2] = [("optimizer steps in the time step", |p| p.iteration as f64), ("FLOPs in the time step", |p| p.round_flops)];
     for (panel, (label, x_of)) in panels.iter().zip(axes) {
         let x_max = series.iter().flat_map(|(_, c)| c.iter().map(x_of)).fold(1.0, f64::max);
         let mut chart = ChartBuilder::on(panel).margin(15).x_label_area_size(40).y_label_area_size(50).build_cartesian_2d(0f64..x_max * 1.02, 0f64..1f64)?;

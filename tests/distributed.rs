@@ -338,7 +338,7 @@ fn two_ranks_pretraining_stopped_inside_resume_on_one() {
     assert!(!split.join("mae.safetensors").exists(), "stopped before it finished");
     let state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(split.join("state.json")).unwrap()).unwrap();
     let stopped_at = state["iteration"].as_u64().unwrap();
-    assert!(stopped_at % 20 != 0 || stopped_at > 20, "the stop's own checkpoint: {state}");
+    assert!(stopped_at > 0 && stopped_at < 400, "stopped inside the run: {state}");
     run_on(On::Cpu, 1, &["pretrain", "--resume", split.to_str().unwrap()]);
     let (a, b) = (common::params(&whole.join("mae.safetensors")), common::params(&split.join("mae.safetensors")));
     let e = rekindle_tensor::relative_error(&a, &b);

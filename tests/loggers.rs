@@ -110,12 +110,15 @@ fn tensorboard_python() -> Option<PathBuf> {
     None
 }
 
+/// An image event: its step, width, height and PNG bytes.
+type ImageEvent = (i64, u64, u64, Vec<u8>);
+
 /// What TensorBoard reads in a run's `tensorboard/`: how many events files, every scalar tag's
-/// (step, value) in order, and every image tag's (step, width, height, PNG bytes).
+/// (step, value) in order, and every image tag's events.
 struct Board {
     files: usize,
     scalars: BTreeMap<String, Vec<(i64, f64)>>,
-    images: BTreeMap<String, Vec<(i64, u64, u64, Vec<u8>)>>,
+    images: BTreeMap<String, Vec<ImageEvent>>,
 }
 
 const READ_EVENTS: &str = r#"
@@ -257,7 +260,7 @@ fn csv_tables_hold_the_lines_of_metrics_jsonl_once_after_a_kill_and_resume() {
                     Value::Null => cell.is_empty(),
                     Value::Number(n) => cell.parse::<f64>().ok() == n.as_f64(),
                     Value::String(s) => cell == s,
-                    other => cell == other.to_string(),
+                    other => serde_json::from_str::<Value>(cell).is_ok_and(|v| &v == other),
                 };
                 assert!(same, "{kind} row {i}, column {c}: {cell:?} in the CSV, {:?} in metrics.jsonl", leaves.get(*c));
             }

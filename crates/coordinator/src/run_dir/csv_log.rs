@@ -78,7 +78,7 @@ impl Table {
         self.file.flush()?;
         let old_records = records(&std::fs::read_to_string(&self.path)?);
         let old: Vec<String> = self.columns.iter().map(Column::to_string).collect();
-        new.extend(self.columns.drain(..));
+        new.append(&mut self.columns);
         new.sort();
         new.dedup();
         self.columns = new;
