@@ -79,7 +79,8 @@ pub fn stopped_status() -> i32 {
     }
 }
 
-fn signal_name(signal: i32) -> &'static str {
+/// How a stop's signal is named to the user.
+pub fn signal_name(signal: i32) -> &'static str {
     match signal {
         libc::SIGINT => "Ctrl-C",
         libc::SIGTERM => "SIGTERM",

@@ -5,7 +5,13 @@
 //! its started ones; `--jobs N` runs N points at once on a share of the cores; `--sbatch` writes
 //! a Slurm array job instead, one task per point.
 
+mod points;
+mod sbatch;
+
 use anyhow::{bail, Context, Result};
+use points::{axes, found, points, Found, Point};
+use sbatch::{shell_line, write_sbatch};
+use crate::train::signal_name;
 use rekindle_coordinator::config::changes;
 use rekindle_coordinator::{RunDir, Summary, TrainConfig};
 use std::io::Write;
@@ -60,142 +66,6 @@ pub struct SweepArgs {
     train_args: Vec<String>,
 }
 
-/// One `--set`: a key and its values (one for a fixed key).
-struct Axis {
-    key: String,
-    values: Vec<String>,
-}
-
-/// One point of the sweep: its name (`key=value,...` over the swept keys), its directory, and
-/// the `--set` overrides that make it, in the order the sweep's were given.
-struct Point {
-    name: String,
-    dir: PathBuf,
-    sets: Vec<String>,
-}
-
-/// Where a point's directory stands.
-#[derive(Clone, Copy, PartialEq)]
-enum Found {
-    /// No run there (missing or empty directory): train with --out.
-    Fresh,
-    /// A run that has not finished: resume it.
-    Started,
-    Finished,
-}
-
-/// `text` cut at the commas outside brackets (`[]`, `{}`) and quotes.
-fn split_values(text: &str) -> Vec<String> {
-    let (mut values, mut current, mut depth, mut quote) = (Vec::new(), String::new(), 0i32, None);
-    for c in text.chars() {
-        match (quote, c) {
-            (Some(q), c) if c == q => quote = None,
-            (Some(_), _) => {}
-            (None, '\'' | '"') => quote = Some(c),
-            (None, '[' | '{') => depth += 1,
-            (None, ']' | '}') => depth -= 1,
-            (None, ',') if depth <= 0 => {
-                values.push(std::mem::take(&mut current));
-                continue;
-            }
-            _ => {}
-        }
-        current.push(c);
-    }
-    values.push(current);
-    values
-}
-
-fn axes(sets: &[String]) -> Result<Vec<Axis>> {
-    let mut axes: Vec<Axis> = Vec::new();
-    for set in sets {
-        let Some((key, value)) = set.split_once('=') else { bail!("--set {set}: expected KEY=VALUE or KEY=A,B,..., e.g. --set seed=0,1,2") };
-        if axes.iter().any(|a| a.key == key) {
-            bail!("--set {set}: {key} is set twice; give its values once, e.g. --set {key}=A,B");
-        }
-        let values = split_values(value);
-        if values.iter().any(|v| v.trim().is_empty()) {
-            bail!("--set {set}: an empty value (two commas, or one at an end)");
-        }
-        if let Some(v) = values.iter().enumerate().find_map(|(i, v)| values[..i].contains(v).then_some(v)) {
-            bail!("--set {set}: {v} is listed twice");
-        }
-        axes.push(Axis { key: key.to_string(), values });
-    }
-    Ok(axes)
-}
-
-/// `text` for a directory name: letters, digits and `._+-=,` kept, each run of other characters
-/// one `_`, none at the ends (`{ratio: 0.5}` → `ratio_0.5`, `a/b.safetensors` → `a_b.safetensors`).
-fn sanitize(text: &str) -> String {
-    let mut out = String::new();
-    for c in text.chars() {
-        let c = if c.is_ascii_alphanumeric() || "._+-=,".contains(c) { c } else { '_' };
-        if !(c == '_' && out.ends_with('_')) {
-            out.push(c);
-        }
-    }
-    match out.trim_matches('_') {
-        "" => "_".to_string(),
-        kept => kept.to_string(),
-    }
-}
-
-/// Every point of the cross product, the last swept key varying fastest.
-fn points(axes: &[Axis], root: &Path) -> Result<Vec<Point>> {
-    let count: usize = axes.iter().map(|a| a.values.len()).product();
-    let mut points: Vec<Point> = Vec::with_capacity(count);
-    for index in 0..count {
-        let (mut rest, mut chosen) = (index, vec![0; axes.len()]);
-        for (a, axis) in axes.iter().enumerate().rev() {
-            chosen[a] = rest % axis.values.len();
-            rest /= axis.values.len();
-        }
-        let sets: Vec<String> = axes.iter().zip(&chosen).map(|(a, &i)| format!("{}={}", a.key, a.values[i])).collect();
-        let swept: Vec<String> = axes.iter().zip(&chosen).filter(|(a, _)| a.values.len() > 1).map(|(a, &i)| format!("{}={}", sanitize(&a.key), sanitize(&a.values[i]))).collect();
-        let name = if swept.is_empty() { "point".to_string() } else { swept.join(",") };
-        if name.len() > 200 {
-            bail!("point {name}: the name is too long for a directory; sweep fewer keys or shorter values");
-        }
-        if let Some(other) = points.iter().find(|p| p.name == name) {
-            bail!("points {} and {} both get the directory name {name} (after replacing characters); make the values differ in letters or digits", other.sets.join(","), sets.join(","));
-        }
-        points.push(Point { dir: root.join(&name), name, sets });
-    }
-    Ok(points)
-}
-
-/// Where `dir` stands: finished (summary.json, with a run.json that says finished or none),
-/// started (config.yaml), or fresh.
-fn found(dir: &Path) -> Found {
-    let run = RunDir::open(dir);
-    let finished = match run.read_record() {
-        Ok(Some(record)) => record.status == rekindle_coordinator::Status::Finished,
-        Ok(None) => true,
-        Err(_) => false,
-    };
-    if finished && dir.join("summary.json").exists() {
-        Found::Finished
-    } else if run.config_path().exists() {
-        Found::Started
-    } else {
-        Found::Fresh
-    }
-}
-
-/// A shell word for `text` (quoted unless it is plainly safe).
-fn shell_word(text: &str) -> String {
-    if !text.is_empty() && text.chars().all(|c| c.is_ascii_alphanumeric() || "._+-=,/:@%".contains(c)) {
-        text.to_string()
-    } else {
-        format!("'{}'", text.replace('\'', r"'\''"))
-    }
-}
-
-fn shell_line(words: impl IntoIterator<Item = impl AsRef<str>>) -> String {
-    words.into_iter().map(|w| shell_word(w.as_ref())).collect::<Vec<_>>().join(" ")
-}
-
 /// The signal that asked the sweep to stop (0: none yet), and how many arrived.
 static SIGNAL: AtomicI32 = AtomicI32::new(0);
 static SIGNALS: AtomicUsize = AtomicUsize::new(0);
@@ -203,14 +73,6 @@ static SIGNALS: AtomicUsize = AtomicUsize::new(0);
 extern "C" fn on_signal(signal: libc::c_int) {
     SIGNAL.store(signal, Ordering::SeqCst);
     SIGNALS.fetch_add(1, Ordering::SeqCst);
-}
-
-fn signal_name(signal: i32) -> &'static str {
-    match signal {
-        libc::SIGINT => "Ctrl-C",
-        libc::SIGTERM => "SIGTERM",
-        _ => "SIGUSR1",
-    }
 }
 
 /// A running point.
@@ -269,7 +131,7 @@ pub fn run(args: &SweepArgs) -> Result<()> {
     let shape = axes.iter().filter(|a| a.values.len() > 1).map(|a| format!("{} {}", a.values.len(), a.key)).collect::<Vec<_>>().join(" × ");
     let shape = if shape.is_empty() { "nothing swept".to_string() } else { shape };
     if args.sbatch {
-        return write_sbatch(args, &root, &points, &shape);
+        return write_sbatch(&args.config, &args.train_args, &root, &points, &shape);
     }
     let exe = std::env::current_exe().context("cannot find this program's path to start its points")?;
     println!(
@@ -466,112 +328,3 @@ fn report(root: &Path, points: &[Point]) -> Result<()> {
     crate::report::run(&crate::report::ReportArgs::from_arg_matches(&matches)?)
 }
 
-/// Writes DIR/sweep.sbatch, one array task per point, and prints how to submit it.
-fn write_sbatch(args: &SweepArgs, root: &Path, points: &[Point], shape: &str) -> Result<()> {
-    let exe = std::env::current_exe().context("cannot find this program's path")?;
-    let cwd = std::env::current_dir()?;
-    let path = root.join("sweep.sbatch");
-    let last = points.len() - 1;
-    let command = shell_line(std::env::args());
-    let mut cases = String::new();
-    for (i, p) in points.iter().enumerate() {
-        let words = train_args(args, p, false);
-        // The train arguments without the directory, which the task chooses.
-        let sets: Vec<&String> = words[2..2 + 2 * p.sets.len()].iter().collect();
-        cases += &format!("  {i}) point={}; sets=({}) ;;\n", shell_word(&p.name), shell_line(sets));
-    }
-    let script = format!(
-        r#"#!/usr/bin/env bash
-# A Slurm array job written by:
-#   {command}
-# {count} points ({shape}); submit with:
-#   sbatch --array=0-{last} {file}
-# Array task I trains point I below into {root}/POINT, its log appended to {root}/POINT.log: a
-# finished point is skipped, a started one resumed from its last checkpoint. Slurm sends SIGUSR1
-# five minutes before the time limit: the run checkpoints and stops, and the task requeues
-# itself and resumes. Once every task has ended, the same `rekindle sweep` command without
-# --sbatch finds the points finished (and continues any that are not) and writes the report.
-# Edit the #SBATCH lines for the cluster (a GPU: --gpus-per-task=1, and `-- --device cuda` on
-# the sweep's command line).
-#SBATCH --job-name=sweep-{name}
-#SBATCH --ntasks=1
-#SBATCH --cpus-per-task=8
-#SBATCH --time=24:00:00
-#SBATCH --output={root}/slurm-%A_%a.out
-#SBATCH --open-mode=append
-#SBATCH --signal=B:USR1@300
-#SBATCH --requeue
-set -euo pipefail
-cd {cwd}
-bin={bin}
-config={config}
-case "${{SLURM_ARRAY_TASK_ID:?submit with sbatch --array=0-{last}}}" in
-{cases}  *) echo "no point $SLURM_ARRAY_TASK_ID: this sweep has points 0-{last}" >&2; exit 2 ;;
-esac
-dir={root}/$point
-if [ -f "$dir/summary.json" ] && grep -Eqs '"status": *"finished"' "$dir/run.json"; then
-  echo "$dir: finished"
-  exit 0
-fi
-where=(--out "$dir")
-[ -f "$dir/config.yaml" ] && where=(--resume "$dir")
-echo "==== $(date -Is) array task $SLURM_ARRAY_TASK_ID (job ${{SLURM_JOB_ID:-}}): ${{where[0]}} $dir" >> "$dir.log"
-near_limit=0
-trap 'near_limit=1; kill -USR1 "$pid" 2>/dev/null' USR1
-"$bin" train "$config" "${{sets[@]}}" "${{where[@]}}"{extra} >> "$dir.log" 2>&1 &
-pid=$!
-while true; do
-  wait "$pid" && status=0 || status=$?
-  # A wait cut short by the trap returns > 128 while the run goes on: wait again.
-  kill -0 "$pid" 2>/dev/null || break
-done
-if [ "$near_limit" = 1 ] && [ "$status" != 0 ]; then
-  echo "requeueing job $SLURM_JOB_ID; it resumes $dir"
-  scontrol requeue "$SLURM_JOB_ID"
-  exit 0
-fi
-exit "$status"
-"#,
-        count = points.len(),
-        file = shell_word(&path.display().to_string()),
-        root = shell_word(&root.display().to_string()),
-        name = sanitize(&args.config.file_stem().map_or("sweep".into(), |s| s.to_string_lossy().into_owned())),
-        cwd = shell_word(&cwd.display().to_string()),
-        bin = shell_word(&exe.display().to_string()),
-        config = shell_word(&args.config.display().to_string()),
-        extra = args.train_args.iter().map(|a| format!(" {}", shell_word(a))).collect::<String>(),
-    );
-    std::fs::write(&path, script).with_context(|| format!("cannot write {}", path.display()))?;
-    println!("wrote {} ({} points, {shape}); submit it with:\n  sbatch --array=0-{last} {}", path.display(), points.len(), shell_word(&path.display().to_string()));
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn commas_inside_brackets_and_quotes_do_not_split() {
-        assert_eq!(split_values("0,1,2"), ["0", "1", "2"]);
-        assert_eq!(split_values("[1,2]"), ["[1,2]"]);
-        assert_eq!(split_values("[1,2],[3,4]"), ["[1,2]", "[3,4]"]);
-        assert_eq!(split_values("{a: 1, b: 2},x"), ["{a: 1, b: 2}", "x"]);
-        assert_eq!(split_values("'a,b',\"c,d\""), ["'a,b'", "\"c,d\""]);
-    }
-
-    #[test]
-    fn points_are_the_cross_product_named_by_their_swept_values() {
-        let sets = ["seed=0,1", "budget.steps=2", "strategy.name=dietcl,er", "model.init=a/b.safetensors"].map(String::from);
-        let p = points(&axes(&sets).unwrap(), Path::new("s")).unwrap();
-        let names: Vec<&str> = p.iter().map(|p| p.name.as_str()).collect();
-        assert_eq!(names, ["seed=0,strategy.name=dietcl", "seed=0,strategy.name=er", "seed=1,strategy.name=dietcl", "seed=1,strategy.name=er"]);
-        assert_eq!(p[1].sets, ["seed=0", "budget.steps=2", "strategy.name=er", "model.init=a/b.safetensors"]);
-        let p = points(&axes(&["budget.stage_split={ratio: 0.5},{threshold: 40}".to_string()]).unwrap(), Path::new("s")).unwrap();
-        assert_eq!(p[1].name, "budget.stage_split=threshold_40");
-        let p = points(&axes(&["model.init=a/b,a_b".to_string()]).unwrap(), Path::new("s"));
-        assert!(p.is_err(), "two values that sanitize to one name");
-        assert!(axes(&["seed=0,1".into(), "seed=2".into()]).is_err());
-        assert!(axes(&["seed=0,,1".into()]).is_err());
-        assert_eq!(points(&axes(&["seed=3".into()]).unwrap(), Path::new("s")).unwrap()[0].name, "point");
-    }
-}
