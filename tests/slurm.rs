@@ -214,11 +214,12 @@ fn a_killed_task_ends_the_job_with_an_error_and_keeps_the_last_checkpoint() {
 fn a_job_near_its_time_limit_checkpoints_inside_a_step_is_requeued_and_ends_as_an_uninterrupted_run() {
     let Some(conf) = slurm() else { return };
     let d = dir("requeue");
-    // About 30 s of training on 2 tasks here: longer than an incarnation gets before its warning.
-    let cfg = config(&d, &TINY.replace("steps: 8,", "steps: 2000,"));
+    // Over a minute of training, longer than the first incarnation's one-minute limit however
+    // early or late Slurm sends its warning (it may send it up to a minute early).
+    let cfg = config(&d, &TINY.replace("steps: 8,", "steps: 6000,"));
     let (one, job_dir) = (d.join("one"), d.join("job"));
-    let o = Command::new(env!("CARGO_BIN_EXE_rekindle")).args(["train", &cfg, "--out", one.to_str().unwrap()]).output().unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // The uninterrupted run, alongside the job.
+    let uninterrupted = Command::new(env!("CARGO_BIN_EXE_rekindle")).args(["train", &cfg, "--out", one.to_str().unwrap()]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped()).spawn().unwrap();
     // A one-minute limit, and the warning 45 s before it (Slurm may send it up to a minute early).
     let log = d.join("job-%j.out");
     let args = ["--parsable", "--ntasks", "2", "--nodes", "1", "--ntasks-per-node", "2", "--cpus-per-task", "1", "--time", "1", "--signal", "B:USR1@45", "--output", log.to_str().unwrap()];
@@ -233,18 +234,21 @@ fn a_job_near_its_time_limit_checkpoints_inside_a_step_is_requeued_and_ends_as_a
         let (state, restarts) = (field("JobState="), field("Restarts="));
         match state.as_str() {
             "COMPLETED" | "FAILED" | "CANCELLED" | "TIMEOUT" | "NODE_FAIL" => break record,
-            // Slurm holds a requeued job back for about two minutes; start it now.
-            "PENDING" if restarts != "0" => drop(output(client(conf, "scontrol", &["update", &format!("JobId={id}"), "StartTime=now"]))),
+            // Slurm holds a requeued job back for about two minutes: start it now, with ten
+            // minutes to finish in (its warning then comes long after the run ends).
+            "PENDING" if restarts != "0" => drop(output(client(conf, "scontrol", &["update", &format!("JobId={id}"), "StartTime=now", "TimeLimit=10"]))),
             _ => {}
         }
-        if started.elapsed() > Duration::from_secs(420) {
+        if started.elapsed() > Duration::from_secs(600) {
             let _ = output(client(conf, "scancel", &[&id]));
-            panic!("job {id} still {state} after 420 s: {}", job_log(&d, &id));
+            panic!("job {id} still {state} after 600 s: {}", job_log(&d, &id));
         }
         std::thread::sleep(Duration::from_millis(500));
     };
     let log = job_log(&d, &id);
     eprintln!("job {id} took {:.1} s; its output:\n{log}", started.elapsed().as_secs_f64());
+    let o = uninterrupted.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(record.contains("JobState=COMPLETED") && record.contains("ExitCode=0:0"), "{record}\n{log}");
     assert!(log.contains("time limit near") && log.contains("stopped by SIGUSR1") && log.contains("requeued job") && log.contains("resuming"), "{log}");
     // It stopped inside a time step, after the last checkpoint there, and resumed from it.
