@@ -41,6 +41,13 @@ fn slurm() -> Option<&'static str> {
     }
 }
 
+/// The one-node cluster has 2 CPUs: one test's job at a time, so that no job waits behind
+/// another's past its test's time limits (the requeue test holds the node for minutes).
+fn one_job_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static NODE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    NODE.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 fn dir(name: &str) -> PathBuf {
     common::dir("slurm", name)
 }
@@ -134,6 +141,7 @@ fn an_sbatch_job_of_two_gpu_tasks_without_mpi_meets_through_a_file_and_trains_wh
 /// one process with the same flags; rank 0's log names its communicator with `comm`.
 fn sbatch_equivalence(name: &str, flags: &[&str], env: &[(&str, &str)], comm: &str) {
     let Some(conf) = slurm() else { return };
+    let _node = one_job_at_a_time();
     let d = dir(name);
     let cfg = config(&d, TINY);
     let (one, job_dir) = (d.join("one"), d.join("job"));
@@ -162,6 +170,7 @@ fn sbatch_equivalence(name: &str, flags: &[&str], env: &[(&str, &str)], comm: &s
 #[test]
 fn srun_all_reduce_checks_its_sums_on_two_tasks() {
     let Some(conf) = slurm() else { return };
+    let _node = one_job_at_a_time();
     let o = output(client(conf, "srun", &["--mpi=pmix", "-n", "2", "--time", "2", env!("CARGO_BIN_EXE_rekindle"), "bench", "all-reduce", "--mbytes", "2", "--iters", "3", "--warmup", "1", "--json"]));
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{}{}", out, String::from_utf8_lossy(&o.stderr));
@@ -187,6 +196,7 @@ fn task_pid(id: &str, rank: usize) -> Option<i32> {
 #[test]
 fn a_killed_task_ends_the_job_with_an_error_and_keeps_the_last_checkpoint() {
     let Some(conf) = slurm() else { return };
+    let _node = one_job_at_a_time();
     let d = dir("killed");
     let cfg = config(&d, &TINY.replace("steps: 8,", "steps: 400,"));
     let job_dir = d.join("job");
@@ -213,6 +223,7 @@ fn a_killed_task_ends_the_job_with_an_error_and_keeps_the_last_checkpoint() {
 #[test]
 fn a_job_near_its_time_limit_checkpoints_inside_a_step_is_requeued_and_ends_as_an_uninterrupted_run() {
     let Some(conf) = slurm() else { return };
+    let _node = one_job_at_a_time();
     let d = dir("requeue");
     // Over a minute of training, longer than the first incarnation's one-minute limit however
     // early or late Slurm sends its warning (it may send it up to a minute early).
