@@ -239,16 +239,23 @@ fn a_job_near_its_time_limit_checkpoints_inside_a_step_is_requeued_and_ends_as_a
     assert!(o.status.success(), "sbatch failed: {}", String::from_utf8_lossy(&o.stderr));
     let id = String::from_utf8_lossy(&o.stdout).trim().split(';').next().unwrap().to_string();
     let started = Instant::now();
+    let mut requeued_at: Option<Instant> = None;
     let record = loop {
         let record = job(conf, &id);
         let field = |name: &str| record.split_whitespace().find_map(|f| f.strip_prefix(name)).unwrap_or("").to_string();
         let (state, restarts) = (field("JobState="), field("Restarts="));
         match state.as_str() {
             "COMPLETED" | "FAILED" | "CANCELLED" | "TIMEOUT" | "NODE_FAIL" => break record,
-            // Slurm holds a requeued job back for about two minutes: start it now, with ten
-            // minutes to finish in (its warning then comes long after the run ends).
-            "PENDING" if restarts != "0" => drop(output(client(conf, "scontrol", &["update", &format!("JobId={id}"), "StartTime=now", "TimeLimit=10"]))),
-            _ => {}
+            // Slurm holds a requeued job back for about two minutes: once the node has had a few
+            // seconds to clean up after the stopped incarnation (started at once, one failed to
+            // launch), start it, with ten minutes to finish in (its warning then comes long after
+            // the run ends).
+            "PENDING" if restarts != "0" => {
+                if requeued_at.get_or_insert_with(Instant::now).elapsed() > Duration::from_secs(5) {
+                    drop(output(client(conf, "scontrol", &["update", &format!("JobId={id}"), "StartTime=now", "TimeLimit=10"])));
+                }
+            }
+            _ => requeued_at = None,
         }
         if started.elapsed() > Duration::from_secs(600) {
             let _ = output(client(conf, "scancel", &[&id]));
