@@ -244,27 +244,37 @@ fn resume_across_world_sizes(on: On, name: &str, first: usize, then: usize) {
     let (whole, split) = (d.join("whole"), d.join("split"));
     run_on(on, 0, &["train", &cfg, "--out", whole.to_str().unwrap()]);
     let args = ["train", &cfg, "--out", split.to_str().unwrap(), "--set", "budget.checkpoint_every=25"];
-    let mut child = rekindle_on(on, first, &args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
-    // Waits for time step 0's checkpoint; the whole run takes seconds, so the stop lands in step 1.
-    let started = Instant::now();
-    let completed = |d: &Path| std::fs::read_to_string(d.join("state.json")).ok().and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok()).and_then(|s| s["completed_steps"].as_u64());
-    while completed(&split).is_none_or(|c| c < 1) {
-        assert!(started.elapsed() < Duration::from_secs(120), "time step 0 never finished");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    // SIGTERM: mpirun passes it on to its ranks.
-    signal(child.id() as i32, "-TERM");
-    child.wait().unwrap();
+    let child = rekindle_on(on, first, &args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    // After time step 0's checkpoint; the whole run takes seconds, so the stop lands in step 1.
+    let state = stop_once(child, &split, "time step 0 never finished", |s| s["completed_steps"].as_u64().is_some_and(|c| c >= 1));
     assert!(!split.join("summary.json").exists(), "stopped before it finished");
     // The stop wrote a checkpoint inside a time step (step 1, or 2 on a busy machine), which the
     // resume continues from.
-    let state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(split.join("state.json")).unwrap()).unwrap();
     assert!(state["completed_steps"].as_u64().is_some_and(|c| (1..3).contains(&c)) && state["inside"]["step_iteration"].as_u64().is_some(), "{state}");
     run_on(on, then, &["train", "--resume", split.to_str().unwrap()]);
     let what = format!("{} then {} vs 1 process", ranks(first), ranks(then));
     assert_same_params(&split.join("checkpoints/step-2.safetensors"), &whole.join("checkpoints/step-2.safetensors"), &what);
     // The whole summary too (accuracies, steps, FLOPs, the curve), wall time aside.
     assert_eq!(summary_without_wall(&split), summary_without_wall(&whole), "{what}: the summary differs");
+}
+
+/// The run's `state.json`, once it reads.
+fn saved_state(run: &Path) -> Option<serde_json::Value> {
+    serde_json::from_str(&std::fs::read_to_string(run.join("state.json")).ok()?).ok()
+}
+
+/// Waits (at most 120 s, else fails with `never`) until the run in `run` saved a state that is
+/// `ready`, stops the job with SIGTERM (mpirun passes it on to its ranks), waits for it to end,
+/// and returns the state the stop left.
+fn stop_once(mut child: Child, run: &Path, never: &str, ready: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    let started = Instant::now();
+    while !saved_state(run).is_some_and(|s| ready(&s)) {
+        assert!(started.elapsed() < Duration::from_secs(120), "{never}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    signal(child.id() as i32, "-TERM");
+    child.wait().unwrap();
+    saved_state(run).expect("the stopped run's state.json")
 }
 
 fn ranks(n: usize) -> String {
@@ -327,16 +337,9 @@ fn two_ranks_pretraining_stopped_inside_resume_on_one() {
     let cfg = config(&d, &text);
     let (whole, split) = (d.join("whole"), d.join("split"));
     run_on(On::Cpu, 0, &["pretrain", &cfg, "--out", whole.to_str().unwrap()]);
-    let mut child = rekindle_on(On::Cpu, 2, &["pretrain", &cfg, "--out", split.to_str().unwrap()]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
-    let started = Instant::now();
-    while !split.join("state.json").exists() {
-        assert!(started.elapsed() < Duration::from_secs(120), "no checkpoint was ever written");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    signal(child.id() as i32, "-TERM");
-    child.wait().unwrap();
+    let child = rekindle_on(On::Cpu, 2, &["pretrain", &cfg, "--out", split.to_str().unwrap()]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let state = stop_once(child, &split, "no checkpoint was ever written", |_| true);
     assert!(!split.join("mae.safetensors").exists(), "stopped before it finished");
-    let state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(split.join("state.json")).unwrap()).unwrap();
     let stopped_at = state["iteration"].as_u64().unwrap();
     assert!(stopped_at > 0 && stopped_at < 400, "stopped inside the run: {state}");
     run_on(On::Cpu, 1, &["pretrain", "--resume", split.to_str().unwrap()]);
